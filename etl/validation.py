@@ -1,0 +1,464 @@
+"""Validation of one extract against its contract.
+
+Two kinds of failure, kept apart on purpose:
+
+* file failures (`FileFailure`): a missing or renamed column, a row dated outside the extract's month,
+  an empty, truncated or undecodable file, or more rejected rows than the contract allows. The run
+  stops with one plain message and writes nothing.
+* row failures: a row that breaks a row rule (type, required, unique, range, pattern, code list,
+  cross-column rule) is quarantined whole, with its row number and every rule it failed. Every other
+  row is loaded. Rows in = rows loaded + rows quarantined, always.
+
+Row rules run as a pandera-polars schema built from the contract over the text columns as read
+(pandera reports the row index of every failure, which maps to the row number). Values of personal
+or identifying columns never appear in messages; a failure is described by its value category.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass, field
+from typing import Callable
+
+import polars as pl
+import pandera.polars as pa
+from pandera.errors import SchemaError, SchemaErrors
+
+from etl.contracts import Column, Contract
+from etl.extracts import ROW_NUMBER, ExtractError, RawExtract
+from etl.periods import Month
+from etl.reference import CodeList, contracts_dir, load_code_list
+
+_INDEX = "__i"
+
+
+class FileFailure(Exception):
+    """The whole file fails its contract: nothing from this run is written."""
+
+    def __init__(self, path: str, rule: str, message: str):
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.rule = rule
+        self.message = message
+
+
+@dataclass(frozen=True)
+class RuleInfo:
+    id: str
+    column: str | None
+    description: str  # the rule in plain words
+    category: str  # what a failing value is, without showing the value
+    severity: str = "error"
+
+
+@dataclass
+class CheckResult:
+    check: str
+    column: str | None
+    description: str
+    severity: str
+    passed: bool
+    failing_rows: int
+    rows_checked: int
+
+
+@dataclass
+class ValidationContext:
+    month: Month | None = None  # the extract's month (None: not checked, e.g. reference files)
+    force_id: str | None = None  # the force the extract belongs to (None: inferred from the rows)
+    areas: dict[str, list[str]] | None = None  # force_id -> npu list, from reference/areas.csv
+    lookups: dict[str, pl.DataFrame] = field(default_factory=dict)  # e.g. recorded_crime -> crime_ref, recorded_date
+
+
+@dataclass
+class ExtractResult:
+    contract: Contract
+    source_file: str  # as shown to users and stored in tables (relative to the source folder)
+    sha256: str
+    encoding: str
+    month: str | None
+    force_id: str | None
+    rows_in: int
+    clean: pl.DataFrame  # typed contract columns + lineage
+    quarantine: pl.DataFrame
+    checks: list[CheckResult]
+
+    @property
+    def rows_loaded(self) -> int:
+        return self.clean.height
+
+    @property
+    def rows_quarantined(self) -> int:
+        return self.quarantine.height
+
+
+QUARANTINE_SCHEMA = {
+    "extract": pl.Utf8,
+    "force_id": pl.Utf8,
+    "month": pl.Utf8,
+    "source_file": pl.Utf8,
+    "source_sha256": pl.Utf8,
+    "row_number": pl.Int64,
+    "failed_checks": pl.Utf8,
+    "failure_detail": pl.Utf8,
+    "record": pl.Utf8,
+    "contract_version": pl.Utf8,
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# Building the pandera schema from a contract
+
+
+def _null_or(expr: pl.Expr, col: str) -> pl.Expr:
+    return pl.col(col).is_null() | expr.fill_null(False)
+
+
+def _is_date(col: str) -> pl.Expr:
+    return pl.col(col).str.to_date("%Y-%m-%d", strict=False).is_not_null() & pl.col(col).str.contains(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _as_date(col: str) -> pl.Expr:
+    return pl.col(col).str.to_date("%Y-%m-%d", strict=False)
+
+
+def _as_number(col: str, integer: bool) -> pl.Expr:
+    return pl.col(col).cast(pl.Int64 if integer else pl.Float64, strict=False)
+
+
+def _fmt(x: float | None) -> str:
+    if x is None:
+        return ""
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+class _SchemaBuilder:
+    def __init__(self, contract: Contract, ctx: ValidationContext, force_id: str | None):
+        self.contract = contract
+        self.ctx = ctx
+        self.force_id = force_id
+        self.rules: dict[str, RuleInfo] = {}
+
+    def _check(self, rule: RuleInfo, expr: Callable[[], pl.Expr], element_col: str | None) -> pa.Check:
+        self.rules[rule.id] = rule
+
+        def fn(data, _expr=expr):
+            return data.lazyframe.select(_expr().alias("ok"))
+
+        return pa.Check(fn, name=rule.id, error=rule.id)
+
+    def column_checks(self, c: Column) -> list[pa.Check]:
+        n = c.name
+        checks: list[pa.Check] = []
+        if c.logical_type == "date":
+            checks.append(self._check(RuleInfo(f"{n}.type", n, f"{n} must be a date written YYYY-MM-DD", "not a date YYYY-MM-DD"), lambda: _null_or(_is_date(n), n), n))
+        elif c.logical_type == "integer":
+            checks.append(self._check(RuleInfo(f"{n}.type", n, f"{n} must be a whole number", "not a whole number"), lambda: _null_or(pl.col(n).str.contains(r"^[+-]?\d+$"), n), n))
+        elif c.logical_type == "number":
+            checks.append(self._check(RuleInfo(f"{n}.type", n, f"{n} must be a number", "not a number"), lambda: _null_or(_as_number(n, False).is_not_null(), n), n))
+        elif c.logical_type == "boolean":
+            allowed = [c.true_value, c.false_value]
+            checks.append(self._check(RuleInfo(f"{n}.flag", n, f"{n} must be {c.true_value} or {c.false_value}", f"not {c.true_value}/{c.false_value}"), lambda: _null_or(pl.col(n).is_in(allowed), n), n))
+        if c.minimum is not None or c.maximum is not None:
+            lo, hi = c.minimum, c.maximum
+            integer = c.logical_type == "integer"
+
+            def rng(lo=lo, hi=hi, integer=integer) -> pl.Expr:
+                v = _as_number(n, integer)
+                ok = pl.lit(True)
+                if lo is not None:
+                    ok = ok & (v >= lo)
+                if hi is not None:
+                    ok = ok & (v <= hi)
+                return v.is_null() | ok
+
+            span = f"{_fmt(lo)} to {_fmt(hi)}" if lo is not None and hi is not None else (f"at least {_fmt(lo)}" if lo is not None else f"at most {_fmt(hi)}")
+            checks.append(self._check(RuleInfo(f"{n}.range", n, f"{n} must be {span}", f"outside {span}"), rng, n))
+        if c.pattern:
+            pat = c.pattern
+            checks.append(self._check(RuleInfo(f"{n}.pattern", n, f"{n} must match the pattern {pat}", "wrong format"), lambda: _null_or(pl.col(n).str.contains(pat), n), n))
+        if c.enum:
+            values = list(c.enum)
+            checks.append(self._check(RuleInfo(f"{n}.allowed_values", n, f"{n} must be one of {', '.join(values)}", "not an allowed value"), lambda: _null_or(pl.col(n).is_in(values), n), n))
+        if c.unique:
+            checks.append(self._check(RuleInfo(f"{n}.unique", n, f"{n} must be unique in the file (the first occurrence is kept, repeats are rejected)", "repeats an earlier row"), lambda: pl.col(n).is_null() | pl.col(n).is_first_distinct(), n))
+        if c.code_list:
+            codes = self.code_list(c)
+            checks.append(self._check(RuleInfo(f"{n}.code_list", n, f"{n} must be in the {codes.name} code list (version {codes.version})", "unknown code"), lambda: _null_or(pl.col(n).is_in(codes.codes), n), n))
+        if c.reference_list and self.ctx.areas is not None and self.force_id in (self.ctx.areas or {}):
+            ref = c.reference_list
+            allowed = self.ctx.areas[self.force_id]
+            checks.append(self._check(RuleInfo(f"{n}.reference_list", n, f"{n} must be one of the force's areas in {ref.get('file')}", "not a listed area"), lambda: _null_or(pl.col(n).is_in(allowed), n), n))
+        if self.contract.force_column == n and self.force_id:
+            fid = self.force_id
+            checks.append(self._check(RuleInfo(f"{n}.matches_extract", n, f"{n} must be the extract's force ({fid})", "another force"), lambda: _null_or(pl.col(n) == fid, n), n))
+        return checks
+
+    def code_list(self, c: Column) -> CodeList:
+        ref = (c.code_list or {}).get("reference")
+        return load_code_list(contracts_dir() / ref) if ref else load_code_list()
+
+    def frame_checks(self) -> list[pa.Check]:
+        checks: list[pa.Check] = []
+        for c in self.contract.columns:
+            valid_on = (c.code_list or {}).get("validOnColumn")
+            if valid_on:
+                codes = self.code_list(c)
+                n = c.name
+                rule = RuleInfo(
+                    f"{n}.valid_on_{valid_on}", n,
+                    f"{n} must be a code in force on {valid_on} (codes have start and end dates)",
+                    "code not in force on that date",
+                )
+
+                def in_force(n=n, v=valid_on, codes=codes) -> pl.Expr:
+                    # Unknown codes and unreadable dates are reported by their own rules, not here.
+                    return pl.col(n).is_null() | _as_date(v).is_null() | ~pl.col(n).is_in(codes.codes) | codes.valid_on(n, _as_date(v)).fill_null(False)
+
+                checks.append(self._check(rule, in_force, None))
+        for r in self.contract.rules:
+            if r.kind == "not_after":
+                a, b = r.args["column"], r.args["other"]
+                checks.append(self._check(RuleInfo(r.id, a, r.description or f"{a} must not be after {b}", f"after {b}", r.severity), lambda a=a, b=b: (_as_date(a) <= _as_date(b)).fill_null(True), None))
+            elif r.kind == "not_before_lookup":
+                a, key, other, lookup = r.args["column"], r.args["key"], r.args["other"], r.args["lookup"]
+                ref = self.ctx.lookups.get(lookup)
+                if ref is None or ref.height == 0:
+                    continue
+                keys, dates = ref[key], ref[other]
+
+                def expr(a=a, key=key, keys=keys, dates=dates) -> pl.Expr:
+                    recorded = pl.col(key).replace_strict(keys, dates, default=None, return_dtype=pl.Date)
+                    return (_as_date(a) >= recorded).fill_null(True)
+
+                checks.append(self._check(RuleInfo(r.id, a, r.description, f"before the crime's {other}", r.severity), expr, None))
+        for k in self.contract.unique_keys:
+            cols = list(k.columns)
+            checks.append(self._check(RuleInfo(k.id, None, f"only one row per {', '.join(cols)} (the first is kept)", "repeats an earlier row"), lambda cols=cols: pl.struct(cols).is_first_distinct(), None))
+        return checks
+
+    def build(self) -> pa.DataFrameSchema:
+        columns = {}
+        for c in self.contract.columns:
+            self.rules[f"{c.name}.required"] = RuleInfo(f"{c.name}.required", c.name, f"{c.name} must not be empty", "empty")
+            columns[c.name] = pa.Column(pl.Utf8, checks=self.column_checks(c), nullable=not c.required, required=True)
+        return pa.DataFrameSchema(columns, checks=self.frame_checks(), strict=False, name=self.contract.id)
+
+
+# --------------------------------------------------------------------------------------------------
+# Validation
+
+
+def _missing_columns_message(contract: Contract, header: list[str], path: str) -> str | None:
+    wanted = {c.source_name: c for c in contract.columns}
+    missing = [name for name in wanted if name not in header]
+    if not missing:
+        return None
+    extra = [h for h in header if h not in wanted]
+    parts = []
+    for name in missing:
+        guess = difflib.get_close_matches(name, extra, n=1, cutoff=0.6)
+        hint = f" (the file has '{guess[0]}': renamed? if the force's export calls it that, set physicalName: {guess[0]} on '{wanted[name].name}' in {contract.path.name})" if guess else ""
+        parts.append(f"'{name}'{hint}")
+    return (
+        f"column {', '.join(parts)} {'is' if len(missing) == 1 else 'are'} missing from the header "
+        f"(contract {contract.id} v{contract.version} needs: {', '.join(wanted)})"
+    )
+
+
+def infer_force(contract: Contract, frame: pl.DataFrame) -> str | None:
+    """The force an extract belongs to: the most frequent value of its force column."""
+    col = contract.force_column
+    if not col or col not in frame.columns:
+        return None
+    counts = frame.select(pl.col(col).drop_nulls().value_counts(sort=True)).unnest(col)
+    if counts.height == 0:
+        return None
+    top = counts.filter(pl.col("count") == pl.col("count").max()).sort(col)
+    return top[col][0]
+
+
+def check_month(contract: Contract, frame: pl.DataFrame, month: Month, path: str) -> CheckResult | None:
+    """File rule: every row of a monthly extract is dated inside its month."""
+    col = contract.month_column
+    if not col:
+        return None
+    parsed = frame.select(pl.col(ROW_NUMBER), _as_date(col).alias("d")).drop_nulls("d")
+    start = pl.date(month.year, month.month, 1)
+    nxt = month + 1
+    end = pl.date(nxt.year, nxt.month, 1)
+    outside = parsed.filter((pl.col("d") < start) | (pl.col("d") >= end))
+    result = CheckResult(f"{col}.in_extract_month", col, f"every {col} must be inside {month}", "error", outside.height == 0, outside.height, frame.height)
+    if outside.height:
+        months = outside.select(pl.col("d").dt.strftime("%Y-%m").unique().sort()).to_series().to_list()
+        first = outside.sort(ROW_NUMBER).row(0, named=True)
+        raise FileFailure(
+            path,
+            result.check,
+            f"{outside.height} row(s) have {col} outside the extract's month {month} "
+            f"(dated {', '.join(months[:6])}{'...' if len(months) > 6 else ''}; first at row {first[ROW_NUMBER]}, "
+            f"column {col}). Is this the right file for {month}? Nothing was loaded.",
+        )
+    return result
+
+
+def validate_extract(contract: Contract, raw: RawExtract, ctx: ValidationContext, source_file: str | None = None) -> ExtractResult:
+    """Validate one extract read by `etl.extracts.read_extract`. Raises `FileFailure` for file failures."""
+    path = source_file or str(raw.path)
+    message = _missing_columns_message(contract, raw.header, path)
+    if message:
+        raise FileFailure(path, "columns_present", message)
+
+    rename = {c.source_name: c.name for c in contract.columns}
+    frame = raw.frame.select([pl.col(src).alias(dst) for src, dst in rename.items()] + [pl.col(ROW_NUMBER)])
+    force_id = ctx.force_id or infer_force(contract, frame)
+    month = ctx.month
+
+    checks: list[CheckResult] = []
+    if month is not None:
+        mc = check_month(contract, frame, month, path)
+        if mc:
+            checks.append(mc)
+
+    builder = _SchemaBuilder(contract, ctx, force_id)
+    schema = builder.build()
+    failures = _run_schema(schema, frame.drop(ROW_NUMBER))
+
+    # failures: index (position in frame), rule id
+    failed = failures.join(frame.select(pl.int_range(pl.len()).cast(pl.Int64).alias("index"), pl.col(ROW_NUMBER)), on="index", how="left")
+    rows_in = raw.rows_in
+    for rid, info in builder.rules.items():
+        n_fail = failed.filter(pl.col("rule") == rid).select(pl.col("index").n_unique()).item() if failed.height else 0
+        checks.append(CheckResult(rid, info.column, info.description, info.severity, n_fail == 0, n_fail, frame.height))
+    checks.append(
+        CheckResult("row.field_count", None, f"every row has the header's {len(raw.header)} fields", "error", not raw.malformed, len(raw.malformed), rows_in)
+    )
+    if not raw.ends_with_newline:
+        checks.append(CheckResult("file.ends_with_newline", None, "the file ends with a newline (a missing one can mean a cut-off export)", "warning", False, 0, rows_in))
+
+    per_row = (
+        failed.group_by(ROW_NUMBER)
+        .agg(pl.col("rule").unique().sort().alias("rules"))
+        .with_columns(pl.col("rules").list.join("; ").alias("failed_checks"))
+    )
+    detail_map = {rid: f"{info.column or 'row'}: {info.category}" for rid, info in builder.rules.items()}
+    per_row = per_row.with_columns(
+        pl.col("rules").list.eval(pl.element().replace_strict(list(detail_map), list(detail_map.values()), default=pl.element())).list.join("; ").alias("failure_detail")
+    ).drop("rules")
+
+    bad_rows = per_row.height + len(raw.malformed)
+    limit = contract.reject_limit(rows_in)
+    if bad_rows > limit:
+        worst = (
+            failed.group_by("rule").agg(pl.col("index").n_unique().alias("n")).sort(["n", "rule"], descending=[True, False]).head(3)
+        )
+        top = ", ".join(f"{r['rule']} ({r['n']} rows)" for r in worst.iter_rows(named=True))
+        if raw.malformed:
+            top = (top + ", " if top else "") + f"row.field_count ({len(raw.malformed)} rows)"
+        raise FileFailure(
+            path,
+            "reject_threshold",
+            f"{bad_rows} of {rows_in} rows break the contract, more than the {limit} the contract "
+            f"{contract.id} v{contract.version} allows (max({contract.reject_min_rows}, {contract.reject_fraction:.0%} of rows)); "
+            f"most common: {top}. The export looks broken; nothing was loaded.",
+        )
+
+    month_text = str(month) if month is not None else None
+    lineage = {
+        "extract": contract.extract,
+        "force_id": force_id,
+        "month": month_text,
+        "source_file": path,
+        "source_sha256": raw.sha256,
+        "contract_version": contract.version,
+    }
+    quarantine = _quarantine_frame(raw, per_row, lineage)
+    clean = _typed(contract, frame.join(per_row.select(ROW_NUMBER), on=ROW_NUMBER, how="anti"), lineage)
+    result = ExtractResult(contract, path, raw.sha256, raw.encoding, month_text, force_id, rows_in, clean, quarantine, checks)
+    assert result.rows_loaded + result.rows_quarantined == rows_in, "rows in must equal rows loaded + rows quarantined"
+    return result
+
+
+def _run_schema(schema: pa.DataFrameSchema, frame: pl.DataFrame) -> pl.DataFrame:
+    """Failure cases as (index, rule): index is the 0-based position of the failing row."""
+    empty = pl.DataFrame(schema={"index": pl.Int64, "rule": pl.Utf8})
+    try:
+        schema.validate(frame, lazy=True)
+        return empty
+    except SchemaErrors as exc:
+        fc = exc.failure_cases
+    except SchemaError as exc:  # pragma: no cover - lazy=True collects errors; kept for safety
+        fc = exc.failure_cases if isinstance(exc.failure_cases, pl.DataFrame) else None
+        if fc is None:
+            raise
+    fc = fc.filter(pl.col("index").is_not_null())
+    rule = (
+        pl.when(pl.col("check") == "not_nullable")
+        .then(pl.col("column") + ".required")
+        .otherwise(pl.col("check"))
+    )
+    return fc.select(pl.col("index").cast(pl.Int64), rule.alias("rule")).unique()
+
+
+def _quarantine_frame(raw: RawExtract, per_row: pl.DataFrame, lineage: dict) -> pl.DataFrame:
+    header = raw.header
+    rows = raw.frame.join(per_row, on=ROW_NUMBER, how="inner").select(
+        pl.col(ROW_NUMBER),
+        pl.col("failed_checks"),
+        pl.col("failure_detail"),
+        pl.struct(header).struct.json_encode().alias("record"),
+    )
+    if raw.malformed:
+        bad = pl.DataFrame(
+            {
+                ROW_NUMBER: [m.row_number for m in raw.malformed],
+                "failed_checks": ["row.field_count"] * len(raw.malformed),
+                "failure_detail": [f"row: {m.actual_fields} fields, the header has {m.expected_fields}" for m in raw.malformed],
+                "record": [json.dumps({"_raw_line": m.text}) for m in raw.malformed],
+            },
+            schema={ROW_NUMBER: pl.Int64, "failed_checks": pl.Utf8, "failure_detail": pl.Utf8, "record": pl.Utf8},
+        )
+        rows = pl.concat([rows, bad])
+    out = rows.with_columns([pl.lit(v, dtype=QUARANTINE_SCHEMA[k]).alias(k) for k, v in lineage.items()])
+    return out.select([pl.col(k).cast(t) for k, t in QUARANTINE_SCHEMA.items()]).sort(ROW_NUMBER)
+
+
+_POLARS_TYPES = {"string": pl.Utf8, "date": pl.Date, "integer": pl.Int64, "number": pl.Float64, "boolean": pl.Boolean}
+
+
+def _typed(contract: Contract, frame: pl.DataFrame, lineage: dict) -> pl.DataFrame:
+    exprs = []
+    for c in contract.columns:
+        if c.logical_type == "date":
+            e = _as_date(c.name)
+        elif c.logical_type in ("integer", "number"):
+            e = _as_number(c.name, c.logical_type == "integer")
+        elif c.logical_type == "boolean":
+            e = pl.when(pl.col(c.name).is_null()).then(None).otherwise(pl.col(c.name) == c.true_value)
+        else:
+            e = pl.col(c.name)
+        exprs.append(e.cast(_POLARS_TYPES[c.logical_type]).alias(c.name))
+    lin = [pl.lit(lineage[k], dtype=pl.Utf8).alias(k) for k in ("month", "source_file", "source_sha256")]
+    return frame.select(exprs + lin + [pl.col(ROW_NUMBER).alias("source_row")]).sort("source_row")
+
+
+def describe_failure_rows(result: ExtractResult, limit: int = 20) -> list[str]:
+    """Plain-words lines for the first quarantined rows (file, row, column, rule, value category)."""
+    lines = []
+    for r in result.quarantine.head(limit).iter_rows(named=True):
+        lines.append(f"{result.source_file} row {r['row_number']}: {r['failure_detail']}  [{r['failed_checks']}]")
+    return lines
+
+
+__all__ = [
+    "CheckResult",
+    "ExtractError",
+    "ExtractResult",
+    "FileFailure",
+    "QUARANTINE_SCHEMA",
+    "ValidationContext",
+    "describe_failure_rows",
+    "infer_force",
+    "validate_extract",
+]
