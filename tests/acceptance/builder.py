@@ -345,7 +345,9 @@ def build_source(
     root = Path(root)
     months = list(months or all_months())
     bad_rows = bad_rows or {}
-    variants = dict(DEFAULT_VARIANTS if variants is None else variants)
+    if variants is None:  # defaults apply to the months that are in range
+        variants = {m: v for m, v in DEFAULT_VARIANTS.items() if m in months}
+    variants = dict(variants)
     for m in list(omit_months) + list(bad_rows) + list(variants):
         if m not in months:
             raise ValueError(f"month {m} is outside {months[0]}..{months[-1]}")

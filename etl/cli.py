@@ -1,0 +1,377 @@
+"""The ``etl`` command line (also ``python -m etl``).
+
+Exit codes: 0 success, 1 data failed its contract, 2 usage or environment error. Bad data gets a
+plain message naming the file, row, column and rule, never a stack trace.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+# Prefect and GX settings for a command-line run; an explicit environment setting wins.
+for _k, _v in {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    "PREFECT_LOGGING_LEVEL": "WARNING",
+    "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+    "GX_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+}.items():
+    os.environ.setdefault(_k, _v)
+
+import polars as pl  # noqa: E402
+import typer  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from etl import progress  # noqa: E402
+from etl.periods import Month, PeriodError, months_between  # noqa: E402
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Validated police performance figures, every month.")
+# Piped output is not cut to 80 columns: tables and messages stay whole in logs and CI.
+out = Console() if sys.stdout.isatty() else Console(width=200)
+err = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=200)
+
+DEFAULT_WAREHOUSE = Path("warehouse")
+ENGINES = ("prefect", "local")
+
+
+def _fail(message: str, code: int) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _month(text: str, option: str) -> str:
+    try:
+        return str(Month.parse(text))
+    except PeriodError as exc:
+        _fail(f"{option}: {exc}", 2)
+        raise  # unreachable
+
+
+def _source(path: Path) -> Path:
+    if not path.is_dir():
+        _fail(f"--source {path}: no such folder (expected SOURCE/YYYY-MM/recorded_crime.csv)", 2)
+    return path
+
+
+def _engine(engine: str) -> str:
+    if engine not in ENGINES:
+        _fail(f"--engine must be one of {', '.join(ENGINES)}", 2)
+    return engine
+
+
+def _month_progress(total: int, label: str):
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=False)
+    task = bar.add_task(label, total=total)
+
+    def on_event(event: str, data: dict) -> None:
+        if event == "month":
+            r = data["report"]
+            if r.outcome != "loaded":
+                bar.console.print(f"[yellow]{r.month} {r.outcome}:[/] {r.message}", highlight=False, soft_wrap=True)
+            bar.update(task, advance=1, description=f"{label} {r.month}")
+        elif event == "generated":
+            bar.update(task, advance=1, description=f"{label} {data['month']}")
+
+    return bar, on_event
+
+
+def _run_backfill(source: Path, first: str, last: str, warehouse: Path, force_id: str | None, engine: str) -> dict:
+    from etl import pipeline
+
+    n = len(months_between(first, last))
+    bar, on_event = _month_progress(n, "loading")
+    with bar, progress.listening(on_event):
+        if engine == "prefect":
+            from flows.monthly import backfill as backfill_flow
+
+            result = backfill_flow(str(source), first, last, str(warehouse), force_id)
+            months = [pipeline.MonthReport(**m) for m in result["months"]]
+            return {"months": months, "measure_rows": result["measure_rows"]}
+
+        def emit(rep):
+            progress.emit("month", report=rep)
+
+        rep = pipeline.backfill(source, first, last, warehouse, force_id=force_id, on_month=emit)
+        return {"months": rep.months, "measure_rows": rep.measure_rows}
+
+
+def _print_month_table(months) -> None:
+    t = Table(title="Months loaded", show_lines=False)
+    for col in ("month", "outcome", "rows in", "loaded", "quarantined"):
+        t.add_column(col, justify="right" if col not in ("month", "outcome") else "left")
+    for r in months:
+        style = "" if r.outcome == "loaded" else "yellow"
+        t.add_row(r.month, r.outcome, str(r.rows_in), str(r.rows_loaded), str(r.rows_quarantined), style=style)
+    out.print(t)
+
+
+@app.command()
+def run(
+    source: Path = typer.Option(..., "--source", help="Source folder: SOURCE/YYYY-MM/<extract>.csv"),
+    month: str = typer.Option(..., "--month", help="Month to load, YYYY-MM"),
+    warehouse: Path = typer.Option(DEFAULT_WAREHOUSE, "--warehouse", help="Warehouse folder"),
+    force: Optional[str] = typer.Option(None, "--force", help="Force id (default: taken from the extract's force_id column)"),
+    engine: str = typer.Option(os.environ.get("ETL_ENGINE", "prefect"), "--engine", help="prefect (a Prefect flow run) or local (plain call)"),
+) -> None:
+    """The monthly load of one month, then the force's measures."""
+    from etl import pipeline
+
+    month = _month(month, "--month")
+    _source(source)
+    _engine(engine)
+    if engine == "prefect":
+        from flows.monthly import monthly_load
+
+        state = monthly_load(str(source), month, str(warehouse), force, return_state=True)
+        if state.is_failed():
+            _fail(state.message or f"the monthly load of {month} failed", 1)
+        rep = pipeline.MonthReport(**state.result())
+    else:
+        try:
+            rep = pipeline.load_month(source, month, warehouse, force_id=force)
+        except pipeline.LoadFailed as exc:
+            _fail(exc.message, 1)
+    out.print(
+        f"[green]loaded[/] {rep.month} for {rep.force_id}: {rep.rows_in} rows in = {rep.rows_loaded} loaded + "
+        f"{rep.rows_quarantined} quarantined (run {rep.run_id})",
+        highlight=False,
+    )
+    if rep.message:
+        out.print(f"[yellow]note:[/] {rep.message}", highlight=False)
+    if rep.rows_quarantined:
+        out.print(f"quarantined rows are in {warehouse / 'quarantine'} with their row numbers and failed rules", highlight=False)
+
+
+@app.command()
+def backfill(
+    source: Path = typer.Option(..., "--source", help="Source folder: SOURCE/YYYY-MM/<extract>.csv"),
+    first: str = typer.Option(..., "--from", help="First month, YYYY-MM"),
+    last: str = typer.Option(..., "--to", help="Last month, YYYY-MM"),
+    warehouse: Path = typer.Option(DEFAULT_WAREHOUSE, "--warehouse", help="Warehouse folder"),
+    force: Optional[str] = typer.Option(None, "--force", help="Force id (default: from the extracts)"),
+    engine: str = typer.Option(os.environ.get("ETL_ENGINE", "prefect"), "--engine", help="prefect or local"),
+) -> None:
+    """Load every month in order (a failed month does not stop the others), then compute measures."""
+    first, last = _month(first, "--from"), _month(last, "--to")
+    _source(source)
+    _engine(engine)
+    try:
+        months_between(first, last)
+    except PeriodError as exc:
+        _fail(str(exc), 2)
+    result = _run_backfill(source, first, last, warehouse, force, engine)
+    _print_month_table(result["months"])
+    bad = [m for m in result["months"] if m.outcome != "loaded"]
+    out.print(f"{result['measure_rows']} measure rows computed; warehouse: {warehouse}", highlight=False)
+    if bad:
+        for m in bad:
+            err.print(f"[red]{m.month} {m.outcome}:[/] {m.message}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
+@app.command()
+def validate(
+    file: Path = typer.Argument(..., help="The CSV file to check"),
+    contract: str = typer.Option(..., "--contract", help="Contract name, e.g. recorded_crime"),
+    month: Optional[str] = typer.Option(None, "--month", help="The extract's month (default: the file's folder name if it is YYYY-MM)"),
+    force: Optional[str] = typer.Option(None, "--force", help="Force id (default: from the file)"),
+    show: int = typer.Option(20, "--show", help="How many failing rows to list"),
+) -> None:
+    """Check one file against a contract and print a readable report. Writes nothing."""
+    from etl.contracts import ContractError, load_contract
+    from etl.extracts import ExtractError, read_extract
+    from etl.validation import FileFailure, ValidationContext, describe_failure_rows, validate_extract
+
+    try:
+        c = load_contract(contract)
+    except ContractError as exc:
+        _fail(str(exc), 2)
+    if not file.exists():
+        _fail(f"{file}: file not found", 2)
+    m = None
+    if month:
+        m = Month.parse(_month(month, "--month"))
+    elif c.month_column:
+        try:
+            m = Month.parse(file.parent.name)
+        except PeriodError:
+            m = None
+    try:
+        result = validate_extract(c, read_extract(file), ValidationContext(month=m, force_id=force), source_file=str(file))
+    except ExtractError as exc:
+        _fail(f"{file}: {exc.message}  [rule {exc.reason}]", 1)
+    except FileFailure as exc:
+        _fail(f"{exc.path}: {exc.message}  [rule {exc.rule}]", 1)
+    out.print(f"[bold]{file}[/] against contract {c.id} v{c.version} ({result.encoding}, sha256 {result.sha256[:12]}...)", highlight=False)
+    if m is None and c.month_column:
+        out.print(f"[yellow]month not checked:[/] pass --month YYYY-MM to check {c.month_column} is inside the extract's month", highlight=False)
+    t = Table(title="Checks")
+    for col in ("check", "severity", "result", "failing rows"):
+        t.add_column(col)
+    for ch in result.checks:
+        t.add_row(ch.check, ch.severity, "pass" if ch.passed else "FAIL", str(ch.failing_rows), style="" if ch.passed else ("yellow" if ch.severity == "warning" else "red"))
+    out.print(t)
+    out.print(f"{result.rows_in} rows: {result.rows_loaded} would load, {result.rows_quarantined} would be quarantined", highlight=False)
+    for line in describe_failure_rows(result, show):
+        out.print(line, highlight=False, soft_wrap=True)
+    if result.rows_quarantined:
+        raise typer.Exit(1)
+
+
+def _json_value(v):
+    if isinstance(v, float):
+        if math.isnan(v) or math.isinf(v):
+            return None
+        if v.is_integer() and abs(v) < 2**53:
+            return int(v)
+    return v
+
+
+@app.command()
+def measures(
+    month: str = typer.Option(..., "--month", help="Period end month, YYYY-MM"),
+    warehouse: Path = typer.Option(DEFAULT_WAREHOUSE, "--warehouse", help="Warehouse folder"),
+    fmt: str = typer.Option("table", "--format", help="table, json or csv"),
+    force: Optional[str] = typer.Option(None, "--force", help="Only this force"),
+    measure: Optional[str] = typer.Option(None, "--measure", help="Only this measure id"),
+) -> None:
+    """Print the measures table for a period end month."""
+    from etl.warehouse import Warehouse
+
+    month = _month(month, "--month")
+    if fmt not in ("table", "json", "csv"):
+        _fail("--format must be table, json or csv", 2)
+    wh = Warehouse(warehouse)
+    table = wh.read("measures")
+    if table is None:
+        _fail(f"{warehouse}: no measures table (run `etl backfill` or `etl run` first)", 2)
+    rows = table.filter(pl.col("period_end") == month)
+    if force:
+        rows = rows.filter(pl.col("force_id") == force)
+    if measure:
+        rows = rows.filter(pl.col("measure_id") == measure)
+    rows = rows.sort(["force_id", "family", "measure_id", "period", "comparison"])
+    if fmt == "json":
+        sys.stdout.write(json.dumps([{k: _json_value(v) for k, v in r.items()} for r in rows.iter_rows(named=True)], indent=1) + "\n")
+        return
+    if fmt == "csv":
+        sys.stdout.write(rows.write_csv())
+        return
+    if rows.height == 0:
+        months = table.select(pl.col("period_end").min().alias("a"), pl.col("period_end").max().alias("b")).row(0)
+        out.print(f"no measures for {month} (the warehouse has period ends {months[0]}..{months[1]})", highlight=False)
+        return
+    print_measures(rows, title=f"Measures for the period ending {month}")
+
+
+def _fmt_value(v: float | None, unit: str) -> str:
+    if v is None:
+        return "-"
+    if unit == "count":
+        return f"{v:,.0f}"
+    return f"{v:,.2f}"
+
+
+def print_measures(rows: pl.DataFrame, title: str) -> None:
+    """A readable table (display rounding only: stored values are unrounded)."""
+    t = Table(title=title, title_justify="left")
+    for col, j in [("measure", "left"), ("period", "left"), ("value", "right"), ("vs", "left"), ("comparison", "right"), ("change", "right"), ("change %", "right"), ("status", "left")]:
+        t.add_column(col, justify=j)
+    for r in rows.iter_rows(named=True):
+        pct = "-" if r["change_pct"] is None else f"{r['change_pct']:+.1f}%"
+        chg = "-" if r["change_abs"] is None else (f"{r['change_abs']:+,.0f}" if r["unit"] == "count" else f"{r['change_abs']:+,.2f}")
+        t.add_row(
+            r["measure_id"],
+            f"{r['period']} {r['period_start']}..{r['period_end']}",
+            _fmt_value(r["value"], r["unit"]),
+            f"{r['comparison']} {r['comparison_start']}..{r['comparison_end']}",
+            _fmt_value(r["comparison_value"], r["unit"]),
+            chg,
+            pct,
+            r["status"],
+            style={"incomplete": "yellow", "not_comparable": "magenta"}.get(r["status"], ""),
+        )
+    out.print(t)
+
+
+@app.command()
+def demo(
+    dir: Path = typer.Option(Path("demo"), "--dir", help="Where to write the demo source and warehouse"),
+    first: str = typer.Option("2018-07", "--from", help="First month of synthetic extracts"),
+    last: Optional[str] = typer.Option(None, "--to", help="Last month (default: last complete month)"),
+    crimes_per_month: int = typer.Option(25000, "--crimes-per-month", help="Average recorded crimes a month"),
+    bad_rows: int = typer.Option(3, "--bad-rows", help="Deliberately invalid rows per month, to show quarantine"),
+    engine: str = typer.Option(os.environ.get("ETL_ENGINE", "prefect"), "--engine", help="prefect or local"),
+) -> None:
+    """Make synthetic extracts for a demo force, run the pipeline over them and show the latest measures."""
+    from etl.demo import generate_demo
+    from etl.warehouse import Warehouse
+
+    _engine(engine)
+    first = _month(first, "--from")
+    if last:
+        last = _month(last, "--to")
+    else:
+        import datetime
+
+        today = datetime.date.today()
+        last = str(Month.of(today.year, today.month) - 1)
+    source, warehouse = dir / "source", dir / "warehouse"
+    if warehouse.exists():
+        import shutil
+
+        shutil.rmtree(warehouse)
+    try:
+        total = len(months_between(first, last))
+    except PeriodError as exc:
+        _fail(str(exc), 2)
+    gen_bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err)
+    with gen_bar:
+        task = gen_bar.add_task("generating", total=total)
+        summary = generate_demo(
+            source, first_month=first, last_month=last, crimes_per_month=crimes_per_month, bad_rows_per_month=bad_rows,
+            on_month=lambda m: gen_bar.update(task, advance=1, description=f"generating {m}"),
+        )
+    out.print(f"synthetic extracts for [bold]{summary.force_id}[/]: {summary.months} months {summary.first_month}..{summary.last_month}, "
+              f"{summary.recorded_crimes:,} crimes, {summary.outcomes:,} outcomes, {summary.injected_bad_rows} deliberately bad rows -> {source}", highlight=False)
+    result = _run_backfill(source, summary.first_month, summary.last_month, warehouse, None, engine)
+    months = result["months"]
+    loaded = [m for m in months if m.outcome == "loaded"]
+    out.print(
+        f"{len(loaded)}/{len(months)} months loaded: {sum(m.rows_in for m in months):,} rows in = {sum(m.rows_loaded for m in months):,} loaded + "
+        f"{sum(m.rows_quarantined for m in months):,} quarantined",
+        highlight=False,
+    )
+    table = Warehouse(warehouse).read("measures")
+    latest = table.filter(pl.col("period_end") == summary.last_month).sort(["measure_id", "period", "comparison"])
+    print_measures(latest, title=f"National measures, {summary.force_id}, period ending {summary.last_month}")
+    out.print(f"\nwarehouse (Delta tables): {warehouse.resolve()}", highlight=False)
+    for name in ("recorded_crime", "crime_outcomes", "population", "quarantine", "audit_runs", "audit_checks", "measures"):
+        out.print(f"  {name:16s} {warehouse.resolve() / name}", highlight=False)
+    out.print(f"source extracts: {source.resolve()}\nnext: etl measures --month {summary.last_month} --warehouse {warehouse} --format json", highlight=False)
+    if len(loaded) != len(months):
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    from etl.contracts import ContractError
+    from etl.reference import ReferenceError_
+    from etl.warehouse import WarehouseError
+
+    try:
+        app()
+    except (ContractError, ReferenceError_, WarehouseError) as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""A tiny publish/subscribe hook so long work can report progress without knowing who shows it.
+
+The flows and pipeline call `emit`; the command line subscribes a rich progress bar. Nothing is
+shown when nobody listens (tests, scheduled runs).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+_listeners: list[Callable[[str, dict[str, Any]], None]] = []
+
+
+def emit(event: str, **data: Any) -> None:
+    for fn in list(_listeners):
+        fn(event, data)
+
+
+@contextmanager
+def listening(fn: Callable[[str, dict[str, Any]], None]) -> Iterator[None]:
+    _listeners.append(fn)
+    try:
+        yield
+    finally:
+        _listeners.remove(fn)
