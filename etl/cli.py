@@ -94,13 +94,31 @@ def _run_backfill(source: Path, first: str, last: str, warehouse: Path, force_id
 
             result = backfill_flow(str(source), first, last, str(warehouse), force_id)
             months = [pipeline.MonthReport(**m) for m in result["months"]]
-            return {"months": months, "measure_rows": result["measure_rows"]}
+            return {"months": months, "measure_rows": result["measure_rows"], "expectations": result["expectations"]}
 
         def emit(rep):
             progress.emit("month", report=rep)
 
         rep = pipeline.backfill(source, first, last, warehouse, force_id=force_id, on_month=emit)
-        return {"months": rep.months, "measure_rows": rep.measure_rows}
+    return {"months": rep.months, "measure_rows": rep.measure_rows, "expectations": _expectations(warehouse)}
+
+
+def _expectations(warehouse: Path) -> dict:
+    from etl.expectations import run_expectations
+
+    report = run_expectations(warehouse)
+    return {"run_id": report.run_id, "total": report.total, "failed": report.failed, "data_docs": str(report.data_docs) if report.data_docs else None}
+
+
+def _print_expectations(summary: dict | None) -> None:
+    if not summary:
+        return
+    colour = "green" if summary["failed"] == 0 else "yellow"
+    out.print(
+        f"[{colour}]expectations:[/] {summary['total'] - summary['failed']}/{summary['total']} met"
+        + (f"; Data Docs: {summary['data_docs']}" if summary.get("data_docs") else ""),
+        highlight=False,
+    )
 
 
 def _print_month_table(months) -> None:
@@ -139,6 +157,7 @@ def run(
             rep = pipeline.load_month(source, month, warehouse, force_id=force)
         except pipeline.LoadFailed as exc:
             _fail(exc.message, 1)
+        rep.expectations = _expectations(warehouse)
     out.print(
         f"[green]loaded[/] {rep.month} for {rep.force_id}: {rep.rows_in} rows in = {rep.rows_loaded} loaded + "
         f"{rep.rows_quarantined} quarantined (run {rep.run_id})",
@@ -148,6 +167,7 @@ def run(
         out.print(f"[yellow]note:[/] {rep.message}", highlight=False)
     if rep.rows_quarantined:
         out.print(f"quarantined rows are in {warehouse / 'quarantine'} with their row numbers and failed rules", highlight=False)
+    _print_expectations(rep.expectations)
 
 
 @app.command()
@@ -171,6 +191,7 @@ def backfill(
     _print_month_table(result["months"])
     bad = [m for m in result["months"] if m.outcome != "loaded"]
     out.print(f"{result['measure_rows']} measure rows computed; warehouse: {warehouse}", highlight=False)
+    _print_expectations(result.get("expectations"))
     if bad:
         for m in bad:
             err.print(f"[red]{m.month} {m.outcome}:[/] {m.message}", highlight=False, soft_wrap=True)
@@ -353,6 +374,7 @@ def demo(
     table = Warehouse(warehouse).read("measures")
     latest = table.filter(pl.col("period_end") == summary.last_month).sort(["measure_id", "period", "comparison"])
     print_measures(latest, title=f"National measures, {summary.force_id}, period ending {summary.last_month}")
+    _print_expectations(result.get("expectations"))
     out.print(f"\nwarehouse (Delta tables): {warehouse.resolve()}", highlight=False)
     for name in ("recorded_crime", "crime_outcomes", "population", "quarantine", "audit_runs", "audit_checks", "measures"):
         out.print(f"  {name:16s} {warehouse.resolve() / name}", highlight=False)

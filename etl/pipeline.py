@@ -49,6 +49,8 @@ class MonthReport:
     message: str | None = None
     files: list[dict] = field(default_factory=list)
 
+    expectations: dict | None = None
+
     def to_dict(self) -> dict:
         return dict(self.__dict__)
 

@@ -41,6 +41,14 @@ def refresh_measures_task(warehouse: str, forces: list[str] | None) -> dict:
     return {"run_id": run_id, "rows": rows}
 
 
+@task(name="expectations", cache_policy=NO_CACHE)
+def expectations_task(warehouse: str) -> dict:
+    from etl.expectations import run_expectations
+
+    report = run_expectations(warehouse)
+    return {"run_id": report.run_id, "total": report.total, "failed": report.failed, "data_docs": str(report.data_docs) if report.data_docs else None}
+
+
 def _summary(reports: list[dict]) -> str:
     lines = ["| month | outcome | rows in | loaded | quarantined | note |", "|---|---|---|---|---|---|"]
     for r in reports:
@@ -59,6 +67,7 @@ def monthly_load(source: str, month: str, warehouse: str, force_id: str | None =
     create_markdown_artifact(key="monthly-load", markdown=_summary([report]), description=f"Monthly load {month}")
     if report["outcome"] != "loaded":
         return Failed(message=report["message"], data=report)
+    report["expectations"] = expectations_task(warehouse)
     return report
 
 
@@ -68,8 +77,9 @@ def backfill(source: str, first: str, last: str, warehouse: str, force_id: str |
     reports = [load_month_task(source, str(m), warehouse, force_id, False) for m in months_between(first, last)]
     forces = sorted({r["force_id"] for r in reports if r.get("force_id")}) or None
     measures = refresh_measures_task(warehouse, forces)
+    expectations = expectations_task(warehouse)
     create_markdown_artifact(key="backfill", markdown=_summary(reports), description=f"Backfill {first}..{last}")
-    return {"months": reports, "measures_run_id": measures["run_id"], "measure_rows": measures["rows"]}
+    return {"months": reports, "measures_run_id": measures["run_id"], "measure_rows": measures["rows"], "expectations": expectations}
 
 
 if __name__ == "__main__":  # pragma: no cover - deployment entry point
