@@ -27,6 +27,7 @@ for _k, _v in {
 import polars as pl  # noqa: E402
 import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
+from rich.markup import escape  # noqa: E402
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
 from rich.table import Table  # noqa: E402
 
@@ -43,7 +44,7 @@ ENGINES = ("prefect", "local")
 
 
 def _fail(message: str, code: int) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -75,7 +76,7 @@ def _month_progress(total: int, label: str):
         if event == "month":
             r = data["report"]
             if r.outcome != "loaded":
-                bar.console.print(f"[yellow]{r.month} {r.outcome}:[/] {r.message}", highlight=False, soft_wrap=True)
+                bar.console.print(f"[yellow]{r.month} {r.outcome}:[/] {escape(r.message or '')}", highlight=False, soft_wrap=True)
             bar.update(task, advance=1, description=f"{label} {r.month}")
         elif event == "generated":
             bar.update(task, advance=1, description=f"{label} {data['month']}")
@@ -164,7 +165,7 @@ def run(
         highlight=False,
     )
     if rep.message:
-        out.print(f"[yellow]note:[/] {rep.message}", highlight=False)
+        out.print(f"[yellow]note:[/] {escape(rep.message)}", highlight=False)
     if rep.rows_quarantined:
         out.print(f"quarantined rows are in {warehouse / 'quarantine'} with their row numbers and failed rules", highlight=False)
     _print_expectations(rep.expectations)
@@ -194,7 +195,7 @@ def backfill(
     _print_expectations(result.get("expectations"))
     if bad:
         for m in bad:
-            err.print(f"[red]{m.month} {m.outcome}:[/] {m.message}", highlight=False, soft_wrap=True)
+            err.print(f"[red]{m.month} {m.outcome}:[/] {escape(m.message or '')}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 
 
@@ -242,7 +243,7 @@ def validate(
     out.print(t)
     out.print(f"{result.rows_in} rows: {result.rows_loaded} would load, {result.rows_quarantined} would be quarantined", highlight=False)
     for line in describe_failure_rows(result, show):
-        out.print(line, highlight=False, soft_wrap=True)
+        out.print(line, highlight=False, soft_wrap=True, markup=False)
     if result.rows_quarantined:
         raise typer.Exit(1)
 
@@ -391,7 +392,7 @@ def main() -> None:
     try:
         app()
     except (ContractError, ReferenceError_, WarehouseError) as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

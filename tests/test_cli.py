@@ -72,7 +72,7 @@ def test_validate_prints_rows_and_writes_nothing(tmp_path):
     p = write_csv(tmp_path / "2019-03" / "recorded_crime.csv", CRIME_HEADER, rows)
     r = invoke("validate", p, "--contract", "recorded_crime")
     assert r.exit_code == 1
-    assert "row 3: hocr_code: unknown code" in r.output
+    assert "row 3: hocr_code: unknown code  [hocr_code.code_list]" in r.output
     assert "row 4: crime_ref: repeats an earlier row; victim_age: outside 0 to 120" in r.output
     assert "200" not in r.output.split("Checks")[1].split("3 rows")[1]  # the personal value is not printed
     assert sorted(p.parent.iterdir()) == [p]
