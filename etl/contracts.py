@@ -21,7 +21,7 @@ from open_data_contract_standard.model import OpenDataContractStandard, SchemaPr
 
 from etl.reference import contracts_dir
 
-LOGICAL_TYPES = {"string", "date", "integer", "number", "boolean"}
+LOGICAL_TYPES = {"string", "date", "timestamp", "integer", "number", "boolean"}
 
 
 class ContractError(ValueError):
@@ -88,6 +88,7 @@ class Contract:
     reject_min_rows: int = 25
     optional: bool = False
     reference: bool = False
+    profile: str = "force"  # force extracts, or police_uk for data.police.uk files
     model: OpenDataContractStandard | None = field(default=None, compare=False, repr=False)
 
     def column(self, name: str) -> Column:
@@ -133,6 +134,8 @@ def _column(prop: SchemaProperty, path: Path) -> Column:
     fmt = opts.get("format")
     if lt == "date" and fmt not in (None, "yyyy-MM-dd"):
         raise ContractError(f"{path}: property '{prop.name}': only the date format yyyy-MM-dd is supported, not '{fmt}'")
+    if lt == "timestamp" and fmt not in (None, "yyyy-MM-dd HH:mm:ss", "yyyy-MM-dd'T'HH:mm:ss"):
+        raise ContractError(f"{path}: property '{prop.name}': timestamps are yyyy-MM-dd HH:mm:ss (or with a T), not '{fmt}'")
     return Column(
         name=prop.name,
         source_name=prop.physicalName or prop.name,
@@ -225,8 +228,20 @@ def parse_contract(path: str | Path) -> Contract:
         reject_min_rows=int(threshold.get("minimumRows", 25)),
         optional=bool(custom.get("optional", False)),
         reference=bool(custom.get("reference", False)),
+        profile=str(custom.get("profile", "force")),
         model=model,
     )
+
+
+def list_contracts() -> list[Contract]:
+    """Every contract in the contracts directory (one YAML file per extract at its top level)."""
+    return [load_contract(p.stem) for p in sorted(contracts_dir().glob("*.yaml"))]
+
+
+def monthly_contracts(profile: str = "force") -> list[Contract]:
+    """The monthly extracts of a source profile, recorded_crime first (others look crimes up)."""
+    found = [c for c in list_contracts() if c.month_column and not c.reference and c.profile == profile]
+    return sorted(found, key=lambda c: (c.extract != "recorded_crime", c.extract))
 
 
 @lru_cache(maxsize=32)

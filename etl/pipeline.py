@@ -16,16 +16,13 @@ from typing import Callable
 import polars as pl
 
 from etl import audit
-from etl.contracts import Contract, load_contract
+from etl.contracts import Contract, load_contract, monthly_contracts
 from etl.extracts import ExtractError, read_extract
 from etl.measures import compute_measures, load_definitions
 from etl.periods import Month, months_between
 from etl.reference import load_code_list
-from etl.validation import CheckResult, ExtractResult, FileFailure, ValidationContext, validate_extract
+from etl.validation import CheckResult, ExtractResult, FileFailure, ValidationContext, curated_schema, validate_extract
 from etl.warehouse import Warehouse, Write, predicate, sql_literal
-
-MONTHLY_EXTRACTS = ("recorded_crime", "crime_outcomes")
-
 
 class LoadFailed(Exception):
     """A month that could not be loaded; the message names the file, rule and what to do."""
@@ -129,46 +126,47 @@ def load_month(
         raise LoadFailed(month, f"{folder}: no extract folder for {month} (expected {folder}/recorded_crime.csv)", "missing_month")
     try:
         areas = read_areas(source)
-        crime_contract = load_contract("recorded_crime")
-        crimes = _read_validate(crime_contract, folder / crime_contract.file_name, source, ValidationContext(month=m, force_id=force_id, areas=areas))
-        force = force_id or crimes.force_id
-        if not force:
-            raise FileFailure(crimes.source_file, "force_id.required", "has no force_id on any row; cannot tell which force it belongs to")
-        results = [crimes]
-
-        outcome_contract = load_contract("crime_outcomes")
-        outcome_path = folder / outcome_contract.file_name
-        outcomes = None
-        if outcome_path.exists():
-            lookup = _recorded_dates(wh, force, crimes.clean)
-            outcomes = _read_validate(outcome_contract, outcome_path, source, ValidationContext(month=m, force_id=force, lookups={"recorded_crime": lookup}))
-            results.append(outcomes)
-
-        pop_contract = load_contract("population")
-        pop_path = source / pop_contract.file_name
+        results: list[ExtractResult] = []
+        absent: list[Contract] = []
+        force = force_id
+        for contract in monthly_contracts():
+            path = folder / contract.file_name
+            if not path.exists():
+                if not contract.optional:
+                    raise FileFailure(_rel(path, source), "file.present", f"is missing; the {contract.extract} extract is required every month")
+                absent.append(contract)
+                continue
+            lookups = {r.args["lookup"]: _lookup(wh, force, r.args, results) for r in contract.rules if r.kind == "not_before_lookup" and force}
+            ctx = ValidationContext(month=m, force_id=force, areas=areas if contract.extract == "recorded_crime" else None, lookups=lookups)
+            result = _read_validate(contract, path, source, ctx)
+            force = force or result.force_id
+            if not force:
+                raise FileFailure(result.source_file, "force_id.required", "has no force_id on any row; cannot tell which force it belongs to")
+            results.append(result)
         population = None
-        if pop_path.exists():
-            population = _read_validate(pop_contract, pop_path, source, ValidationContext())
-            results.append(population)
+        pop_contract = load_contract("population")
+        if (source / pop_contract.file_name).exists():
+            population = _read_validate(pop_contract, source / pop_contract.file_name, source, ValidationContext())
     except FileFailure as exc:
         raise LoadFailed(month, f"{exc.path}: {exc.message}", exc.rule) from exc
+    assert force is not None
 
-    writes = [
-        Write("recorded_crime", crimes.clean.with_columns(pl.lit(force).alias("force_id")) if force_id else crimes.clean, predicate(force_id=force, month=month)),
-        Write("crime_outcomes", _outcomes_frame(outcomes, force, month), predicate(force_id=force, month=month)),
-        Write("quarantine", pl.concat([r.quarantine.with_columns(pl.lit(run_id).alias("run_id"), pl.lit(force).alias("force_id"), pl.lit(month).alias("month")) for r in results]), predicate(force_id=force, month=month)),
-    ]
+    month_filter = predicate(force_id=force, month=month)
+    writes = [Write(r.contract.extract, _curated(r.clean, r.contract, force), month_filter) for r in results]
+    writes += [Write(c.extract, pl.DataFrame(schema=curated_schema(c)), month_filter) for c in absent if wh.has_table(c.extract)]
+    loaded_results = results + ([population] if population is not None else [])
+    quarantined = [r.quarantine.with_columns(pl.lit(run_id).alias("run_id"), pl.lit(force).alias("force_id"), pl.lit(month).alias("month")) for r in loaded_results]
+    writes.append(Write("quarantine", pl.concat(quarantined), month_filter))
     if population is not None:
         forces = population.clean["force_id"].unique().sort().to_list()
         if forces:
             writes.append(Write("population", population.clean, "force_id IN (" + ", ".join(sql_literal(f) for f in forces) + ")"))
 
-    message = None if outcomes is not None else f"no {outcome_contract.file_name} for {month}: crimes loaded, outcomes not"
-    extra_checks = []
-    if outcomes is None:
-        extra_checks.append(("crime_outcomes", CheckResult("file.present", None, f"{month}/{outcome_contract.file_name} is present", "warning", False, 0, 0)))
-    checks = audit.checks_frame(run_id, force, month, results, extra_checks)
-    run = audit.run_row(run_id, "load", force, month, started, results, definition_versions(), message)
+    crimes = results[0]
+    message = "; ".join(f"no {c.file_name} for {month}" for c in absent) or None
+    extra_checks = [(c.extract, CheckResult("file.present", None, f"{month}/{c.file_name} is present", "warning", False, 0, 0)) for c in absent]
+    checks = audit.checks_frame(run_id, force, month, loaded_results, extra_checks)
+    run = audit.run_row(run_id, "load", force, month, started, loaded_results, definition_versions(), message)
 
     if compute:
         curated = _with_new_month(wh, crimes.clean, force, month)
@@ -193,19 +191,22 @@ def load_month(
     )
 
 
-def _outcomes_frame(outcomes: ExtractResult | None, force: str, month: str) -> pl.DataFrame:
-    schema = {"crime_ref": pl.Utf8, "outcome_type": pl.Int64, "outcome_date": pl.Date, "month": pl.Utf8, "source_file": pl.Utf8, "source_sha256": pl.Utf8, "source_row": pl.Int64}
-    frame = outcomes.clean if outcomes is not None else pl.DataFrame(schema=schema)
-    return frame.with_columns(pl.lit(force).alias("force_id")).select(["force_id", *schema])
+def _curated(clean: pl.DataFrame, contract: Contract, force: str) -> pl.DataFrame:
+    """The rows as stored: force_id set to the run's force, columns in the curated order."""
+    schema = curated_schema(contract)
+    return clean.with_columns(pl.lit(force).alias("force_id")).select([pl.col(k).cast(t) for k, t in schema.items()])
 
 
-def _recorded_dates(wh: Warehouse, force: str, new_crimes: pl.DataFrame) -> pl.DataFrame:
-    """crime_ref -> recorded_date for the force: this month's file plus every month already loaded."""
-    parts = [new_crimes.select("crime_ref", "recorded_date")]
-    lf = wh.scan("recorded_crime")
+def _lookup(wh: Warehouse, force: str, args: dict, done: list[ExtractResult]) -> pl.DataFrame:
+    """key -> value from an extract already validated this month plus every month already loaded."""
+    extract, key, other = args["lookup"], args["key"], args["other"]
+    parts = [r.clean.select(key, other) for r in done if r.contract.extract == extract]
+    lf = wh.scan(extract)
     if lf is not None:
-        parts.append(lf.filter(pl.col("force_id") == force).select("crime_ref", "recorded_date").collect())
-    return pl.concat(parts).unique("crime_ref", keep="first")
+        parts.append(lf.filter(pl.col("force_id") == force).select(key, other).collect())
+    if not parts:
+        return pl.DataFrame()
+    return pl.concat(parts).unique(key, keep="first")
 
 
 def _with_new_month(wh: Warehouse, new: pl.DataFrame, force: str, month: str) -> pl.LazyFrame:

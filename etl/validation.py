@@ -123,6 +123,26 @@ def _as_date(col: str) -> pl.Expr:
     return pl.col(col).str.to_date("%Y-%m-%d", strict=False)
 
 
+def _as_timestamp(col: str) -> pl.Expr:
+    """Timestamps written YYYY-MM-DD HH:MM:SS or YYYY-MM-DDTHH:MM:SS (local clock time, no zone)."""
+    text = pl.col(col).str.replace("T", " ", literal=True)
+    return text.str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False, time_unit="us")
+
+
+def _as_month_start(col: str) -> pl.Expr:
+    """A month written YYYY-MM, as the date of its first day."""
+    return pl.when(pl.col(col).str.contains(r"^\d{4}-(0[1-9]|1[0-2])$")).then((pl.col(col) + "-01").str.to_date("%Y-%m-%d", strict=False))
+
+
+def _temporal(c: Column) -> pl.Expr:
+    """The column as a date or datetime, by its logical type (a YYYY-MM string is its first day)."""
+    if c.logical_type == "timestamp":
+        return _as_timestamp(c.name)
+    if c.logical_type == "date":
+        return _as_date(c.name)
+    return _as_month_start(c.name)
+
+
 def _as_number(col: str, integer: bool) -> pl.Expr:
     return pl.col(col).cast(pl.Int64 if integer else pl.Float64, strict=False)
 
@@ -153,6 +173,8 @@ class _SchemaBuilder:
         checks: list[pa.Check] = []
         if c.logical_type == "date":
             checks.append(self._check(RuleInfo(f"{n}.type", n, f"{n} must be a date written YYYY-MM-DD", "not a date YYYY-MM-DD"), lambda: _null_or(_is_date(n), n), n))
+        elif c.logical_type == "timestamp":
+            checks.append(self._check(RuleInfo(f"{n}.type", n, f"{n} must be a date and time written YYYY-MM-DD HH:MM:SS", "not a date-time"), lambda: _null_or(_as_timestamp(n).is_not_null(), n), n))
         elif c.logical_type == "integer":
             checks.append(self._check(RuleInfo(f"{n}.type", n, f"{n} must be a whole number", "not a whole number"), lambda: _null_or(pl.col(n).str.contains(r"^[+-]?\d+$"), n), n))
         elif c.logical_type == "number":
@@ -220,7 +242,8 @@ class _SchemaBuilder:
         for r in self.contract.rules:
             if r.kind == "not_after":
                 a, b = r.args["column"], r.args["other"]
-                checks.append(self._check(RuleInfo(r.id, a, r.description or f"{a} must not be after {b}", f"after {b}", r.severity), lambda a=a, b=b: (_as_date(a) <= _as_date(b)).fill_null(True), None))
+                ca, cb = self.contract.column(a), self.contract.column(b)
+                checks.append(self._check(RuleInfo(r.id, a, r.description or f"{a} must not be after {b}", f"after {b}", r.severity), lambda ca=ca, cb=cb: (_temporal(ca) <= _temporal(cb)).fill_null(True), None))
             elif r.kind == "not_before_lookup":
                 a, key, other, lookup = r.args["column"], r.args["key"], r.args["other"], r.args["lookup"]
                 ref = self.ctx.lookups.get(lookup)
@@ -284,7 +307,7 @@ def check_month(contract: Contract, frame: pl.DataFrame, month: Month, path: str
     col = contract.month_column
     if not col:
         return None
-    parsed = frame.select(pl.col(ROW_NUMBER), _as_date(col).alias("d")).drop_nulls("d")
+    parsed = frame.select(pl.col(ROW_NUMBER), _temporal(contract.column(col)).cast(pl.Date).alias("d")).drop_nulls("d")
     start = pl.date(month.year, month.month, 1)
     nxt = month + 1
     end = pl.date(nxt.year, nxt.month, 1)
@@ -424,7 +447,15 @@ def _quarantine_frame(raw: RawExtract, per_row: pl.DataFrame, lineage: dict) -> 
     return out.select([pl.col(k).cast(t) for k, t in QUARANTINE_SCHEMA.items()]).sort(ROW_NUMBER)
 
 
-_POLARS_TYPES = {"string": pl.Utf8, "date": pl.Date, "integer": pl.Int64, "number": pl.Float64, "boolean": pl.Boolean}
+_POLARS_TYPES = {"string": pl.Utf8, "date": pl.Date, "timestamp": pl.Datetime("us"), "integer": pl.Int64, "number": pl.Float64, "boolean": pl.Boolean}
+
+
+def curated_schema(contract: Contract) -> dict[str, pl.DataType]:
+    """Columns of an extract's curated table: force_id, the typed contract columns, then lineage."""
+    schema: dict = {"force_id": pl.Utf8}
+    schema.update({c.name: _POLARS_TYPES[c.logical_type] for c in contract.columns})
+    schema.update({"month": pl.Utf8, "source_file": pl.Utf8, "source_sha256": pl.Utf8, "source_row": pl.Int64})
+    return schema
 
 
 def _typed(contract: Contract, frame: pl.DataFrame, lineage: dict) -> pl.DataFrame:
@@ -432,6 +463,8 @@ def _typed(contract: Contract, frame: pl.DataFrame, lineage: dict) -> pl.DataFra
     for c in contract.columns:
         if c.logical_type == "date":
             e = _as_date(c.name)
+        elif c.logical_type == "timestamp":
+            e = _as_timestamp(c.name)
         elif c.logical_type in ("integer", "number"):
             e = _as_number(c.name, c.logical_type == "integer")
         elif c.logical_type == "boolean":

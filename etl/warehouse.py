@@ -105,6 +105,9 @@ class Warehouse:
         except TableNotFoundError:
             return None
 
+    def has_table(self, table: str) -> bool:
+        return table in self.committed_versions()
+
     def latest_run(self) -> dict | None:
         t = self._table(AUDIT_RUNS)
         if t is None:
