@@ -98,4 +98,5 @@ def _check_row(run_id, force_id, month, extract, source_file, contract, version,
         "passed": c.passed,
         "failing_rows": c.failing_rows,
         "rows_checked": c.rows_checked,
+        "detail": c.detail,
     }

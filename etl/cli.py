@@ -77,6 +77,8 @@ def _month_progress(total: int, label: str):
             r = data["report"]
             if r.outcome != "loaded":
                 bar.console.print(f"[yellow]{r.month} {r.outcome}:[/] {escape(r.message or '')}", highlight=False, soft_wrap=True)
+            for w in r.warnings or []:
+                bar.console.print(f"[yellow]{r.month} warning:[/] {escape(w)}", highlight=False, soft_wrap=True)
             bar.update(task, advance=1, description=f"{label} {r.month}")
         elif event == "generated":
             bar.update(task, advance=1, description=f"{label} {data['month']}")
@@ -166,6 +168,8 @@ def run(
     )
     if rep.message:
         out.print(f"[yellow]note:[/] {escape(rep.message)}", highlight=False)
+    for w in rep.warnings or []:
+        out.print(f"[yellow]warning:[/] {escape(w)}", highlight=False, soft_wrap=True)
     if rep.rows_quarantined:
         out.print(f"quarantined rows are in {warehouse / 'quarantine'} with their row numbers and failed rules", highlight=False)
     _print_expectations(rep.expectations)

@@ -152,7 +152,7 @@ def monthly_counts(crimes: pl.LazyFrame, defs: Definitions) -> pl.DataFrame:
     base = (
         crimes.filter(pl.col("status") == "recorded")
         .group_by(["force_id", "month", "hocr_code", *flag_cols])
-        .agg(pl.len().alias("n"))
+        .agg(pl.len().cast(pl.Int64).alias("n"))
         .with_columns(_month_index("month").alias("idx"))
         .collect()
         .with_row_index("_row")

@@ -15,7 +15,7 @@ from typing import Callable
 
 import polars as pl
 
-from etl import audit
+from etl import audit, cross_month
 from etl.contracts import Contract, load_contract, monthly_contracts
 from etl.extracts import ExtractError, read_extract
 from etl.measures import compute_measures, load_definitions
@@ -47,6 +47,7 @@ class MonthReport:
     files: list[dict] = field(default_factory=list)
 
     expectations: dict | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -150,6 +151,10 @@ def load_month(
     except FileFailure as exc:
         raise LoadFailed(month, f"{exc.path}: {exc.message}", exc.rule) from exc
     assert force is not None
+    history = sorted(set(loaded_months(wh).filter(pl.col("force_id") == force)["month"].to_list()) - {month})
+    for r in results:
+        r.checks.extend(cross_month.run_checks(r, wh, force, month, history, results))
+    warnings = [f"{r.contract.extract}: {c.detail}" for r in results for c in r.checks if c.severity == "warning" and not c.passed and c.detail]
 
     month_filter = predicate(force_id=force, month=month)
     writes = [Write(r.contract.extract, _curated(r.clean, r.contract, force), month_filter) for r in results]
@@ -188,6 +193,7 @@ def load_month(
         rows_quarantined=run["rows_quarantined"],
         message=message,
         files=json.loads(run["source_files"]),
+        warnings=warnings,
     )
 
 

@@ -61,6 +61,7 @@ class CheckResult:
     passed: bool
     failing_rows: int
     rows_checked: int
+    detail: str | None = None  # what exactly failed, in plain words (no personal values)
 
 
 @dataclass

@@ -65,6 +65,7 @@ AUDIT_CHECKS_SCHEMA = {
     "passed": pl.Boolean,
     "failing_rows": pl.Int64,
     "rows_checked": pl.Int64,
+    "detail": pl.Utf8,
 }
 
 

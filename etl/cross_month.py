@@ -1,0 +1,165 @@
+"""Checks across months, declared in a contract's ``customProperties.crossMonthChecks``.
+
+A monthly file can pass every row rule and still be wrong in the light of the months already
+loaded. These checks compare the month being loaded with the force's committed history and are
+reported (severity ``warning``) in ``audit_checks`` with a plain-words ``detail``; they never drop
+or quarantine rows, so nothing is lost:
+
+* ``continuity``            the force's loaded months, with this one, have no gap;
+* ``key_in_other_months``   a key (e.g. crime_ref) of this month was already loaded in another month;
+* ``key_loaded``            a key (e.g. an outcome's crime_ref) refers to a row never loaded in the
+                            lookup extract;
+* ``volume_vs_history``     each offence group's count this month lies inside its normal range:
+                            an XmR (individuals) chart over the previous ``baselineMonths`` loaded
+                            months, limits = mean +/- 2.66 x mean moving range (at least
+                            ``minimumMonths`` months of history, else not checked).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from etl.contracts import Contract
+from etl.periods import Month
+from etl.reference import load_offence_groups
+from etl.validation import CheckResult, ExtractResult
+from etl.warehouse import Warehouse
+
+XMR_FACTOR = 2.66
+
+
+def _month_index(col: str) -> pl.Expr:
+    return (pl.col(col).str.slice(0, 4).cast(pl.Int32) * 12 + pl.col(col).str.slice(5, 2).cast(pl.Int32) - 1).cast(pl.Int32)
+
+
+def declared(contract: Contract) -> list[dict]:
+    model = contract.model
+    for p in (model.customProperties or []) if model else []:
+        if p.property == "crossMonthChecks":
+            return list(p.value or [])
+    return []
+
+
+def run_checks(
+    result: ExtractResult,
+    wh: Warehouse,
+    force: str,
+    month: str,
+    loaded: list[str],
+    this_run: list[ExtractResult],
+) -> list[CheckResult]:
+    """The contract's cross-month checks for one extract of one force-month."""
+    out = []
+    for spec in declared(result.contract):
+        kind = spec.get("check")
+        if kind == "continuity":
+            out.append(continuity(loaded, month))
+        elif kind == "key_in_other_months":
+            out.append(key_in_other_months(result, wh, force, month, spec["column"]))
+        elif kind == "key_loaded":
+            out.append(key_loaded(result, wh, force, spec["column"], spec["lookup"], spec.get("lookupColumn", spec["column"]), this_run))
+        elif kind == "volume_vs_history":
+            out.append(volume_vs_history(result, wh, force, month, int(spec.get("baselineMonths", 24)), int(spec.get("minimumMonths", 6))))
+        else:
+            raise ValueError(f"{result.contract.path}: unknown crossMonthChecks entry '{kind}'")
+    return out
+
+
+def continuity(loaded: list[str], month: str) -> CheckResult:
+    months = sorted({*loaded, month})
+    first, last = Month.parse(months[0]), Month.parse(months[-1])
+    span = [str(Month(i)) for i in range(first.index, last.index + 1)]
+    missing = [m for m in span if m not in set(months)]
+    detail = None
+    if missing:
+        shown = ", ".join(missing[:12]) + (f" and {len(missing) - 12} more" if len(missing) > 12 else "")
+        detail = f"{len(missing)} month(s) between {first} and {last} are not loaded: {shown}"
+    return CheckResult("continuity", None, "no month missing in the force's loaded series", "warning", not missing, len(missing), len(span), detail)
+
+
+def key_in_other_months(result: ExtractResult, wh: Warehouse, force: str, month: str, column: str) -> CheckResult:
+    desc = f"a {column} of this month was not already loaded in another month"
+    keys = result.clean.select(column).drop_nulls().unique()
+    lf = wh.scan(result.contract.extract)
+    if lf is None or keys.height == 0:
+        return CheckResult(f"{column}.not_in_other_months", column, desc, "warning", True, 0, keys.height)
+    earlier = (
+        lf.filter((pl.col("force_id") == force) & (pl.col("month") != month))
+        .select(column, "month")
+        .join(keys.lazy(), on=column, how="semi")
+        .collect()
+    )
+    if earlier.height == 0:
+        return CheckResult(f"{column}.not_in_other_months", column, desc, "warning", True, 0, keys.height)
+    dup_keys = earlier[column].n_unique()
+    by_month = earlier.group_by("month").agg(pl.col(column).n_unique().alias("n")).sort("month")
+    where = ", ".join(f"{r['month']} ({r['n']})" for r in by_month.iter_rows(named=True))
+    detail = f"{dup_keys} {column} value(s) in {month} were already loaded in: {where}; both copies are kept - check which month is right"
+    return CheckResult(f"{column}.not_in_other_months", column, desc, "warning", False, dup_keys, keys.height, detail)
+
+
+def key_loaded(result: ExtractResult, wh: Warehouse, force: str, column: str, lookup: str, lookup_column: str, this_run: list[ExtractResult]) -> CheckResult:
+    desc = f"every {column} refers to a {lookup} row already loaded (or loaded in this run)"
+    keys = result.clean.select(column).drop_nulls().unique()
+    known = [r.clean.select(pl.col(lookup_column).alias(column)) for r in this_run if r.contract.extract == lookup]
+    lf = wh.scan(lookup)
+    if lf is not None:
+        known.append(lf.filter(pl.col("force_id") == force).select(pl.col(lookup_column).alias(column)).collect())
+    unknown = keys.join(pl.concat(known).unique(), on=column, how="anti") if known else keys
+    n = unknown.height
+    detail = None
+    if n:
+        detail = f"{n} of {keys.height} {column} value(s) refer to {lookup} rows never loaded for {force} (crimes recorded before the first loaded month, or missing from their month's extract)"
+    return CheckResult(f"{column}.refers_to_loaded_{lookup}", column, desc, "warning", n == 0, n, keys.height, detail)
+
+
+def volume_vs_history(result: ExtractResult, wh: Warehouse, force: str, month: str, baseline_months: int, minimum_months: int) -> CheckResult:
+    """Each offence group's count this month against an XmR chart of the force's previous months."""
+    check = "volume.within_normal_range"
+    desc = f"each offence group's monthly count is inside its normal range (XmR limits over up to {baseline_months} previous loaded months)"
+    lf = wh.scan(result.contract.extract)
+    idx = Month.parse(month).index
+    if lf is None:
+        return CheckResult(check, None, desc, "warning", True, 0, 0, "not checked: no history loaded yet")
+    history = (
+        lf.filter((pl.col("force_id") == force) & (pl.col("month") != month) & (pl.col("status") == "recorded"))
+        .group_by("month", "hocr_code")
+        .agg(pl.len().cast(pl.Int64).alias("n"))
+        .with_columns(_month_index("month").alias("idx"))
+        .filter(pl.col("idx") < idx)
+        .collect()
+    )
+    months = sorted(history["idx"].unique().to_list())[-baseline_months:]
+    if len(months) < minimum_months:
+        return CheckResult(check, None, desc, "warning", True, 0, 0, f"not checked: {len(months)} previous month(s) loaded, {minimum_months} needed")
+    history = history.filter(pl.col("idx").is_in(months))
+    current = result.clean.filter(pl.col("status") == "recorded").group_by("hocr_code").agg(pl.len().cast(pl.Int64).alias("n")).with_columns(pl.lit(idx, pl.Int32).alias("idx"))
+    both = pl.concat([history.select("idx", "hocr_code", "n"), current.select("idx", "hocr_code", "n")])
+    groups = load_offence_groups().membership
+    in_group = both.join(groups, left_on="hocr_code", right_on="code").filter((pl.col("idx") >= pl.col("from_index")) & (pl.col("idx") <= pl.col("to_index")))
+    series = pl.concat(
+        [
+            in_group.group_by("group", "idx").agg(pl.col("n").sum()),
+            both.group_by("idx").agg(pl.col("n").sum()).with_columns(pl.lit("all_recorded_crime").alias("group")).select("group", "idx", "n"),
+        ]
+    )
+    grid = pl.DataFrame({"group": series["group"].unique()}).join(pl.DataFrame({"idx": [*months, idx]}, schema={"idx": pl.Int32}), how="cross")
+    series = grid.join(series, on=["group", "idx"], how="left").with_columns(pl.col("n").fill_null(0)).sort("group", "idx")
+    base = series.filter(pl.col("idx") != idx)
+    limits = (
+        base.with_columns((pl.col("n") - pl.col("n").shift(1).over("group")).abs().alias("mr"))
+        .group_by("group")
+        .agg(pl.col("n").mean().alias("mean"), pl.col("mr").mean().alias("mr_bar"))
+        .with_columns(
+            (pl.col("mean") - XMR_FACTOR * pl.col("mr_bar")).clip(lower_bound=0).alias("lower"),
+            (pl.col("mean") + XMR_FACTOR * pl.col("mr_bar")).alias("upper"),
+        )
+    )
+    now = series.filter(pl.col("idx") == idx).join(limits, on="group")
+    outside = now.filter((pl.col("n") < pl.col("lower")) | (pl.col("n") > pl.col("upper"))).sort("group")
+    span = f"{Month(months[0])}..{Month(months[-1])}, {len(months)} months"
+    if outside.height == 0:
+        return CheckResult(check, None, desc, "warning", True, 0, now.height, f"all {now.height} groups inside their XmR limits ({span})")
+    parts = [f"{r['group']}: {r['n']} vs normal range {r['lower']:.0f}-{r['upper']:.0f}" for r in outside.iter_rows(named=True)]
+    detail = f"{outside.height} group(s) outside their normal range in {month} (XmR over {span}): " + "; ".join(parts)
+    return CheckResult(check, None, desc, "warning", False, outside.height, now.height, detail)
