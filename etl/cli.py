@@ -388,6 +388,99 @@ def demo(
         raise typer.Exit(1)
 
 
+contracts_app = typer.Typer(no_args_is_help=True, help="Read and check the data contracts in contracts/.")
+app.add_typer(contracts_app, name="contracts")
+
+
+@contracts_app.command("list")
+def contracts_list() -> None:
+    """Every contract: id, version, extract file, month column."""
+    from etl.contracts import list_contracts
+
+    t = Table(title="Contracts")
+    for col in ("contract", "version", "profile", "file", "month column", "columns"):
+        t.add_column(col)
+    for c in list_contracts():
+        t.add_row(c.id, c.version, c.profile, c.file_name, c.month_column or "-", str(len(c.columns)))
+    out.print(t)
+
+
+@contracts_app.command("show")
+def contracts_show(name: str = typer.Argument(..., help="Contract name, e.g. recorded_crime")) -> None:
+    """A readable rendering of one contract: columns, rules, file rules and checks across months."""
+    from etl.contracts import ContractError, load_contract
+    from etl.cross_month import declared
+
+    try:
+        c = load_contract(name)
+    except ContractError as exc:
+        _fail(str(exc), 2)
+    m = c.model
+    out.print(f"[bold]{escape(c.name)}[/]  ({c.id} v{c.version}, {m.status if m else ''}, ODCS {m.apiVersion if m else ''})", highlight=False)
+    if m and m.description:
+        for label, text in (("purpose", m.description.purpose), ("usage", m.description.usage), ("limitations", m.description.limitations)):
+            if text:
+                out.print(f"[dim]{label}:[/] {escape(text.strip())}", highlight=False)
+    out.print(f"file: {c.file_name}" + (f"  (SOURCE/YYYY-MM/{c.file_name})" if c.month_column and not c.reference else ""), highlight=False)
+    t = Table(title="Columns", title_justify="left")
+    for col in ("column", "in the file", "type", "required", "rules", "description"):
+        t.add_column(col, overflow="fold")
+    for col in c.columns:
+        rules = []
+        if col.unique:
+            rules.append("unique (first kept)")
+        if col.minimum is not None or col.maximum is not None:
+            rules.append(f"range {col.minimum if col.minimum is not None else ''}..{col.maximum if col.maximum is not None else ''}")
+        if col.pattern:
+            rules.append(f"pattern {col.pattern}")
+        if col.enum:
+            rules.append("one of " + ", ".join(col.enum))
+        if col.logical_type == "boolean":
+            rules.append(f"{col.true_value}/{col.false_value}")
+        if col.code_list:
+            rules.append(f"code list {col.code_list.get('reference')}" + (f", valid on {col.code_list['validOnColumn']}" if col.code_list.get("validOnColumn") else ""))
+        if col.reference_list:
+            rules.append(f"in {col.reference_list.get('file')} when present")
+        if col.classification:
+            rules.append(f"[{col.classification}]")
+        t.add_row(col.name, col.source_name, col.logical_type, "yes" if col.required else "no", escape("; ".join(rules)), escape(col.description))
+    out.print(t)
+    out.print("[bold]Row rules across columns[/]")
+    for r in c.rules:
+        out.print(f"  {r.id}: {escape(r.description)}", highlight=False)
+    for k in c.unique_keys:
+        out.print(f"  {k.id}: {escape(k.description)}", highlight=False)
+    out.print("[bold]File rules[/] (the run fails and writes nothing)")
+    out.print("  every contract column present in the header; file not empty or truncated; UTF-8 or Windows-1252", highlight=False)
+    if c.month_column:
+        out.print(f"  every {c.month_column} inside the extract's month", highlight=False)
+    out.print(f"  no more than max({c.reject_min_rows}, {c.reject_fraction:.0%} of rows) rejected rows", highlight=False)
+    checks = declared(c)
+    if checks:
+        out.print("[bold]Checks across months[/] (warnings in audit_checks)")
+        for spec in checks:
+            out.print("  " + ", ".join(f"{k}={v}" for k, v in spec.items()), highlight=False)
+
+
+@contracts_app.command("lint")
+def contracts_lint() -> None:
+    """Check every contract against the ODCS model and schema and the project's own rules."""
+    from etl.contracts import lint_all
+
+    findings = lint_all()
+    errors = [f for f in findings if f.severity == "error"]
+    if findings:
+        t = Table(title="Contract findings")
+        for col in ("contract", "severity", "where", "finding"):
+            t.add_column(col, overflow="fold")
+        for f in findings:
+            t.add_row(f.contract, f.severity, f.where, escape(f.message), style="red" if f.severity == "error" else "yellow")
+        out.print(t)
+    out.print(f"{len(errors)} error(s), {len(findings) - len(errors)} warning(s)", highlight=False)
+    if errors:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     from etl.contracts import ContractError
     from etl.reference import ReferenceError_

@@ -252,3 +252,95 @@ def load_contract(name: str) -> Contract:
         known = ", ".join(sorted(p.stem for p in contracts_dir().glob("*.yaml")))
         raise ContractError(f"no contract named '{name}' (known: {known})")
     return parse_contract(path)
+
+
+# --------------------------------------------------------------------------------------------------
+# Lint: the ODCS model and JSON schema (checked by parse_contract) plus the project's own rules.
+
+CROSS_MONTH_KINDS = {"continuity": (), "key_in_other_months": ("column",), "key_loaded": ("column", "lookup"), "volume_vs_history": ()}
+IDENTIFIER_HINTS = ("_ref", "_id", "person", "response_id")
+
+
+@dataclass(frozen=True)
+class Finding:
+    contract: str
+    severity: str  # error | warning
+    where: str
+    message: str
+
+
+def lint_contract(path: Path) -> list[Finding]:
+    """Problems with one contract file; an unparseable file is one error finding."""
+    name = path.stem
+    try:
+        c = parse_contract(path)
+    except ContractError as exc:
+        return [Finding(name, "error", "file", str(exc))]
+    found: list[Finding] = []
+
+    def add(sev: str, where: str, msg: str) -> None:
+        found.append(Finding(name, sev, where, msg))
+
+    if c.id != path.stem:
+        add("error", "id", f"id '{c.id}' differs from the file name '{path.stem}'")
+    import re
+
+    if not re.match(r"^\d+\.\d+\.\d+$", c.version):
+        add("error", "version", f"version '{c.version}' is not MAJOR.MINOR.PATCH")
+    if c.model and c.model.status not in ("active", "draft", "deprecated", "retired", "proposed"):
+        add("warning", "status", f"status '{c.model.status}' is unusual")
+    if not (c.model and c.model.description and c.model.description.purpose):
+        add("warning", "description", "no description.purpose")
+    if not 0 <= c.reject_fraction <= 1:
+        add("error", "rejectThreshold", "fraction must be between 0 and 1")
+    if c.month_column:
+        col = c.column(c.month_column)
+        if col.logical_type not in ("date", "timestamp") and not (col.logical_type == "string" and col.pattern and "\\d{4}" in col.pattern.replace("[0-9]{4}", "\\d{4}")):
+            add("error", "monthColumn", f"monthColumn '{c.month_column}' must be a date, a timestamp or a YYYY-MM string with a pattern")
+    names = set(c.column_names)
+    for col in c.columns:
+        where = f"property {col.name}"
+        if not col.description:
+            add("warning", where, "no description")
+        if col.enum and len(set(col.enum)) != len(col.enum):
+            add("error", where, "enum lists a value twice")
+        if col.minimum is not None and col.maximum is not None and col.minimum > col.maximum:
+            add("error", where, "minimum is above maximum")
+        if col.pattern:
+            try:
+                re.compile(col.pattern)
+            except re.error as exc:
+                add("error", where, f"pattern does not compile: {exc}")
+        if col.code_list:
+            ref = col.code_list.get("reference")
+            from etl.reference import ReferenceError_, load_code_list
+
+            try:
+                load_code_list(contracts_dir() / ref if ref else None)
+            except ReferenceError_ as exc:
+                add("error", where, f"codeList: {exc}")
+            valid_on = col.code_list.get("validOnColumn")
+            if valid_on and valid_on not in names:
+                add("error", where, f"codeList validOnColumn '{valid_on}' is not a property")
+        if col.name != "force_id" and any(h in col.name for h in IDENTIFIER_HINTS) and not col.classification:
+            add("warning", where, "looks like an identifier but has no classification (reports must not show it)")
+        if col.name in ("force_id", "month", "source_file", "source_sha256", "source_row") and not (col.name == "force_id" and (c.force_column == "force_id" or c.reference)):
+            add("error", where, f"'{col.name}' is a lineage column the warehouse adds; rename the property")
+    for spec in _custom(c.model.customProperties if c.model else None).get("crossMonthChecks") or []:
+        kind = spec.get("check")
+        if kind not in CROSS_MONTH_KINDS:
+            add("error", "crossMonthChecks", f"unknown check '{kind}' (known: {', '.join(CROSS_MONTH_KINDS)})")
+            continue
+        for arg in CROSS_MONTH_KINDS[kind]:
+            if arg not in spec:
+                add("error", "crossMonthChecks", f"{kind} needs '{arg}'")
+        if spec.get("column") and spec["column"] not in names:
+            add("error", "crossMonthChecks", f"{kind}: column '{spec['column']}' is not a property")
+    return found
+
+
+def lint_all() -> list[Finding]:
+    findings = []
+    for path in sorted(contracts_dir().glob("*.yaml")):
+        findings.extend(lint_contract(path))
+    return findings
