@@ -126,11 +126,11 @@ def _print_expectations(summary: dict | None) -> None:
 
 def _print_month_table(months) -> None:
     t = Table(title="Months loaded", show_lines=False)
-    for col in ("month", "outcome", "rows in", "loaded", "quarantined"):
-        t.add_column(col, justify="right" if col not in ("month", "outcome") else "left")
+    for col in ("month", "force", "outcome", "rows in", "loaded", "quarantined", "warnings"):
+        t.add_column(col, justify="right" if col not in ("month", "force", "outcome") else "left")
     for r in months:
         style = "" if r.outcome == "loaded" else "yellow"
-        t.add_row(r.month, r.outcome, str(r.rows_in), str(r.rows_loaded), str(r.rows_quarantined), style=style)
+        t.add_row(r.month, r.force_id or "-", r.outcome, str(r.rows_in), str(r.rows_loaded), str(r.rows_quarantined), str(len(r.warnings or [])), style=style)
     out.print(t)
 
 
@@ -154,25 +154,28 @@ def run(
         state = monthly_load(str(source), month, str(warehouse), force, return_state=True)
         if state.is_failed():
             _fail(state.message or f"the monthly load of {month} failed", 1)
-        rep = pipeline.MonthReport(**state.result())
+        reports = [pipeline.MonthReport(**r) for r in state.result()]
     else:
         try:
-            rep = pipeline.load_month(source, month, warehouse, force_id=force)
+            reports = pipeline.load_source_month(source, month, warehouse, force_id=force)
         except pipeline.LoadFailed as exc:
             _fail(exc.message, 1)
-        rep.expectations = _expectations(warehouse)
-    out.print(
-        f"[green]loaded[/] {rep.month} for {rep.force_id}: {rep.rows_in} rows in = {rep.rows_loaded} loaded + "
-        f"{rep.rows_quarantined} quarantined (run {rep.run_id})",
-        highlight=False,
-    )
-    if rep.message:
-        out.print(f"[yellow]note:[/] {escape(rep.message)}", highlight=False)
-    for w in rep.warnings or []:
-        out.print(f"[yellow]warning:[/] {escape(w)}", highlight=False, soft_wrap=True)
-    if rep.rows_quarantined:
-        out.print(f"quarantined rows are in {warehouse / 'quarantine'} with their row numbers and failed rules", highlight=False)
-    _print_expectations(rep.expectations)
+        summary = _expectations(warehouse)
+        for r in reports:
+            r.expectations = summary
+    for rep in reports:
+        out.print(
+            f"[green]loaded[/] {rep.month} for {rep.force_id}: {rep.rows_in} rows in = {rep.rows_loaded} loaded + "
+            f"{rep.rows_quarantined} quarantined (run {rep.run_id})",
+            highlight=False,
+        )
+        if rep.message:
+            out.print(f"[yellow]note:[/] {escape(rep.message)}", highlight=False)
+        for w in rep.warnings or []:
+            out.print(f"[yellow]warning:[/] {escape(w)}", highlight=False, soft_wrap=True)
+        if rep.rows_quarantined:
+            out.print(f"quarantined rows are in {warehouse / 'quarantine'} with their row numbers and failed rules", highlight=False)
+    _print_expectations(reports[0].expectations if reports else None)
 
 
 @app.command()

@@ -240,7 +240,7 @@ def list_contracts() -> list[Contract]:
 
 def monthly_contracts(profile: str = "force") -> list[Contract]:
     """The monthly extracts of a source profile, recorded_crime first (others look crimes up)."""
-    found = [c for c in list_contracts() if c.month_column and not c.reference and c.profile == profile]
+    found = [c for c in list_contracts() if (c.month_column or "{month}" in c.file_name) and not c.reference and c.profile == profile]
     return sorted(found, key=lambda c: (c.extract != "recorded_crime", c.extract))
 
 
@@ -257,7 +257,7 @@ def load_contract(name: str) -> Contract:
 # --------------------------------------------------------------------------------------------------
 # Lint: the ODCS model and JSON schema (checked by parse_contract) plus the project's own rules.
 
-CROSS_MONTH_KINDS = {"continuity": (), "key_in_other_months": ("column",), "key_loaded": ("column", "lookup"), "volume_vs_history": ()}
+CROSS_MONTH_KINDS = {"continuity": (), "key_in_other_months": ("column",), "key_loaded": ("column", "lookup"), "volume_vs_history": (), "reconcile_published": ("tolerancePercent",)}
 IDENTIFIER_HINTS = ("_ref", "_id", "person", "response_id")
 
 

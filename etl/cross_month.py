@@ -9,6 +9,9 @@ or quarantine rows, so nothing is lost:
 * ``key_in_other_months``   a key (e.g. crime_ref) of this month was already loaded in another month;
 * ``key_loaded``            a key (e.g. an outcome's crime_ref) refers to a row never loaded in the
                             lookup extract;
+* ``reconcile_published``   at a quarter end, the force's records for the 12 months ending this
+                            month against the published statistics (ONS PFA Table P1) for the same
+                            area, offence group and period, within ``tolerancePercent``;
 * ``volume_vs_history``     each offence group's count this month lies inside its normal range:
                             an XmR (individuals) chart over the previous ``baselineMonths`` loaded
                             months, limits = mean +/- 2.66 x mean moving range (at least
@@ -47,6 +50,7 @@ def run_checks(
     month: str,
     loaded: list[str],
     this_run: list[ExtractResult],
+    published: pl.DataFrame | None = None,
 ) -> list[CheckResult]:
     """The contract's cross-month checks for one extract of one force-month."""
     out = []
@@ -58,6 +62,8 @@ def run_checks(
             out.append(key_in_other_months(result, wh, force, month, spec["column"]))
         elif kind == "key_loaded":
             out.append(key_loaded(result, wh, force, spec["column"], spec["lookup"], spec.get("lookupColumn", spec["column"]), this_run))
+        elif kind == "reconcile_published":
+            out.append(reconcile_published(result, wh, force, month, loaded, published, float(spec.get("tolerancePercent", 2.0))))
         elif kind == "volume_vs_history":
             out.append(volume_vs_history(result, wh, force, month, int(spec.get("baselineMonths", 24)), int(spec.get("minimumMonths", 6))))
         else:
@@ -163,3 +169,49 @@ def volume_vs_history(result: ExtractResult, wh: Warehouse, force: str, month: s
     parts = [f"{r['group']}: {r['n']} vs normal range {r['lower']:.0f}-{r['upper']:.0f}" for r in outside.iter_rows(named=True)]
     detail = f"{outside.height} group(s) outside their normal range in {month} (XmR over {span}): " + "; ".join(parts)
     return CheckResult(check, None, desc, "warning", False, outside.height, now.height, detail)
+
+
+TOTAL_GROUP = "Total recorded crime (excluding fraud)"
+
+
+def reconcile_published(result: ExtractResult, wh: Warehouse, force: str, month: str, loaded: list[str], published: pl.DataFrame | None, tolerance: float) -> CheckResult:
+    """The force's records for the year ending this month against the published count, per offence group."""
+    from etl.measures import load_definitions, monthly_counts
+    from etl.published import force_area
+
+    check = "published.reconciliation"
+    desc = f"the force's records for a year ending a quarter match the published statistics within {tolerance:g}%"
+    m = Month.parse(month)
+    area = force_area(force)
+    window = [str(m - k) for k in range(11, -1, -1)]
+    if published is None or area is None or area["area_code"] is None:
+        return CheckResult(check, None, desc, "warning", True, 0, 0, "not checked: no published statistics for this force")
+    rows = published.filter((pl.col("area_code") == area["area_code"]) & (pl.col("period_end") == month) & (pl.col("period_start") == window[0]))
+    if rows.height == 0:
+        return CheckResult(check, None, desc, "warning", True, 0, 0, f"not checked: no published table for the year ending {month}")
+    missing = [w for w in window if w not in set(loaded) | {month}]
+    if missing:
+        return CheckResult(check, None, desc, "warning", True, 0, 0, f"not checked: {len(missing)} month(s) of {window[0]}..{month} not loaded")
+    defs = load_definitions()
+    extract = result.contract.extract
+    lf = wh.scan(extract)
+    parts = [result.clean.lazy().with_columns(pl.lit(force).alias("force_id"))]
+    if lf is not None:
+        parts.insert(0, lf.filter((pl.col("force_id") == force) & pl.col("month").is_in(window) & (pl.col("month") != month)))
+    records = pl.concat(parts, how="diagonal_relaxed")
+    counts = monthly_counts({extract: records}, defs)
+    ours = {mm.published_group: counts.filter(pl.col("measure_id") == mm.id)["value"].sum() for mm in defs.measures if mm.published_group and mm.extract == extract}
+    if "status" in records.collect_schema().names():  # a force's recorded crime: the total is comparable
+        ours[TOTAL_GROUP] = float(records.filter(pl.col("status") == "recorded").select(pl.len()).collect().item())
+    lines, bad = [], 0
+    for group, value in sorted(ours.items()):
+        pub = rows.filter(pl.col("offence_group") == group)["value"]
+        if pub.len() == 0 or pub[0] is None:
+            lines.append(f"{group}: records {value:.0f}, not published")
+            continue
+        diff = (value - pub[0]) / pub[0] * 100 if pub[0] else (0.0 if value == 0 else float("inf"))
+        ok = abs(diff) <= tolerance
+        bad += not ok
+        lines.append(f"{group}: records {value:.0f} vs published {pub[0]:.0f} ({diff:+.1f}%{'' if ok else ' OUTSIDE tolerance'})")
+    detail = f"year ending {month} ({window[0]}..{month}), {rows['source_file'][0]}: " + "; ".join(lines)
+    return CheckResult(check, None, desc, "warning", bad == 0, bad, len(ours), detail)

@@ -47,6 +47,7 @@ MEASURE_SCHEMA = {
     "definition_version": pl.Utf8,
     "run_id": pl.Utf8,
     "note": pl.Utf8,
+    "comparison_source": pl.Utf8,  # force_records | published_statistics
 }
 
 RATE_UNITS = {1000: "per_1000", 100000: "per_100k", 1000000: "per_million"}
@@ -70,6 +71,11 @@ class Measure:
     per: int | None = None
     direction: str = "monitor"
     target: str | None = None
+    where: dict[str, tuple[str, ...]] = field(default_factory=dict)  # column -> accepted values
+    status: str | None = "recorded"  # rows counted only with this status (None: the extract has none)
+    proxy_for: str | None = None
+    note: str | None = None
+    published_group: str | None = None  # ONS PFA Table P1 offence group with the same definition
 
     @property
     def is_rate(self) -> bool:
@@ -82,6 +88,7 @@ class Definitions:
     path: Path
     measures: tuple[Measure, ...]
     groups: OffenceGroups
+    mapping_version: str | None = None
 
     def get(self, measure_id: str) -> Measure:
         for m in self.measures:
@@ -92,6 +99,11 @@ class Definitions:
     @property
     def label(self) -> str:
         return f"measures {self.version}; offence_groups {self.groups.version}"
+
+    def label_for(self, m: "Measure") -> str:
+        if m.extract.startswith("police_uk") or (m.is_rate and self.get(m.numerator).extract.startswith("police_uk")):  # type: ignore[arg-type]
+            return f"police_uk_mapping {self.mapping_version}"
+        return self.label
 
 
 @lru_cache(maxsize=8)
@@ -126,6 +138,11 @@ def load_definitions(path: str | Path | None = None, groups_path: str | Path | N
             per=(rate or {}).get("per"),
             direction=entry.get("direction", "monitor"),
             target=entry.get("target"),
+            where={k: tuple(str(x) for x in v) for k, v in ((count or {}).get("where") or {}).items()},
+            status=(count or {}).get("status", "recorded" if (count or {}).get("extract", "recorded_crime") == "recorded_crime" else None),
+            proxy_for=entry.get("proxy_for"),
+            note=entry.get("note"),
+            published_group=entry.get("published_offence_group"),
         )
         unknown = [g for g in m.groups if g not in groups.descriptions]
         if unknown:
@@ -133,10 +150,58 @@ def load_definitions(path: str | Path | None = None, groups_path: str | Path | N
         if m.is_rate and RATE_UNITS.get(m.per) != m.unit:
             raise DefinitionError(f"{path}: measure {mid}: per {m.per} needs unit {RATE_UNITS.get(m.per)}")
         measures.append(m)
+    mapping_version = None
+    mapping_path = path.parent / "police_uk_mapping.yaml"
+    if mapping_path.exists():
+        proxies, mapping_version = _public_data_proxies(mapping_path, defaults, ids)
+        measures.extend(proxies)
+        ids.update(m.id for m in proxies)
     for m in measures:
         if m.is_rate and m.numerator not in ids:
             raise DefinitionError(f"{path}: rate {m.id} divides unknown measure {m.numerator}")
-    return Definitions(str(data["version"]), path, tuple(measures), groups)
+    return Definitions(str(data["version"]), path, tuple(measures), groups, mapping_version)
+
+
+def _public_data_proxies(path: Path, defaults: dict, ids: set[str]) -> tuple[list[Measure], str]:
+    """Proxy measures declared in the data.police.uk mapping (counts of crime types, and their rates).
+
+    Proxies of other kinds (e.g. the stop-search positive outcome share) are declared there but not
+    computed by this engine yet; they are listed by `skipped_proxies`.
+    """
+    with open(path, encoding="utf-8") as fh:
+        data = yaml.safe_load(fh)
+    out = []
+    for p in data.get("proxy_measures") or []:
+        pid = p["id"]
+        if pid in ids:
+            raise DefinitionError(f"{path}: proxy id {pid} repeats a measure id")
+        common = dict(
+            id=pid, name=p.get("name", pid), family=p.get("family") or defaults.get("family", "national_measure"), unit=p.get("unit", "count"),
+            periods={k: tuple(v) for k, v in (defaults.get("periods") or {}).items()}, extract=p.get("source", "police_uk_street"),
+            status=None, proxy_for=p.get("proxy_for"), note=" ".join(str(p.get("differs", "")).split()) or None, direction=p.get("direction", "monitor"),
+            published_group=p.get("published_offence_group"),
+        )
+        rate = p.get("rate") or {}
+        flt = p.get("filter") or {}
+        if p.get("crime_types"):
+            out.append(Measure(**common, where={"crime_type": tuple(p["crime_types"])}))
+        elif flt.get("equals") and flt.get("column"):
+            out.append(Measure(**common, where={flt["column"]: (str(flt["equals"]),)}))
+        elif isinstance(rate.get("per"), int) and rate.get("numerator"):
+            out.append(Measure(**common, numerator=rate["numerator"], per=rate["per"]))
+    return out, str(data.get("version"))
+
+
+def skipped_proxies(path: Path | None = None) -> list[str]:
+    """Proxy ids declared in the mapping that the engine does not compute (no count or rate form)."""
+    defs = load_definitions()
+    mapping = (path or defs.path.parent / "police_uk_mapping.yaml")
+    if not mapping.exists():
+        return []
+    with open(mapping, encoding="utf-8") as fh:
+        declared = [p["id"] for p in (yaml.safe_load(fh).get("proxy_measures") or [])]
+    known = {m.id for m in defs.measures}
+    return [d for d in declared if d not in known]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -146,33 +211,47 @@ def _month_index(col: str) -> pl.Expr:
     return (pl.col(col).str.slice(0, 4).cast(pl.Int32) * 12 + pl.col(col).str.slice(5, 2).cast(pl.Int32) - 1).cast(pl.Int32)
 
 
-def monthly_counts(crimes: pl.LazyFrame, defs: Definitions) -> pl.DataFrame:
-    """Monthly count of every count measure: force_id, measure_id, idx (month index), value."""
-    flag_cols = sorted({f for m in defs.measures for f in m.flags})
-    base = (
-        crimes.filter(pl.col("status") == "recorded")
-        .group_by(["force_id", "month", "hocr_code", *flag_cols])
-        .agg(pl.len().cast(pl.Int64).alias("n"))
-        .with_columns(_month_index("month").alias("idx"))
-        .collect()
-        .with_row_index("_row")
-    )
+def monthly_counts(tables: dict[str, pl.LazyFrame | None], defs: Definitions) -> pl.DataFrame:
+    """Monthly count of every count measure: force_id, measure_id, idx (month index), value.
+
+    Each extract is aggregated once to (force, month, the columns its measures filter on); every
+    measure is then a filter and a sum over that small aggregate.
+    """
     membership = defs.groups.membership
     parts = []
-    for m in defs.measures:
-        if m.is_rate:
+    count_measures = [m for m in defs.measures if not m.is_rate]
+    for extract in sorted({m.extract for m in count_measures}):
+        lf = tables.get(extract)
+        if lf is None:
             continue
-        rows = base
-        for col, want in m.flags.items():
-            rows = rows.filter(pl.col(col) == want)
-        if m.groups:
-            codes = membership.filter(pl.col("group").is_in(list(m.groups)))
-            rows = (
-                rows.join(codes.select("code", "from_index", "to_index"), left_on="hocr_code", right_on="code", how="inner")
-                .filter((pl.col("idx") >= pl.col("from_index")) & (pl.col("idx") <= pl.col("to_index")))
-                .unique("_row")  # a code in two groups of a union counts once
-            )
-        parts.append(rows.group_by(["force_id", "idx"]).agg(pl.col("n").sum().cast(pl.Float64).alias("value")).with_columns(pl.lit(m.id).alias("measure_id")))
+        measures = [m for m in count_measures if m.extract == extract]
+        keys = sorted({f for m in measures for f in m.flags} | {w for m in measures for w in m.where} | ({"hocr_code"} if any(m.groups for m in measures) else set()))
+        statuses = sorted({m.status for m in measures if m.status})
+        cols = ["force_id", "month", *keys, *(["status"] if statuses else [])]
+        base = (
+            lf.select(cols)
+            .group_by(cols)
+            .agg(pl.len().cast(pl.Int64).alias("n"))
+            .with_columns(_month_index("month").alias("idx"))
+            .collect()
+            .with_row_index("_row")
+        )
+        for m in measures:
+            rows = base
+            if m.status:
+                rows = rows.filter(pl.col("status") == m.status)
+            for col, want in m.flags.items():
+                rows = rows.filter(pl.col(col) == want)
+            for col, values in m.where.items():
+                rows = rows.filter(pl.col(col).is_in(list(values)))
+            if m.groups:
+                codes = membership.filter(pl.col("group").is_in(list(m.groups)))
+                rows = (
+                    rows.join(codes.select("code", "from_index", "to_index"), left_on="hocr_code", right_on="code", how="inner")
+                    .filter((pl.col("idx") >= pl.col("from_index")) & (pl.col("idx") <= pl.col("to_index")))
+                    .unique("_row")  # a code in two groups of a union counts once
+                )
+            parts.append(rows.group_by(["force_id", "idx"]).agg(pl.col("n").sum().cast(pl.Float64).alias("value")).with_columns(pl.lit(m.id).alias("measure_id")))
     if not parts:
         return pl.DataFrame(schema={"force_id": pl.Utf8, "idx": pl.Int32, "value": pl.Float64, "measure_id": pl.Utf8})
     return pl.concat(parts)
@@ -180,7 +259,9 @@ def monthly_counts(crimes: pl.LazyFrame, defs: Definitions) -> pl.DataFrame:
 
 def definition_signature(m: Measure, defs: Definitions, idx: int) -> str:
     """Which definition versions count a measure in a month, e.g. 'grp_burglary_residential@2017-04'."""
-    measure = defs.get(m.numerator) if m.is_rate else m
+    measure = defs.get(m.numerator) if m.is_rate else m  # type: ignore[arg-type]
+    if measure.where:
+        return "; ".join(f"{k} in [{', '.join(v)}]" for k, v in measure.where.items())
     if not measure.groups:
         return "all codes"
     mem = defs.groups.membership
@@ -218,39 +299,54 @@ def _window_specs(measure: Measure, first: int, last: int) -> list[_WindowSpec]:
 
 
 def compute_measures(
-    crimes: pl.LazyFrame | None,
+    tables: dict[str, pl.LazyFrame | None] | pl.LazyFrame | None,
     loaded: pl.DataFrame,
     population: pl.DataFrame | None,
     defs: Definitions | None = None,
     run_id: str = "",
+    published: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
-    """The measures table for every force in ``loaded`` (force_id, month of each loaded month)."""
+    """The measures table for every force with loaded months.
+
+    ``tables``: curated tables by extract name (a bare LazyFrame means recorded_crime).
+    ``loaded``: force_id, month (and extract; without it, recorded_crime) of every loaded month.
+    """
     defs = defs or load_definitions()
-    if crimes is None or loaded.height == 0:
+    if tables is None or loaded.height == 0:
         return pl.DataFrame(schema=MEASURE_SCHEMA)
-    counts = monthly_counts(crimes, defs)
-    loaded = loaded.select("force_id", _month_index("month").alias("idx")).unique()
+    if isinstance(tables, pl.LazyFrame):
+        tables = {"recorded_crime": tables}
+    if "extract" not in loaded.columns:
+        loaded = loaded.with_columns(pl.lit("recorded_crime").alias("extract"))
+    counts = monthly_counts(tables, defs)
+    loaded = loaded.select("force_id", "extract", _month_index("month").alias("idx")).unique()
     pop = (
         population.select("force_id", pl.col("year").cast(pl.Int32), pl.col("population").cast(pl.Float64))
         if population is not None and population.height
         else pl.DataFrame(schema={"force_id": pl.Utf8, "year": pl.Int32, "population": pl.Float64})
     )
     out = []
-    for force_id, fl in loaded.group_by("force_id", maintain_order=True):
-        force_id = force_id[0]
-        first, last = fl["idx"].min(), fl["idx"].max()
-        lo = min(first, YE_JUN19.start.index) - 24
-        dense = pl.DataFrame({"idx": pl.int_range(lo, last + 1, eager=True, dtype=pl.Int32)})
-        dense = dense.join(fl.select("idx").with_columns(pl.lit(1, pl.Int32).alias("loaded")), on="idx", how="left").with_columns(pl.col("loaded").fill_null(0))
+    for (force_id,), fl in loaded.group_by("force_id", maintain_order=True):
         fpop = {r["year"]: r["population"] for r in pop.filter(pl.col("force_id") == force_id).iter_rows(named=True)}
         values: dict[str, pl.DataFrame] = {}
+        spans: dict[str, tuple[int, int]] = {}
+        for (extract,), el in fl.group_by("extract", maintain_order=True):
+            first, last = el["idx"].min(), el["idx"].max()
+            lo = min(first, YE_JUN19.start.index) - 24
+            dense = pl.DataFrame({"idx": pl.int_range(lo, last + 1, eager=True, dtype=pl.Int32)})
+            dense = dense.join(el.select("idx").with_columns(pl.lit(1, pl.Int32).alias("loaded")), on="idx", how="left").with_columns(pl.col("loaded").fill_null(0))
+            for m in defs.measures:
+                if not m.is_rate and m.extract == extract:
+                    series = counts.filter((pl.col("force_id") == force_id) & (pl.col("measure_id") == m.id)).select("idx", "value")
+                    values[m.id] = _cumulative(dense, series)
+                    spans[m.id] = (first, last)
         for m in defs.measures:
-            if not m.is_rate:
-                series = counts.filter((pl.col("force_id") == force_id) & (pl.col("measure_id") == m.id)).select("idx", "value")
-                values[m.id] = _cumulative(dense, series)
-        for m in defs.measures:
-            cum = values[m.numerator if m.is_rate else m.id]  # type: ignore[index]
-            out.append(_rows_for(m, defs, force_id, cum, first, last, fpop, run_id))
+            source = m.numerator if m.is_rate else m.id
+            if source not in values:
+                continue  # the force has no loaded month of this measure's extract
+            first, last = spans[source]  # type: ignore[index]
+            baseline = _published_baseline(defs.get(source), force_id, published)
+            out.append(_rows_for(m, defs, force_id, values[source], first, last, fpop, run_id, baseline))  # type: ignore[index]
     if not out:
         return pl.DataFrame(schema=MEASURE_SCHEMA)
     return pl.concat(out).select([pl.col(k).cast(t) for k, t in MEASURE_SCHEMA.items()])
@@ -266,7 +362,30 @@ def _cumulative(dense: pl.DataFrame, series: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _rows_for(m: Measure, defs: Definitions, force_id: str, cum: pl.DataFrame, first: int, last: int, pop: dict, run_id: str) -> pl.DataFrame:
+def _published_baseline(m: Measure, force_id: str, published: pl.DataFrame | None) -> tuple[float, str] | None:
+    """The ye_jun19 count of a measure from the published statistics, with where it came from."""
+    if published is None or published.height == 0 or not m.published_group:
+        return None
+    from etl.published import force_area
+
+    area = force_area(force_id)
+    if area is None or area["area_code"] is None:
+        return None
+    rows = published.filter(
+        (pl.col("area_code") == area["area_code"])
+        & (pl.col("offence_group") == m.published_group)
+        & (pl.col("period_start") == str(YE_JUN19.start))
+        & (pl.col("period_end") == str(YE_JUN19.end))
+        & pl.col("value").is_not_null()
+    )
+    if rows.height == 0:
+        return None
+    r = rows.sort("source_file").row(0, named=True)
+    return float(r["value"]), f"ONS PFA table {r['table']} '{m.published_group}', {r['source_file']} (sha256 {r['source_sha256'][:12]})"
+
+
+def _rows_for(m: Measure, defs: Definitions, force_id: str, cum: pl.DataFrame, first: int, last: int, pop: dict, run_id: str,
+              baseline: tuple[float, str] | None = None) -> pl.DataFrame:
     specs = _window_specs(m, first, last)
     if not specs:
         return pl.DataFrame(schema=MEASURE_SCHEMA)
@@ -305,6 +424,11 @@ def _rows_for(m: Measure, defs: Definitions, force_id: str, cum: pl.DataFrame, f
         notes = []
         value, cvalue = r["cur_value"], r["cmp_value"]
         complete_cur, complete_cmp = r["cur_complete"], r["cmp_complete"]
+        source = "force_records"
+        if not complete_cmp and r["comparison"] == "ye_jun19" and baseline is not None:
+            cvalue, complete_cmp, source = baseline[0], True, "published_statistics"
+            cmp_sig = cur_sig  # the measure declares the published group as the same definition
+            notes.append(f"baseline from published statistics ({r['cmp_missing']} month(s) of the force's own records not loaded): {baseline[1]}")
         if not complete_cur:
             notes.append(f"current window {Month(r['start'])}..{Month(r['end'])} has {r['cur_missing']} month(s) not loaded")
         if not complete_cmp:
@@ -348,9 +472,10 @@ def _rows_for(m: Measure, defs: Definitions, force_id: str, cum: pl.DataFrame, f
                 "change_pct": change_pct,
                 "target": m.target or f"direction: {m.direction}",
                 "status": status,
-                "definition_version": f"{defs.label}; {cur_sig}",
+                "definition_version": f"{defs.label_for(m)}; {cur_sig}",
                 "run_id": run_id,
-                "note": "; ".join(notes) or None,
+                "note": "; ".join(([f"proxy for {m.proxy_for}: {m.note}"] if m.proxy_for else []) + notes) or None,
+                "comparison_source": source if complete_cmp else None,
             }
         )
     return pl.DataFrame(rows, schema=MEASURE_SCHEMA)

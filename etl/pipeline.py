@@ -9,6 +9,7 @@ the recomputed measures. A file failure stops the run before anything is written
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -17,7 +18,8 @@ import polars as pl
 
 from etl import audit, cross_month
 from etl.contracts import Contract, load_contract, monthly_contracts
-from etl.extracts import ExtractError, read_extract
+from etl.extracts import ExtractError, read_extract, sha256_of
+from etl.published import PublishedError, read_pfa_table_p1
 from etl.measures import compute_measures, load_definitions
 from etl.periods import Month, months_between
 from etl.reference import load_code_list
@@ -100,12 +102,69 @@ def read_areas(source: Path) -> dict[str, list[str]] | None:
     return {r["force_id"]: r["npu"] for r in grouped.iter_rows(named=True)}
 
 
-def loaded_months(wh: Warehouse) -> pl.DataFrame:
-    """force_id, month of every successfully loaded force-month (failed runs write nothing)."""
+def loaded_months(wh: Warehouse, extract: str | None = None) -> pl.DataFrame:
+    """force_id, month, extract of every successfully loaded extract (failed runs write nothing)."""
     runs = wh.read("audit_runs")
+    empty = pl.DataFrame(schema={"force_id": pl.Utf8, "month": pl.Utf8, "extract": pl.Utf8})
     if runs is None:
-        return pl.DataFrame(schema={"force_id": pl.Utf8, "month": pl.Utf8})
-    return runs.filter(pl.col("kind") == "load").select("force_id", "month").unique().sort("force_id", "month")
+        return empty
+    files = pl.List(pl.Struct({"extract": pl.Utf8}))
+    loads = (
+        runs.filter((pl.col("kind") == "load") & pl.col("month").is_not_null())
+        .select("force_id", "month", pl.col("source_files").str.json_decode(files).alias("f"))
+        .explode("f")
+        .select("force_id", "month", pl.col("f").struct.field("extract").alias("extract"))
+        .filter(pl.col("extract") != "population")
+        .unique()
+        .sort("force_id", "month", "extract")
+    )
+    if extract:
+        loads = loads.filter(pl.col("extract") == extract)
+    return loads if loads.height else empty
+
+
+def find_police_uk_files(source: Path, month: str) -> dict[str, dict[str, Path]]:
+    """data.police.uk files for a month anywhere under SOURCE: force -> extract -> path.
+
+    Names must be exactly as downloaded (``2019-01-metropolitan-street.csv``); renamed copies such as
+    re-downloads kept beside the original are not picked up.
+    """
+    patterns = []
+    for c in monthly_contracts("police_uk"):
+        suffix = re.escape(c.file_name.split("{force}", 1)[1])  # e.g. "-street.csv"
+        patterns.append((c.extract, re.compile(rf"^{re.escape(month)}-(?P<force>[a-z0-9]+(?:-[a-z0-9]+)*?){suffix}$")))
+    found: dict[str, dict[str, Path]] = {}
+    for path in sorted(source.rglob(f"{month}-*.csv")):
+        if PUBLISHED_FOLDER.parts[0] in path.relative_to(source).parts[:1]:
+            continue
+        for extract, pattern in patterns:
+            hit = pattern.match(path.name)
+            if hit:
+                force_files = found.setdefault(hit.group("force"), {})
+                if extract in force_files:
+                    raise LoadFailed(month, f"two {extract} files for {hit.group('force')} {month}: {_rel(force_files[extract], source)} and {_rel(path, source)}; keep one", "duplicate_file")
+                force_files[extract] = path
+    return found
+
+
+def load_source_month(source: str | Path, month: str, warehouse: str | Path, *, force_id: str | None = None, compute: bool = True) -> list[MonthReport]:
+    """Load a month of either source profile: a force folder (SOURCE/YYYY-MM/recorded_crime.csv ...)
+    or data.police.uk files (one run per force found). Raises `LoadFailed` for the first failure."""
+    source = Path(source)
+    month = str(Month.parse(month))
+    if (source / month / "recorded_crime.csv").exists() or not source.is_dir():
+        return [load_month(source, month, warehouse, force_id=force_id, compute=compute)]
+    public = find_police_uk_files(source, month)
+    if force_id:
+        public = {f: v for f, v in public.items() if f == force_id}
+    if not public:
+        return [load_month(source, month, warehouse, force_id=force_id, compute=compute)]  # reports the missing folder
+    by_extract = {c.extract: c for c in monthly_contracts("police_uk")}
+    reports = []
+    for force, files in sorted(public.items()):
+        plan = [(by_extract[e], files.get(e)) for e in sorted(by_extract)]
+        reports.append(_load(source, Month.parse(month), Warehouse(warehouse), plan, force, compute))
+    return reports
 
 
 def load_month(
@@ -116,24 +175,32 @@ def load_month(
     force_id: str | None = None,
     compute: bool = True,
 ) -> MonthReport:
-    """Load one month. Raises `LoadFailed` (nothing written) when a file fails its contract."""
-    source, wh = Path(source), Warehouse(warehouse)
+    """Load one month of a force folder. Raises `LoadFailed` (nothing written) when a file fails its contract."""
+    source = Path(source)
     m = Month.parse(month)
+    folder = source / str(m)
+    if not folder.is_dir():
+        raise LoadFailed(str(m), f"{folder}: no extract folder for {m} (expected {folder}/recorded_crime.csv)", "missing_month")
+    plan = [(c, folder / c.file_name if (folder / c.file_name).exists() else None) for c in monthly_contracts()]
+    return _load(source, m, Warehouse(warehouse), plan, force_id, compute)
+
+
+def _load(source: Path, m: Month, wh: Warehouse, plan: list[tuple[Contract, Path | None]], force_id: str | None, compute: bool) -> MonthReport:
+    """Validate the planned files of one force-month and commit them as one run."""
     month = str(m)
     started = audit.utcnow()
     run_id = audit.new_run_id("load")
-    folder = source / month
-    if not folder.is_dir():
-        raise LoadFailed(month, f"{folder}: no extract folder for {month} (expected {folder}/recorded_crime.csv)", "missing_month")
     try:
         areas = read_areas(source)
+        if all(path is None for _, path in plan):
+            raise FileFailure(str(source / month), "file.present", "holds none of the extracts the contracts describe")
         results: list[ExtractResult] = []
         absent: list[Contract] = []
         force = force_id
-        for contract in monthly_contracts():
-            path = folder / contract.file_name
-            if not path.exists():
+        for contract, path in plan:
+            if path is None:
                 if not contract.optional:
+                    path = source / month / contract.file_name
                     raise FileFailure(_rel(path, source), "file.present", f"is missing; the {contract.extract} extract is required every month")
                 absent.append(contract)
                 continue
@@ -148,12 +215,18 @@ def load_month(
         pop_contract = load_contract("population")
         if (source / pop_contract.file_name).exists():
             population = _read_validate(pop_contract, source / pop_contract.file_name, source, ValidationContext())
+        published = new_published(source, wh)
     except FileFailure as exc:
         raise LoadFailed(month, f"{exc.path}: {exc.message}", exc.rule) from exc
+    except PublishedError as exc:
+        raise LoadFailed(month, str(exc), "published_statistics") from exc
     assert force is not None
-    history = sorted(set(loaded_months(wh).filter(pl.col("force_id") == force)["month"].to_list()) - {month})
+    previous = loaded_months(wh).filter(pl.col("force_id") == force)
+    pub_parts = [p for p in [wh.read("published_statistics"), *[f for f, _ in published]] if p is not None]
+    all_published = pl.concat(pub_parts).unique() if pub_parts else None
     for r in results:
-        r.checks.extend(cross_month.run_checks(r, wh, force, month, history, results))
+        history = sorted(set(previous.filter(pl.col("extract") == r.contract.extract)["month"].to_list()) - {month})
+        r.checks.extend(cross_month.run_checks(r, wh, force, month, history, results, all_published))
     warnings = [f"{r.contract.extract}: {c.detail}" for r in results for c in r.checks if c.severity == "warning" and not c.passed and c.detail]
 
     month_filter = predicate(force_id=force, month=month)
@@ -162,6 +235,8 @@ def load_month(
     loaded_results = results + ([population] if population is not None else [])
     quarantined = [r.quarantine.with_columns(pl.lit(run_id).alias("run_id"), pl.lit(force).alias("force_id"), pl.lit(month).alias("month")) for r in loaded_results]
     writes.append(Write("quarantine", pl.concat(quarantined), month_filter))
+    for frame, entry in published:
+        writes.append(Write("published_statistics", frame, predicate(source_sha256=entry["sha256"])))
     if population is not None:
         forces = population.clean["force_id"].unique().sort().to_list()
         if forces:
@@ -171,15 +246,16 @@ def load_month(
     message = "; ".join(f"no {c.file_name} for {month}" for c in absent) or None
     extra_checks = [(c.extract, CheckResult("file.present", None, f"{month}/{c.file_name} is present", "warning", False, 0, 0)) for c in absent]
     checks = audit.checks_frame(run_id, force, month, loaded_results, extra_checks)
-    run = audit.run_row(run_id, "load", force, month, started, loaded_results, definition_versions(), message)
+    run = audit.run_row(run_id, "load", force, month, started, loaded_results, definition_versions(), message, [e for _, e in published])
 
     if compute:
-        curated = _with_new_month(wh, crimes.clean, force, month)
-        loaded = pl.concat([loaded_months(wh), pl.DataFrame({"force_id": [force], "month": [month]})]).unique()
+        tables = _tables_with_month(wh, results, force, month)
+        new = pl.DataFrame({"force_id": [force] * len(results), "month": [month] * len(results), "extract": [r.contract.extract for r in results]})
+        loaded = pl.concat([previous.filter(~((pl.col("month") == month) & pl.col("extract").is_in([c.extract for c in absent]))), new]).unique()
         pop = population.clean if population is not None else wh.read("population")
         if population is not None and (committed_pop := wh.read("population")) is not None:
             pop = pl.concat([committed_pop.filter(~pl.col("force_id").is_in(population.clean["force_id"].implode())), population.clean])
-        table = compute_measures(curated, loaded.filter(pl.col("force_id") == force), pop, run_id=run_id)
+        table = compute_measures(tables, loaded, pop, run_id=run_id, published=all_published)
         writes.append(Write("measures", table, predicate(force_id=force)))
 
     wh.commit(run_id, writes, run, checks)
@@ -215,13 +291,44 @@ def _lookup(wh: Warehouse, force: str, args: dict, done: list[ExtractResult]) ->
     return pl.concat(parts).unique(key, keep="first")
 
 
-def _with_new_month(wh: Warehouse, new: pl.DataFrame, force: str, month: str) -> pl.LazyFrame:
-    lf = wh.scan("recorded_crime")
-    new_lf = new.lazy().with_columns(pl.lit(force).alias("force_id"))
-    if lf is None:
-        return new_lf
-    old = lf.filter(~((pl.col("force_id") == force) & (pl.col("month") == month)))
-    return pl.concat([old, new_lf], how="diagonal_relaxed")
+def _tables_with_month(wh: Warehouse, results: list[ExtractResult], force: str, month: str) -> dict[str, pl.LazyFrame | None]:
+    """Every curated table as it will be after this run: committed rows, this force-month replaced."""
+    tables: dict[str, pl.LazyFrame | None] = {}
+    for extract in measure_extracts():
+        new = [_curated(r.clean, r.contract, force).lazy() for r in results if r.contract.extract == extract]
+        lf = wh.scan(extract)
+        old = lf.filter(~((pl.col("force_id") == force) & (pl.col("month") == month))) if lf is not None else None
+        parts = [p for p in (old, *new) if p is not None]
+        tables[extract] = pl.concat(parts, how="diagonal_relaxed") if parts else None
+    return tables
+
+
+PUBLISHED_FOLDER = Path("reference") / "published"
+
+
+def new_published(source: Path, wh: Warehouse) -> list[tuple[pl.DataFrame, dict]]:
+    """Published statistics workbooks in SOURCE/reference/published/ not loaded yet (by sha256)."""
+    folder = source / PUBLISHED_FOLDER
+    if not folder.is_dir():
+        return []
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".xlsx")
+    if not files:
+        return []
+    committed = wh.read("published_statistics")
+    known = set(committed["source_sha256"].unique().to_list()) if committed is not None else set()
+    out = []
+    for path in files:
+        if sha256_of(path.read_bytes()) in known:
+            continue
+        frame = read_pfa_table_p1(path)
+        entry = {"extract": "published_statistics", "file": _rel(path, source), "sha256": frame["source_sha256"][0], "encoding": "xlsx",
+                 "contract": "ons_pfa_table_p1", "contract_version": None, "rows_in": frame.height, "rows_loaded": frame.height, "rows_quarantined": 0}
+        out.append((frame, entry))
+    return out
+
+
+def measure_extracts() -> list[str]:
+    return sorted({m.extract for m in load_definitions().measures if not m.is_rate})
 
 
 def refresh_measures(warehouse: str | Path, forces: list[str] | None = None) -> tuple[str, int]:
@@ -234,7 +341,8 @@ def refresh_measures(warehouse: str | Path, forces: list[str] | None = None) -> 
         loaded = loaded.filter(pl.col("force_id").is_in(forces))
     if loaded.height == 0:
         return run_id, 0
-    table = compute_measures(wh.scan("recorded_crime"), loaded, wh.read("population"), run_id=run_id)
+    tables = {e: wh.scan(e) for e in measure_extracts()}
+    table = compute_measures(tables, loaded, wh.read("population"), run_id=run_id, published=wh.read("published_statistics"))
     done = loaded["force_id"].unique().sort().to_list()
     writes = [Write("measures", table, "force_id IN (" + ", ".join(sql_literal(f) for f in done) + ")")]
     run = audit.run_row(run_id, "measures", ",".join(done), None, started, [], definition_versions(), f"{table.height} measure rows for {', '.join(done)}")
@@ -255,12 +363,13 @@ def backfill(
     reports = []
     for m in months_between(first, last):
         try:
-            rep = load_month(source, str(m), warehouse, force_id=force_id, compute=False)
+            reps = load_source_month(source, str(m), warehouse, force_id=force_id, compute=False)
         except LoadFailed as exc:
-            rep = MonthReport(month=str(m), outcome="missing" if exc.rule == "missing_month" else "failed", message=exc.message)
-        reports.append(rep)
-        if on_month:
-            on_month(rep)
+            reps = [MonthReport(month=str(m), outcome="missing" if exc.rule == "missing_month" else "failed", message=exc.message)]
+        for rep in reps:
+            reports.append(rep)
+            if on_month:
+                on_month(rep)
     forces = sorted({r.force_id for r in reports if r.force_id}) or None
     run_id, n = refresh_measures(warehouse, forces)
     return BackfillReport(reports, run_id, n)

@@ -285,7 +285,11 @@ def read_pfa_table_p1(path: Path) -> pl.DataFrame:
         .with_columns(
             pl.col("offence_group").replace_strict(list(headings.values()), list(range(len(headings)))).alias("col_order"),
             pl.col("cell").str.to_lowercase().is_in(NOT_AVAILABLE_MARKERS).alias("marker"),
-            pl.col("cell").str.replace_all(r"(?<=\d),(?=\d{3})", "").cast(pl.Float64, strict=False).alias("value"),
+            # plain numbers only (no 'nan' / 'inf'); thousands separators allowed
+            pl.when(pl.col("cell").str.contains(r"^-?(\d+|\d{1,3}(,\d{3})+)(\.\d+)?([eE][+-]?\d+)?$"))
+            .then(pl.col("cell").str.replace_all(",", ""))
+            .cast(pl.Float64)
+            .alias("value"),
         )
     )
     problems = long.filter(

@@ -29,7 +29,9 @@ from deltalake.exceptions import TableNotFoundError
 
 AUDIT_RUNS = "audit_runs"
 AUDIT_CHECKS = "audit_checks"
-TABLES = ("recorded_crime", "crime_outcomes", "population", "quarantine", AUDIT_CHECKS, "measures", AUDIT_RUNS)
+# Tables the recovery looks after: every table directory in the warehouse (curated extracts are
+# named after their contracts), audit_runs last.
+FIXED_TABLES = ("recorded_crime", "crime_outcomes", "population", "published_statistics", "quarantine", AUDIT_CHECKS, "measures", AUDIT_RUNS)
 
 AUDIT_RUNS_SCHEMA = {
     "run_id": pl.Utf8,
@@ -163,7 +165,8 @@ class Warehouse:
         """Tables left ahead of the committed state: table -> (committed version or None, current)."""
         committed = self.committed_versions()
         ahead = {}
-        for table in TABLES:
+        present = sorted(p.name for p in self.root.iterdir() if (p / "_delta_log").exists()) if self.root.exists() else []
+        for table in sorted(set(present) | set(FIXED_TABLES)):
             if table == AUDIT_RUNS:
                 continue
             t = self._table(table)

@@ -26,13 +26,15 @@ from etl.periods import Month, months_between
 
 
 @task(name="load-month", cache_policy=NO_CACHE)
-def load_month_task(source: str, month: str, warehouse: str, force_id: str | None, compute: bool) -> dict:
+def load_month_task(source: str, month: str, warehouse: str, force_id: str | None, compute: bool) -> list[dict]:
+    """One month of the source: a force folder, or data.police.uk files (one run per force found)."""
     try:
-        report = pipeline.load_month(source, month, warehouse, force_id=force_id, compute=compute)
+        reports = pipeline.load_source_month(source, month, warehouse, force_id=force_id, compute=compute)
     except pipeline.LoadFailed as exc:
-        report = pipeline.MonthReport(month=month, outcome="missing" if exc.rule == "missing_month" else "failed", message=exc.message)
-    progress.emit("month", report=report)
-    return report.to_dict()
+        reports = [pipeline.MonthReport(month=month, outcome="missing" if exc.rule == "missing_month" else "failed", message=exc.message)]
+    for report in reports:
+        progress.emit("month", report=report)
+    return [r.to_dict() for r in reports]
 
 
 @task(name="refresh-measures", cache_policy=NO_CACHE)
@@ -63,18 +65,21 @@ def monthly_load(source: str, month: str, warehouse: str, force_id: str | None =
     if month == "previous":
         today = datetime.date.today()
         month = str(Month.of(today.year, today.month) - 1)
-    report = load_month_task(source, month, warehouse, force_id, True)
-    create_markdown_artifact(key="monthly-load", markdown=_summary([report]), description=f"Monthly load {month}")
-    if report["outcome"] != "loaded":
-        return Failed(message=report["message"], data=report)
-    report["expectations"] = expectations_task(warehouse)
-    return report
+    reports = load_month_task(source, month, warehouse, force_id, True)
+    create_markdown_artifact(key="monthly-load", markdown=_summary(reports), description=f"Monthly load {month}")
+    failed = [r for r in reports if r["outcome"] != "loaded"]
+    if failed:
+        return Failed(message="; ".join(r["message"] for r in failed), data=reports)
+    expectations = expectations_task(warehouse)
+    for r in reports:
+        r["expectations"] = expectations
+    return reports
 
 
 @flow(name="backfill", log_prints=False)
 def backfill(source: str, first: str, last: str, warehouse: str, force_id: str | None = None) -> dict:
     """Load every month from first to last in order, then recompute the measures once."""
-    reports = [load_month_task(source, str(m), warehouse, force_id, False) for m in months_between(first, last)]
+    reports = [r for m in months_between(first, last) for r in load_month_task(source, str(m), warehouse, force_id, False)]
     forces = sorted({r["force_id"] for r in reports if r.get("force_id")}) or None
     measures = refresh_measures_task(warehouse, forces)
     expectations = expectations_task(warehouse)

@@ -26,7 +26,7 @@ def test_monthly_flow_loads_and_a_bad_month_fails_cleanly(prefect, tmp_path):
         write_month(source, m, [crime(f"{m}-a", f"{m}-03", "34B"), crime(f"{m}-b", f"{m}-04", "BAD")])
     state = monthly_load(str(source), "2019-01", str(warehouse), return_state=True)
     assert state.is_completed()
-    report = state.result()
+    (report,) = state.result()
     assert (report["rows_in"], report["rows_loaded"], report["rows_quarantined"]) == (3, 2, 1)  # 2 crimes + 1 population row
 
     write_month(source, "2019-03", [crime("late", "2019-04-01")])

@@ -1,0 +1,88 @@
+"""Published statistics in the pipeline: loaded from SOURCE/reference/published/, used as the baseline
+when the force's own baseline months are not loaded, and reconciled with the force's records."""
+
+import csv
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from etl import pipeline
+from etl.published import read_pfa_table_p1
+from etl.warehouse import Warehouse
+from tests.conftest import SHARED, crime, write_month
+
+REAL = SHARED / "data" / "real"
+JUNE_2019 = REAL / "prc" / "ons-pfa-tables" / "policeforceareatablesyearendingjune2019.xlsx"
+pytestmark = pytest.mark.skipif(not JUNE_2019.exists(), reason="shared/data/real is not beside the repository")
+
+
+def add_workbook(source: Path) -> Path:
+    folder = source / "reference" / "published"
+    folder.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.copy(JUNE_2019, folder / JUNE_2019.name))
+
+
+def published(force_area_code: str, group: str) -> float:
+    t = read_pfa_table_p1(JUNE_2019)
+    return t.filter((pl.col("area_code") == force_area_code) & (pl.col("offence_group") == group))["value"][0]
+
+
+def test_baseline_from_published_statistics_when_the_force_records_are_missing(tmp_path):
+    source, warehouse = tmp_path / "s", tmp_path / "w"
+    add_workbook(source)
+    months = [f"2019-{m:02d}" for m in range(7, 13)] + [f"2020-{m:02d}" for m in range(1, 7)]
+    for i, m in enumerate(months):
+        rows = [crime(f"{m}-h", f"{m}-05", "1", force="west-midlands")] if i % 2 == 0 else []
+        rows += [crime(f"{m}-r{k}", f"{m}-06", "34B", force="west-midlands") for k in range(3)]
+        write_month(source, m, rows)
+    report = pipeline.backfill(source, "2019-07", "2020-06", warehouse)
+    assert report.ok
+    wh = Warehouse(warehouse)
+    pub = wh.read("published_statistics")
+    assert pub.filter(pl.col("area_code") == "E23000014").height == 23  # West Midlands: every P1 offence group
+    files = wh.read("audit_runs").filter(pl.col("month") == "2019-07")["source_files"][0]
+    assert JUNE_2019.name in files
+
+    m = wh.read("measures").filter((pl.col("period_end") == "2020-06") & (pl.col("period") == "r12") & (pl.col("comparison") == "ye_jun19"))
+    hom = m.filter(pl.col("measure_id") == "nm_homicide_count").row(0, named=True)
+    expected = published("E23000014", "Homicide")
+    assert hom["comparison_value"] == expected and hom["comparison_source"] == "published_statistics"
+    assert hom["value"] == 6 and hom["status"] == "monitor"
+    assert hom["change_pct"] == pytest.approx((6 - expected) / expected * 100)
+    assert "baseline from published statistics" in hom["note"] and JUNE_2019.name in hom["note"]
+    # P1 has all robbery, not robbery of personal property: no honest baseline, so incomplete
+    rob = m.filter(pl.col("measure_id") == "nm_nc_robbery").row(0, named=True)
+    assert (rob["status"], rob["comparison_value"], rob["comparison_source"]) == ("incomplete", None, None)
+    # prev_r12 never uses published figures
+    prev = wh.read("measures").filter((pl.col("measure_id") == "nm_homicide_count") & (pl.col("period_end") == "2020-06") & (pl.col("comparison") == "prev_r12"))
+    assert prev["status"].to_list() == ["incomplete"]
+    # a second backfill does not load the same workbook twice
+    pipeline.backfill(source, "2020-06", "2020-06", warehouse)
+    assert wh.read("published_statistics").height == pub.height
+
+
+def test_public_data_reconciled_with_the_published_year(tmp_path):
+    source, warehouse = tmp_path / "s", tmp_path / "w"
+    add_workbook(source)
+    street = source / "street"
+    street.mkdir(parents=True)
+    robberies = 0
+    for m in [f"2018-{k:02d}" for k in range(7, 13)] + [f"2019-{k:02d}" for k in range(1, 7)]:
+        f = REAL / "street" / "city-of-london" / f"{m}-city-of-london-street.csv"
+        shutil.copy(f, street / f.name)
+        with open(f, newline="", encoding="utf-8-sig") as fh:
+            robberies += sum(1 for r in csv.DictReader(fh) if r["Crime type"] == "Robbery")
+    report = pipeline.backfill(source, "2018-07", "2019-06", warehouse)
+    assert report.ok and {r.force_id for r in report.months} == {"city-of-london"}
+    wh = Warehouse(warehouse)
+    runs = wh.read("audit_runs").filter((pl.col("kind") == "load") & (pl.col("month") == "2019-06"))
+    c = wh.read("audit_checks").filter(pl.col("run_id").is_in(runs["run_id"].implode()) & (pl.col("check") == "published.reconciliation")).row(0, named=True)
+    pub = published("E23000034", "Robbery")
+    diff = (robberies - pub) / pub * 100
+    assert f"Robbery: records {robberies} vs published {pub:.0f} ({diff:+.1f}%" in c["detail"]
+    assert c["rows_checked"] == 5 and c["severity"] == "warning"
+    assert c["passed"] is (c["failing_rows"] == 0)
+    earlier = wh.read("audit_checks").filter(pl.col("check") == "published.reconciliation")
+    assert earlier.height == 12 and earlier.filter(pl.col("detail").str.starts_with("not checked")).height == 11
