@@ -19,7 +19,7 @@ from pathlib import Path
 
 import polars as pl
 
-from etl import audit
+from etl import audit, progress
 from etl.reference import REPO_ROOT
 from etl.validation import CheckResult
 from etl.warehouse import Warehouse
@@ -112,7 +112,8 @@ def run_expectations(warehouse: str | Path, commit: bool = True) -> Expectations
                 result_format=RESULT_FORMAT,
             )
         )
-        result = checkpoint.run(batch_parameters={"dataframe": pdf})
+        with progress.stage("expectations", table=table, rows=len(pdf)):
+            result = checkpoint.run(batch_parameters={"dataframe": pdf})
         checks = []
         for vr in result.run_results.values():
             for r in vr.results:

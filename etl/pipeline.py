@@ -16,7 +16,7 @@ from typing import Callable
 
 import polars as pl
 
-from etl import audit, cross_month
+from etl import audit, cross_month, progress
 from etl.contracts import Contract, load_contract, monthly_contracts
 from etl.extracts import ExtractError, read_extract, sha256_of
 from etl.published import PublishedError, read_pfa_table_p1
@@ -81,10 +81,12 @@ def _rel(path: Path, source: Path) -> str:
 def _read_validate(contract: Contract, path: Path, source: Path, ctx: ValidationContext) -> ExtractResult:
     shown = _rel(path, source)
     try:
-        raw = read_extract(path)
+        with progress.stage("read", extract=contract.extract):
+            raw = read_extract(path)
     except ExtractError as exc:
         raise FileFailure(shown, exc.reason, exc.message) from exc
-    return validate_extract(contract, raw, ctx, source_file=shown)
+    with progress.stage("validate", extract=contract.extract, rows=raw.rows_in):
+        return validate_extract(contract, raw, ctx, source_file=shown)
 
 
 def read_areas(source: Path) -> dict[str, list[str]] | None:
@@ -226,7 +228,8 @@ def _load(source: Path, m: Month, wh: Warehouse, plan: list[tuple[Contract, Path
     all_published = pl.concat(pub_parts).unique() if pub_parts else None
     for r in results:
         history = sorted(set(previous.filter(pl.col("extract") == r.contract.extract)["month"].to_list()) - {month})
-        r.checks.extend(cross_month.run_checks(r, wh, force, month, history, results, all_published))
+        with progress.stage("cross_month", extract=r.contract.extract):
+            r.checks.extend(cross_month.run_checks(r, wh, force, month, history, results, all_published))
     warnings = [f"{r.contract.extract}: {c.detail}" for r in results for c in r.checks if c.severity == "warning" and not c.passed and c.detail]
 
     month_filter = predicate(force_id=force, month=month)
@@ -255,10 +258,12 @@ def _load(source: Path, m: Month, wh: Warehouse, plan: list[tuple[Contract, Path
         pop = population.clean if population is not None else wh.read("population")
         if population is not None and (committed_pop := wh.read("population")) is not None:
             pop = pl.concat([committed_pop.filter(~pl.col("force_id").is_in(population.clean["force_id"].implode())), population.clean])
-        table = compute_measures(tables, loaded, pop, run_id=run_id, published=all_published)
+        with progress.stage("measures"):
+            table = compute_measures(tables, loaded, pop, run_id=run_id, published=all_published)
         writes.append(Write("measures", table, predicate(force_id=force)))
 
-    wh.commit(run_id, writes, run, checks)
+    with progress.stage("write", rows=sum(w.frame.height for w in writes)):
+        wh.commit(run_id, writes, run, checks)
     return MonthReport(
         month=month,
         outcome="loaded",
@@ -342,11 +347,13 @@ def refresh_measures(warehouse: str | Path, forces: list[str] | None = None) -> 
     if loaded.height == 0:
         return run_id, 0
     tables = {e: wh.scan(e) for e in measure_extracts()}
-    table = compute_measures(tables, loaded, wh.read("population"), run_id=run_id, published=wh.read("published_statistics"))
+    with progress.stage("measures"):
+        table = compute_measures(tables, loaded, wh.read("population"), run_id=run_id, published=wh.read("published_statistics"))
     done = loaded["force_id"].unique().sort().to_list()
     writes = [Write("measures", table, "force_id IN (" + ", ".join(sql_literal(f) for f in done) + ")")]
     run = audit.run_row(run_id, "measures", ",".join(done), None, started, [], definition_versions(), f"{table.height} measure rows for {', '.join(done)}")
-    wh.commit(run_id, writes, run)
+    with progress.stage("write", rows=table.height):
+        wh.commit(run_id, writes, run)
     return run_id, table.height
 
 

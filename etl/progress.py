@@ -24,3 +24,16 @@ def listening(fn: Callable[[str, dict[str, Any]], None]) -> Iterator[None]:
         yield
     finally:
         _listeners.remove(fn)
+
+
+@contextmanager
+def stage(name: str, **data: Any) -> Iterator[None]:
+    """Time a stage of the work and emit ("stage", name=..., seconds=...) when it ends (benchmarks listen)."""
+    import time
+
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        if _listeners:
+            emit("stage", name=name, seconds=time.perf_counter() - start, **data)
