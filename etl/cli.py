@@ -301,6 +301,40 @@ def measures(
     print_measures(rows, title=f"Measures for the period ending {month}")
 
 
+@app.command()
+def report(
+    month: str = typer.Option(..., "--month", help="Period end month, YYYY-MM"),
+    warehouse: Path = typer.Option(DEFAULT_WAREHOUSE, "--warehouse", help="Warehouse folder"),
+    out_dir: Path = typer.Option(Path("reports"), "--out", help="Where to write the HTML and CSV"),
+    force: Optional[str] = typer.Option(None, "--force", help="The force (default: the only one, or the first)"),
+) -> None:
+    """Scorecard (like the Plan KPI scorecard), national measures page with trend charts, data quality, CSV."""
+    month = _month(month, "--month")
+    paths = _write_report(warehouse, month, out_dir, force)
+    out.print(f"report for {month}: {paths.index.resolve()}", highlight=False)
+    for p in [paths.scorecard, paths.national, *paths.csv]:
+        out.print(f"  {p.resolve()}", highlight=False)
+
+
+def _write_report(warehouse: Path, month: str, out_dir: Path, force: str | None):
+    from etl.reports import write_report
+    from etl.warehouse import Warehouse
+
+    wh = Warehouse(warehouse)
+    table = wh.read("measures")
+    if table is None:
+        _fail(f"{warehouse}: no measures table (run `etl backfill` or `etl run` first)", 2)
+    forces = sorted(table["force_id"].unique().to_list())
+    if force is None:
+        force = forces[0]
+    elif force not in forces:
+        _fail(f"--force {force}: not in the warehouse (forces: {', '.join(forces)})", 2)
+    if table.filter((pl.col("period_end") == month) & (pl.col("force_id") == force)).height == 0:
+        _fail(f"no measures for {force} ending {month}", 2)
+    checks = wh.read("audit_checks")
+    return write_report(table.filter(pl.col("force_id") == force), month, out_dir, spc=wh.read("spc"), force_id=force, data_quality=checks)
+
+
 def _fmt_value(v: float | None, unit: str) -> str:
     if v is None:
         return "-"
@@ -338,6 +372,7 @@ def demo(
     last: Optional[str] = typer.Option(None, "--to", help="Last month (default: last complete month)"),
     crimes_per_month: int = typer.Option(25000, "--crimes-per-month", help="Average recorded crimes a month"),
     bad_rows: int = typer.Option(3, "--bad-rows", help="Deliberately invalid rows per month, to show quarantine"),
+    extracts_scale: Optional[float] = typer.Option(None, "--extracts-scale", help="Volume of the other extracts (calls, incidents, ...) vs a large force; default 0.25"),
     engine: str = typer.Option(os.environ.get("ETL_ENGINE", "prefect"), "--engine", help="prefect or local"),
 ) -> None:
     """Make synthetic extracts for a demo force, run the pipeline over them and show the latest measures."""
@@ -369,8 +404,15 @@ def demo(
             source, first_month=first, last_month=last, crimes_per_month=crimes_per_month, bad_rows_per_month=bad_rows,
             on_month=lambda m: gen_bar.update(task, advance=1, description=f"generating {m}"),
         )
+        from etl.demo_extracts import RECOMMENDED_DEMO_SCALE, generate_extracts
+
+        task2 = gen_bar.add_task("other extracts", total=None)
+        others = generate_extracts(source, [str(m) for m in months_between(first, last)], force_id=summary.force_id,
+                                   scale=RECOMMENDED_DEMO_SCALE if extracts_scale is None else extracts_scale, bad_rows_per_month=min(bad_rows, 1))
+        gen_bar.update(task2, total=1, completed=1)
     out.print(f"synthetic extracts for [bold]{summary.force_id}[/]: {summary.months} months {summary.first_month}..{summary.last_month}, "
-              f"{summary.recorded_crimes:,} crimes, {summary.outcomes:,} outcomes, {summary.injected_bad_rows} deliberately bad rows -> {source}", highlight=False)
+              f"{summary.recorded_crimes:,} crimes, {summary.outcomes:,} outcomes, {summary.injected_bad_rows} deliberately bad rows; "
+              f"{len(others)} other extracts ({sum(others.values()):,} rows) -> {source}", highlight=False)
     result = _run_backfill(source, summary.first_month, summary.last_month, warehouse, None, engine)
     months = result["months"]
     loaded = [m for m in months if m.outcome == "loaded"]
@@ -380,11 +422,13 @@ def demo(
         highlight=False,
     )
     table = Warehouse(warehouse).read("measures")
-    latest = table.filter(pl.col("period_end") == summary.last_month).sort(["measure_id", "period", "comparison"])
+    latest = table.filter((pl.col("period_end") == summary.last_month) & (pl.col("family") == "national_measure") & pl.col("period").is_in(["r12", "cal"])).sort(["measure_id", "period", "comparison"])
     print_measures(latest, title=f"National measures, {summary.force_id}, period ending {summary.last_month}")
     _print_expectations(result.get("expectations"))
-    out.print(f"\nwarehouse (Delta tables): {warehouse.resolve()}", highlight=False)
-    for name in ("recorded_crime", "crime_outcomes", "population", "quarantine", "audit_runs", "audit_checks", "measures"):
+    paths = _write_report(warehouse, summary.last_month, dir / "reports", summary.force_id)
+    out.print(f"\nreports: {paths.index.resolve()} (scorecard, national measures, data quality, CSV)", highlight=False)
+    out.print(f"warehouse (Delta tables): {warehouse.resolve()}", highlight=False)
+    for name in ("recorded_crime", "crime_outcomes", "quarantine", "audit_runs", "audit_checks", "measures", "spc"):
         out.print(f"  {name:16s} {warehouse.resolve() / name}", highlight=False)
     out.print(f"source extracts: {source.resolve()}\nnext: etl measures --month {summary.last_month} --warehouse {warehouse} --format json", highlight=False)
     if len(loaded) != len(months):

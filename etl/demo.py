@@ -633,3 +633,27 @@ def _write_reference(out_dir: Path, prof: _Profile, force_id: str, first_m: np.d
     }), ref_dir / "population.csv")
     _write_csv(pl.DataFrame({"force_id": [force_id] * len(prof.npus), "npu": prof.npus}),
                ref_dir / "areas.csv")
+    _write_csv(_external_statistics(force_id, y0 + 1, y1), ref_dir / "external_statistics.csv")
+
+
+def _external_statistics(force_id: str, first_year: int, last_year: int) -> pl.DataFrame:
+    """Synthetic stand-ins for the [EXTERNAL] published figures (CSEW, ONS, Action Fraud), clearly
+    labelled as synthetic: the real ones are copied from their publications by the force."""
+    rng = np.random.default_rng(first_year * 100 + last_year)
+    rows = []
+    src = "SYNTHETIC demo figure (stands in for the publication named in the catalogue)"
+    for y in range(first_year, last_year):
+        fy = (f"{y}-04", f"{y + 1}-03")
+        rows += [
+            ("pk_csew_confidence", "fy", *fy, round(float(rng.normal(67, 2)), 1)),
+            ("pk_csew_high_asb_perception", "fy", *fy, round(float(rng.normal(9, 1)), 1)),
+            ("pk_fraud_victims_af", "fy", *fy, float(rng.poisson(19000))),
+            ("nm_fraud_af_disseminations", "cal", f"{y}-01", f"{y}-12", float(rng.poisson(2400))),
+            ("nm_fraud_identity_share", "cal", f"{y}-01", f"{y}-12", round(float(rng.normal(31, 2)), 1)),
+        ]
+    for y in range(first_year, last_year - 1, 3):
+        rows.append(("pk_drug_related_deaths", "agg3y", f"{y}-01", f"{y + 2}-12", float(rng.poisson(450))))
+    return pl.DataFrame(
+        [{"force_id": force_id, "measure_id": m, "period": p, "period_start": a, "period_end": b, "value": v, "source": src} for m, p, a, b, v in rows],
+        schema={"force_id": pl.Utf8, "measure_id": pl.Utf8, "period": pl.Utf8, "period_start": pl.Utf8, "period_end": pl.Utf8, "value": pl.Float64, "source": pl.Utf8},
+    )

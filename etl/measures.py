@@ -86,9 +86,11 @@ class Filter:
     where_not: dict[str, tuple[str, ...]] = field(default_factory=dict)  # column not in values (nulls pass)
     ranges: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)  # inclusive
     status: str | None = None
+    present: tuple[str, ...] = ()  # columns that must not be empty
+    absent: tuple[str, ...] = ()  # columns that must be empty
 
     def columns(self) -> set[str]:
-        cols = set(self.flags) | set(self.where) | set(self.where_not) | set(self.ranges)
+        cols = set(self.flags) | set(self.where) | set(self.where_not) | set(self.ranges) | set(self.present) | set(self.absent)
         if self.groups:
             cols.add("hocr_code")
         if self.status:
@@ -105,6 +107,10 @@ class Filter:
             e = e & pl.col(c).cast(pl.Utf8).is_in(list(values))
         for c, values in self.where_not.items():
             e = e & (pl.col(c).is_null() | ~pl.col(c).cast(pl.Utf8).is_in(list(values)))
+        for c in self.present:
+            e = e & pl.col(c).is_not_null()
+        for c in self.absent:
+            e = e & pl.col(c).is_null()
         for c, (lo, hi) in self.ranges.items():
             if lo is not None:
                 e = e & (pl.col(c) >= lo)
@@ -119,6 +125,7 @@ class Filter:
         parts += [f"{c} {'Y' if v else 'N'}" for c, v in self.flags.items()]
         parts += [f"{c} in [{', '.join(v)}]" for c, v in self.where.items()]
         parts += [f"{c} not in [{', '.join(v)}]" for c, v in self.where_not.items()]
+        parts += [f"{c} present" for c in self.present] + [f"{c} empty" for c in self.absent]
         parts += [f"{c} {'' if lo is None else f'>= {lo:g}'}{' and ' if lo is not None and hi is not None else ''}{'' if hi is None else f'<= {hi:g}'}" for c, (lo, hi) in self.ranges.items()]
         return "; ".join(parts)
 
@@ -225,6 +232,8 @@ def _filter(spec: dict | None, default_status: str | None, path: Path, mid: str)
         where_not={k: tuple(str(x) for x in (v if isinstance(v, list) else [v])) for k, v in (spec.get("where_not") or {}).items()},
         ranges=ranges,
         status=spec.get("status", default_status),
+        present=tuple(spec.get("present") or ()),
+        absent=tuple(spec.get("absent") or ()),
     )
 
 
@@ -430,7 +439,7 @@ def _base(lf: pl.LazyFrame, measures: list[Measure]) -> pl.DataFrame:
 
 
 def _select(base: pl.DataFrame, f: Filter, membership: pl.DataFrame) -> pl.DataFrame:
-    rows = base.filter(f.expr())
+    rows = base.filter(f.expr()) if f.columns() - {"hocr_code"} or f.status else base
     if f.groups:
         codes = membership.filter(pl.col("group").is_in(list(f.groups)))
         rows = (

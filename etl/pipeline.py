@@ -22,6 +22,7 @@ from etl.extracts import ExtractError, read_extract, sha256_of
 from etl.published import PublishedError, read_pfa_table_p1
 from etl.measures import compute_measures, load_definitions
 from etl.periods import Month, months_between
+from etl.spc import control_charts
 from etl.reference import load_code_list
 from etl.validation import CheckResult, ExtractResult, FileFailure, ValidationContext, curated_schema, validate_extract
 from etl.warehouse import Warehouse, Write, predicate, sql_literal
@@ -116,7 +117,7 @@ def loaded_months(wh: Warehouse, extract: str | None = None) -> pl.DataFrame:
         .select("force_id", "month", pl.col("source_files").str.json_decode(files).alias("f"))
         .explode("f")
         .select("force_id", "month", pl.col("f").struct.field("extract").alias("extract"))
-        .filter(pl.col("extract") != "population")
+        .filter(~pl.col("extract").is_in(list(REFERENCE_EXTRACTS)))
         .unique()
         .sort("force_id", "month", "extract")
     )
@@ -213,10 +214,12 @@ def _load(source: Path, m: Month, wh: Warehouse, plan: list[tuple[Contract, Path
             if not force:
                 raise FileFailure(result.source_file, "force_id.required", "has no force_id on any row; cannot tell which force it belongs to")
             results.append(result)
-        population = None
-        pop_contract = load_contract("population")
-        if (source / pop_contract.file_name).exists():
-            population = _read_validate(pop_contract, source / pop_contract.file_name, source, ValidationContext())
+        references: dict[str, ExtractResult] = {}
+        for name in REFERENCE_EXTRACTS:
+            ref_contract = load_contract(name)
+            if (source / ref_contract.file_name).exists():
+                references[name] = _read_validate(ref_contract, source / ref_contract.file_name, source, ValidationContext())
+        population = references.get("population")
         published = new_published(source, wh)
     except FileFailure as exc:
         raise LoadFailed(month, f"{exc.path}: {exc.message}", exc.rule) from exc
@@ -235,15 +238,15 @@ def _load(source: Path, m: Month, wh: Warehouse, plan: list[tuple[Contract, Path
     month_filter = predicate(force_id=force, month=month)
     writes = [Write(r.contract.extract, _curated(r.clean, r.contract, force), month_filter) for r in results]
     writes += [Write(c.extract, pl.DataFrame(schema=curated_schema(c)), month_filter) for c in absent if wh.has_table(c.extract)]
-    loaded_results = results + ([population] if population is not None else [])
+    loaded_results = results + list(references.values())
     quarantined = [r.quarantine.with_columns(pl.lit(run_id).alias("run_id"), pl.lit(force).alias("force_id"), pl.lit(month).alias("month")) for r in loaded_results]
     writes.append(Write("quarantine", pl.concat(quarantined), month_filter))
     for frame, entry in published:
         writes.append(Write("published_statistics", frame, predicate(source_sha256=entry["sha256"])))
-    if population is not None:
-        forces = population.clean["force_id"].unique().sort().to_list()
+    for name, ref in references.items():  # reference data replaces the rows of the forces it covers
+        forces = ref.clean["force_id"].unique().sort().to_list()
         if forces:
-            writes.append(Write("population", population.clean, "force_id IN (" + ", ".join(sql_literal(f) for f in forces) + ")"))
+            writes.append(Write(name, ref.clean, "force_id IN (" + ", ".join(sql_literal(f) for f in forces) + ")"))
 
     crimes = results[0]
     message = "; ".join(f"no {c.file_name} for {month}" for c in absent) or None
@@ -255,12 +258,12 @@ def _load(source: Path, m: Month, wh: Warehouse, plan: list[tuple[Contract, Path
         tables = _tables_with_month(wh, results, force, month)
         new = pl.DataFrame({"force_id": [force] * len(results), "month": [month] * len(results), "extract": [r.contract.extract for r in results]})
         loaded = pl.concat([previous.filter(~((pl.col("month") == month) & pl.col("extract").is_in([c.extract for c in absent]))), new]).unique()
-        pop = population.clean if population is not None else wh.read("population")
-        if population is not None and (committed_pop := wh.read("population")) is not None:
-            pop = pl.concat([committed_pop.filter(~pl.col("force_id").is_in(population.clean["force_id"].implode())), population.clean])
+        pop, ext = (_reference_after(wh, name, references.get(name)) for name in REFERENCE_EXTRACTS)
         with progress.stage("measures"):
-            table = compute_measures(tables, loaded, pop, run_id=run_id, published=all_published)
+            table = compute_measures(tables, loaded, pop, run_id=run_id, published=all_published, external=ext)
+            charts = control_charts(tables, loaded.filter(pl.col("force_id") == force))
         writes.append(Write("measures", table, predicate(force_id=force)))
+        writes.append(Write("spc", charts, predicate(force_id=force)))
 
     with progress.stage("write", rows=sum(w.frame.height for w in writes)):
         wh.commit(run_id, writes, run, checks)
@@ -309,6 +312,17 @@ def _tables_with_month(wh: Warehouse, results: list[ExtractResult], force: str, 
 
 
 PUBLISHED_FOLDER = Path("reference") / "published"
+REFERENCE_EXTRACTS = ("population", "external_statistics")
+
+
+def _reference_after(wh: Warehouse, name: str, new: ExtractResult | None) -> pl.DataFrame | None:
+    """A reference table as it will be after this run (the file's forces replaced)."""
+    committed = wh.read(name)
+    if new is None:
+        return committed
+    if committed is None:
+        return new.clean
+    return pl.concat([committed.filter(~pl.col("force_id").is_in(new.clean["force_id"].implode())), new.clean], how="diagonal_relaxed")
 
 
 def new_published(source: Path, wh: Warehouse) -> list[tuple[pl.DataFrame, dict]]:
@@ -333,7 +347,9 @@ def new_published(source: Path, wh: Warehouse) -> list[tuple[pl.DataFrame, dict]
 
 
 def measure_extracts() -> list[str]:
-    return sorted({m.extract for m in load_definitions().measures if not m.is_rate})
+    """Curated tables the measures read (crime_outcomes too when a measure uses a crime's outcome)."""
+    measures = [m for m in load_definitions().measures if m.kind not in ("rate", "external", "no_data")]
+    return sorted({m.extract for m in measures} | ({"crime_outcomes"} if any(m.needs_outcome for m in measures) else set()))
 
 
 def refresh_measures(warehouse: str | Path, forces: list[str] | None = None) -> tuple[str, int]:
@@ -348,9 +364,11 @@ def refresh_measures(warehouse: str | Path, forces: list[str] | None = None) -> 
         return run_id, 0
     tables = {e: wh.scan(e) for e in measure_extracts()}
     with progress.stage("measures"):
-        table = compute_measures(tables, loaded, wh.read("population"), run_id=run_id, published=wh.read("published_statistics"))
+        table = compute_measures(tables, loaded, wh.read("population"), run_id=run_id, published=wh.read("published_statistics"), external=wh.read("external_statistics"))
+        charts = control_charts(tables, loaded)
     done = loaded["force_id"].unique().sort().to_list()
-    writes = [Write("measures", table, "force_id IN (" + ", ".join(sql_literal(f) for f in done) + ")")]
+    in_forces = "force_id IN (" + ", ".join(sql_literal(f) for f in done) + ")"
+    writes = [Write("measures", table, in_forces), Write("spc", charts, in_forces)]
     run = audit.run_row(run_id, "measures", ",".join(done), None, started, [], definition_versions(), f"{table.height} measure rows for {', '.join(done)}")
     with progress.stage("write", rows=table.height):
         wh.commit(run_id, writes, run)

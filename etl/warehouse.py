@@ -31,7 +31,7 @@ AUDIT_RUNS = "audit_runs"
 AUDIT_CHECKS = "audit_checks"
 # Tables the recovery looks after: every table directory in the warehouse (curated extracts are
 # named after their contracts), audit_runs last.
-FIXED_TABLES = ("recorded_crime", "crime_outcomes", "population", "published_statistics", "quarantine", AUDIT_CHECKS, "measures", AUDIT_RUNS)
+FIXED_TABLES = ("recorded_crime", "crime_outcomes", "population", "external_statistics", "published_statistics", "quarantine", AUDIT_CHECKS, "measures", "spc", AUDIT_RUNS)
 
 AUDIT_RUNS_SCHEMA = {
     "run_id": pl.Utf8,

@@ -7,14 +7,21 @@ from etl.measures import compute_measures, load_definitions
 from etl.periods import Month, months_between
 
 
+FLAGS = ("domestic_abuse", "hate_crime", "knife_sharp", "firearm", "online", "business_victim")
+
+
 def crimes(spec):
-    """spec: list of (month, code, n, flags dict). Returns a curated-like LazyFrame."""
+    """spec: list of (month, code, n, flags dict). Returns a LazyFrame shaped like the curated table."""
     rows = []
     for month, code, n, flags in spec:
         for _ in range(n):
-            rows.append({"force_id": "f", "month": month, "hocr_code": code, "status": flags.get("status", "recorded"),
-                         "knife_sharp": flags.get("knife", False), "online": flags.get("online", False)})
-    return pl.DataFrame(rows, schema={"force_id": pl.Utf8, "month": pl.Utf8, "hocr_code": pl.Utf8, "status": pl.Utf8, "knife_sharp": pl.Boolean, "online": pl.Boolean}).lazy()
+            row = {"force_id": "f", "crime_ref": f"c{len(rows)}", "month": month, "hocr_code": code, "status": flags.get("status", "recorded"),
+                   "victim_age": flags.get("age")}
+            row.update({f: False for f in FLAGS})
+            row["knife_sharp"], row["online"] = flags.get("knife", False), flags.get("online", False)
+            rows.append(row)
+    schema = {"force_id": pl.Utf8, "crime_ref": pl.Utf8, "month": pl.Utf8, "hocr_code": pl.Utf8, "status": pl.Utf8, "victim_age": pl.Int64} | {f: pl.Boolean for f in FLAGS}
+    return pl.DataFrame(rows, schema=schema).lazy()
 
 
 def loaded(first, last, skip=()):
