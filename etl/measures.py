@@ -150,7 +150,7 @@ class Measure:
     filter: Filter = field(default_factory=Filter)
     numerator_filter: Filter | None = None  # share: rows of the denominator that also match this
     column: str | None = None  # sum / mean / median
-    derive: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (from, to): whole seconds between
+    derive: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # name -> (from, to, seconds_between|days_between)
     numerator: str | None = None  # rate
     per: int | None = None
     direction: str = "monitor"
@@ -182,6 +182,11 @@ class Measure:
     @property
     def status(self) -> str | None:
         return self.filter.status
+
+    @property
+    def needs_crime(self) -> bool:
+        """An outcomes measure that reads its crime's columns (offence code, recorded date, flags)."""
+        return self.extract == "crime_outcomes"
 
     @property
     def needs_outcome(self) -> bool:
@@ -274,10 +279,11 @@ def _measure(entry: dict, defaults: dict, groups: OffenceGroups, path: Path) -> 
         numerator_filter = _filter(spec.get("numerator"), None, path, mid)
     derive = {}
     for name, d in (spec.get("derive") or {}).items():
-        pair = (d or {}).get("seconds_between")
+        unit = "seconds_between" if (d or {}).get("seconds_between") else "days_between"
+        pair = (d or {}).get(unit)
         if not pair or len(pair) != 2:
-            raise DefinitionError(f"{path}: measure {mid}: derive {name} needs seconds_between: [from, to]")
-        derive[name] = (pair[0], pair[1])
+            raise DefinitionError(f"{path}: measure {mid}: derive {name} needs seconds_between or days_between: [from, to]")
+        derive[name] = (pair[0], pair[1], unit)
     m = Measure(
         id=mid,
         name=entry.get("name", mid),
@@ -411,6 +417,16 @@ def _with_outcomes(crimes: pl.LazyFrame, outcomes: pl.LazyFrame | None) -> pl.La
     return crimes.join(latest, on=["force_id", "crime_ref"], how="left")
 
 
+CRIME_COLUMNS = ("hocr_code", "recorded_date", "domestic_abuse", "status")
+
+
+def _with_crimes(outcomes: pl.LazyFrame, crimes: pl.LazyFrame | None) -> pl.LazyFrame:
+    """Each outcome with its crime's offence code, recorded date, DA flag and status (null if never loaded)."""
+    if crimes is None:
+        return outcomes.with_columns([pl.lit(None).alias(c) for c in CRIME_COLUMNS])
+    return outcomes.join(crimes.select("force_id", "crime_ref", *CRIME_COLUMNS).unique(["force_id", "crime_ref"], keep="last"), on=["force_id", "crime_ref"], how="left")
+
+
 def _base(lf: pl.LazyFrame, measures: list[Measure]) -> pl.DataFrame:
     """One extract aggregated to (force, month, every column its measures use) with a row count n."""
     derive = {}
@@ -418,7 +434,8 @@ def _base(lf: pl.LazyFrame, measures: list[Measure]) -> pl.DataFrame:
         derive.update(m.derive)
     if derive:
         lf = lf.with_columns(
-            [((pl.col(b) - pl.col(a)).dt.total_seconds()).cast(pl.Int64).alias(name) for name, (a, b) in derive.items()]
+            [((pl.col(b) - pl.col(a)).dt.total_seconds() if unit == "seconds_between" else (pl.col(b) - pl.col(a)).dt.total_days()).cast(pl.Int64).alias(name)
+             for name, (a, b, unit) in derive.items()]
         )
     keys: set[str] = set()
     for m in measures:
@@ -467,6 +484,8 @@ def monthly_components(tables: dict[str, pl.LazyFrame | None], defs: Definitions
         measures = [m for m in computed if m.extract == extract]
         if extract == "recorded_crime" and any(m.needs_outcome for m in measures):
             lf = _with_outcomes(lf, tables.get("crime_outcomes"))
+        if extract == "crime_outcomes":
+            lf = _with_crimes(lf, tables.get("recorded_crime"))
         base = _base(lf, measures)
         for m in measures:
             rows = _select(base, m.filter, membership)
@@ -641,6 +660,8 @@ def compute_measures(
                 continue
             el = fl.filter(pl.col("extract") == source.extract)
             if source.extract == "recorded_crime" and source.needs_outcome:
+                el = fl.filter(pl.col("extract") == "recorded_crime")
+            if source.extract == "crime_outcomes":  # outcomes are judged by the months whose crimes and outcomes were loaded
                 el = fl.filter(pl.col("extract") == "recorded_crime")
             if el.height == 0:
                 out.append(_declared_rows(m, defs, ctx, span, f"needs the {source.extract} extract, not loaded for {force_id}"))

@@ -349,7 +349,8 @@ def new_published(source: Path, wh: Warehouse) -> list[tuple[pl.DataFrame, dict]
 def measure_extracts() -> list[str]:
     """Curated tables the measures read (crime_outcomes too when a measure uses a crime's outcome)."""
     measures = [m for m in load_definitions().measures if m.kind not in ("rate", "external", "no_data")]
-    return sorted({m.extract for m in measures} | ({"crime_outcomes"} if any(m.needs_outcome for m in measures) else set()))
+    extra = ({"crime_outcomes"} if any(m.needs_outcome for m in measures) else set()) | ({"recorded_crime"} if any(m.needs_crime for m in measures) else set())
+    return sorted({m.extract for m in measures} | extra)
 
 
 def refresh_measures(warehouse: str | Path, forces: list[str] | None = None) -> tuple[str, int]:

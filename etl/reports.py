@@ -126,7 +126,7 @@ def _duration(seconds: float) -> str:
     return f"{h}h {m:02d}m {sec:02d}s" if h else f"{m}m {sec:02d}s"
 
 
-_UNIT_SUFFIX = {"pct": "%", "per_1000": " per 1,000", "per_100k": " per 100,000", "per_million": " per million"}
+_UNIT_SUFFIX = {"pct": "%", "per_1000": " per 1,000", "per_100k": " per 100,000", "per_million": " per million", "days": " days"}
 
 
 def format_value(value: float | None, unit: str | None) -> str:

@@ -52,7 +52,7 @@ def test_positive_outcome_rate_uses_each_crimes_latest_outcome_and_is_judged_aga
     out = [{"force_id": "f", "crime_ref": f"c{i}", "outcome_type": 1, "outcome_date": dt.date(2020, 3, 1), "month": "2020-03", "source_row": i} for i in range(10)]
     out.append({"force_id": "f", "crime_ref": "c9", "outcome_type": 16, "outcome_date": dt.date(2020, 3, 20), "month": "2020-03", "source_row": 99})
     out += [{"force_id": "f", "crime_ref": f"c{i}", "outcome_type": 16, "outcome_date": dt.date(2020, 3, 2), "month": "2020-03", "source_row": i} for i in range(50, 70)]
-    tables = {"recorded_crime": c.lazy(), "crime_outcomes": pl.DataFrame(out).lazy()}
+    tables = {"recorded_crime": shaped("recorded_crime", c).lazy(), "crime_outcomes": shaped("crime_outcomes", pl.DataFrame(out)).lazy()}
     t = compute_measures(tables, loaded("2019-04", "2020-03"), None)
     r = row(t, "pk_positive_outcome_rate_da", "2020-03", "fytd", "target")
     assert r["value"] == pytest.approx(9 / 120 * 100)  # cohort basis: 9 positive of 120 DA crimes
@@ -168,3 +168,15 @@ def test_control_chart_limits_runs_and_outliers():
     assert signals["2019-09"] == "outside_limits"  # the spike of 30
     assert [m for m, sig in signals.items() if sig == "run_above"] == months[-7:]  # 7 months at 14 > centre 11
     assert all(signals[m] is None for m in months[:14])
+
+
+def test_rape_investigation_length_joins_each_outcome_to_its_crime():
+    c = crimes([("2021-04", "19C", {}), ("2021-04", "19C", {}), ("2021-04", "8N", {})]).with_columns(
+        pl.Series("recorded_date", [dt.date(2021, 4, 1), dt.date(2021, 4, 11), dt.date(2021, 4, 1)]))
+    out = pl.DataFrame({"force_id": ["f"] * 3, "crime_ref": ["c0", "c1", "c2"], "outcome_type": [18, 16, 1],
+                        "outcome_date": [dt.date(2021, 5, 1)] * 3, "month": ["2021-05"] * 3, "source_row": [2, 3, 4]})
+    tables = {"recorded_crime": shaped("recorded_crime", c).lazy(), "crime_outcomes": shaped("crime_outcomes", out).lazy()}
+    t = compute_measures(tables, loaded("2021-04", "2021-05"), None)
+    assert row(t, "pk_rape_investigation_days", "2021-05", "month", "sply")["value"] == 25.0  # (30 + 20) / 2; the 8N outcome is not a rape
+    assert row(t, "pk_rape_investigations_concluded", "2021-05", "month", "sply")["value"] == 2.0
+    assert row(t, "pk_rape_investigations_concluded", "2021-04", "month", "sply")["value"] == 0.0
