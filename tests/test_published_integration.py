@@ -86,3 +86,39 @@ def test_public_data_reconciled_with_the_published_year(tmp_path):
     assert c["passed"] is (c["failing_rows"] == 0)
     earlier = wh.read("audit_checks").filter(pl.col("check") == "published.reconciliation")
     assert earlier.height == 12 and earlier.filter(pl.col("detail").str.starts_with("not checked")).height == 11
+
+
+def test_public_data_backfill_loads_every_file_as_published_and_a_republished_month_replaces_it(tmp_path):
+    source, warehouse = tmp_path / "s", tmp_path / "w"
+    for kind in ("street", "outcomes", "stop-and-search"):
+        for m in ("2021-06", "2021-07"):
+            f = REAL / kind / "city-of-london" / f"{m}-city-of-london-{kind}.csv"
+            if f.exists():
+                (source / kind).mkdir(parents=True, exist_ok=True)
+                shutil.copy(f, source / kind / f.name)
+    report = pipeline.backfill(source, "2021-06", "2021-07", warehouse)
+    assert report.ok and [r.force_id for r in report.months] == ["city-of-london", "city-of-london"]
+    wh = Warehouse(warehouse)
+    street = wh.read("police_uk_street")
+
+    def rows_in(path):
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            return sum(1 for _ in csv.DictReader(fh))
+
+    june = source / "street" / "2021-06-city-of-london-street.csv"
+    assert street.filter(pl.col("month") == "2021-06").height == rows_in(june)
+    assert wh.read("quarantine") is None or wh.read("quarantine").height == 0
+    measures = wh.read("measures")
+    assert measures.filter(pl.col("measure_id").str.starts_with("pu_")).height > 0
+    assert measures.filter(pl.col("measure_id") == "nm_homicide_count").height == 0  # not this profile's measure
+    # data.police.uk re-publishes months: the later download replaces the force-month whole
+    revised = REAL / "street" / "city-of-london" / "revisions" / "2021-06-city-of-london-street.AlinZohari-STDM.csv"
+    shutil.copy(revised, june)
+    before = street.filter(pl.col("month") == "2021-06")
+    pipeline.backfill(source, "2021-06", "2021-06", warehouse)
+    after = wh.read("police_uk_street").filter(pl.col("month") == "2021-06")
+    assert after.height == rows_in(revised)
+    assert set(after["source_sha256"].unique()) != set(before["source_sha256"].unique())
+    changed = after.join(before, on=["source_row"], how="inner").filter(pl.col("last_outcome_category") != pl.col("last_outcome_category_right"))
+    assert changed.height > 0  # the re-published rows differ (outcomes matured)
+    assert wh.read("police_uk_street").filter(pl.col("month") == "2021-07").height == street.filter(pl.col("month") == "2021-07").height
