@@ -166,9 +166,14 @@ def volume_vs_history(result: ExtractResult, wh: Warehouse, force: str, month: s
     span = f"{Month(months[0])}..{Month(months[-1])}, {len(months)} months"
     if outside.height == 0:
         return CheckResult(check, None, desc, "warning", True, 0, now.height, f"all {now.height} groups inside their XmR limits ({span})")
-    parts = [f"{r['group']}: {r['n']} vs normal range {r['lower']:.0f}-{r['upper']:.0f}" for r in outside.iter_rows(named=True)]
+    parts = [f"{r['group']}: {r['n']} vs normal range {_limit(r['lower'])}-{_limit(r['upper'])}" for r in outside.iter_rows(named=True)]
     detail = f"{outside.height} group(s) outside their normal range in {month} (XmR over {span}): " + "; ".join(parts)
     return CheckResult(check, None, desc, "warning", False, outside.height, now.height, detail)
+
+
+def _limit(x: float) -> str:
+    """A control limit as shown: whole above 100, else one decimal so that 0.4 is not shown as 0."""
+    return f"{x:.0f}" if x >= 100 else f"{x:.1f}"
 
 
 TOTAL_GROUP = "Total recorded crime (excluding fraud)"

@@ -69,7 +69,7 @@ def test_month_outside_its_normal_range(history):
     _, wh = history
     c = checks_for(wh, "2019-08", "volume.within_normal_range").row(0, named=True)
     assert c["passed"] is False
-    assert "grp_burglary_residential: 60 vs normal range" in c["detail"]
+    assert "grp_burglary_residential: 60 vs normal range " in c["detail"]
     assert "all_recorded_crime" in c["detail"]  # the total moved too
     assert "grp_vwi" not in c["detail"]
     assert checks_for(wh, "2019-07", "volume.within_normal_range")["passed"].to_list() == [True]
