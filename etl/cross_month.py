@@ -14,7 +14,7 @@ or quarantine rows, so nothing is lost:
                             area, offence group and period, within ``tolerancePercent``;
 * ``volume_vs_history``     each offence group's count this month lies inside its normal range:
                             an XmR (individuals) chart over the previous ``baselineMonths`` loaded
-                            months, limits = mean +/- 2.66 x mean moving range (at least
+                            months (looking back at most ``baselineMonths`` + 12 months), limits = mean +/- 2.66 x mean moving range (at least
                             ``minimumMonths`` months of history, else not checked).
 """
 
@@ -127,8 +127,10 @@ def volume_vs_history(result: ExtractResult, wh: Warehouse, force: str, month: s
     idx = Month.parse(month).index
     if lf is None:
         return CheckResult(check, None, desc, "warning", True, 0, 0, "not checked: no history loaded yet")
+    # Only the months the chart can use: the Delta scan skips the files of older months by their stats.
+    oldest = str(Month(idx - baseline_months - 12))
     history = (
-        lf.filter((pl.col("force_id") == force) & (pl.col("month") != month) & (pl.col("status") == "recorded"))
+        lf.filter((pl.col("force_id") == force) & (pl.col("month") >= oldest) & (pl.col("month") < month) & (pl.col("status") == "recorded"))
         .group_by("month", "hocr_code")
         .agg(pl.len().cast(pl.Int64).alias("n"))
         .with_columns(_month_index("month").alias("idx"))
