@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from open_data_contract_standard.model import OpenDataContractStandard, SchemaProperty
 
-from etl.reference import contracts_dir
+from etl.reference import contracts_dir, yaml_load
 
 LOGICAL_TYPES = {"string", "date", "timestamp", "integer", "number", "boolean"}
 
@@ -164,7 +164,7 @@ def parse_contract(path: str | Path) -> Contract:
     except FileNotFoundError as exc:
         raise ContractError(f"{path}: contract file not found") from exc
     try:
-        data = yaml.safe_load(text)
+        data = yaml_load(text)
     except yaml.YAMLError as exc:
         raise ContractError(f"{path}: not valid YAML ({exc})") from exc
     if not isinstance(data, dict):

@@ -41,7 +41,7 @@ import polars as pl
 import yaml
 
 from etl.periods import YE_JUN19, Month, comparison_window, period_applies, period_window
-from etl.reference import OffenceGroups, contracts_dir, load_offence_groups
+from etl.reference import OffenceGroups, contracts_dir, load_offence_groups, yaml_load
 
 MEASURE_SCHEMA = {
     "force_id": pl.Utf8,
@@ -331,7 +331,7 @@ def _measure(entry: dict, defaults: dict, groups: OffenceGroups, path: Path) -> 
 def load_definitions(path: str | Path | None = None, groups_path: str | Path | None = None) -> Definitions:
     path = Path(path) if path else contracts_dir() / "definitions" / "measures.yaml"
     with open(path, encoding="utf-8") as fh:
-        data = yaml.safe_load(fh)
+        data = yaml_load(fh)
     groups = load_offence_groups(groups_path)
     defaults = data.get("defaults") or {}
     measures = []
@@ -358,7 +358,7 @@ def _public_data_proxies(path: Path, defaults: dict, ids: set[str]) -> tuple[lis
     """Proxy measures declared in the data.police.uk mapping (counts of crime types, their rates, and
     the stop-search positive outcome share)."""
     with open(path, encoding="utf-8") as fh:
-        data = yaml.safe_load(fh)
+        data = yaml_load(fh)
     positive_ss = tuple(o["outcome"] for o in (data.get("stop_search_outcomes") or []) if o.get("positive"))
     out = []
     for p in data.get("proxy_measures") or []:
@@ -392,7 +392,7 @@ def skipped_proxies(path: Path | None = None) -> list[str]:
     if not mapping.exists():
         return []
     with open(mapping, encoding="utf-8") as fh:
-        declared = [p["id"] for p in (yaml.safe_load(fh).get("proxy_measures") or [])]
+        declared = [p["id"] for p in (yaml_load(fh).get("proxy_measures") or [])]
     known = {m.id for m in defs.measures}
     return [d for d in declared if d not in known]
 

@@ -94,6 +94,10 @@ class Write:
 class Warehouse:
     def __init__(self, root: str | Path):
         self.root = Path(root)
+        self._committed: dict[str, int] | None = None  # cached until this instance writes
+
+    def _invalidate(self) -> None:
+        self._committed = None
 
     # ------------------------------------------------------------------ paths and state
     def path(self, table: str) -> Path:
@@ -121,7 +125,16 @@ class Warehouse:
         return runs.sort("commit_seq").row(-1, named=True)
 
     def committed_versions(self) -> dict[str, int]:
-        """Version of each table as of the last complete run (tables absent were never committed)."""
+        """Version of each table as of the last complete run (tables absent were never committed).
+
+        Cached per instance (reading audit_runs replays its Delta log); every write through this
+        instance clears the cache. Another process's later runs are seen by a new instance.
+        """
+        if self._committed is None:
+            self._committed = self._read_committed()
+        return dict(self._committed)
+
+    def _read_committed(self) -> dict[str, int]:
         last = self.latest_run()
         versions = json.loads(last["table_versions"]) if last else {}
         t = self._table(AUDIT_RUNS)
@@ -191,12 +204,14 @@ class Warehouse:
         versions = self.committed_versions()
         for table, (want, cur) in ahead.items():
             if want is None:
+                self._invalidate()
                 shutil.rmtree(self.path(table))
                 notes.append(f"{table}: removed (created by an unfinished run)")
                 versions.pop(table, None)
             else:
                 t = self._table(table)
                 assert t is not None
+                self._invalidate()
                 t.restore(want, commit_properties=CommitProperties(custom_metadata={"run_id": run_id or "recovery", "restored_to": str(want)}))
                 versions[table] = self._table(table).version()  # type: ignore[union-attr]
                 notes.append(f"{table}: restored from version {cur} to {want}")
@@ -215,6 +230,7 @@ class Warehouse:
         return notes
 
     def _write(self, w: Write, run_id: str) -> int:
+        self._invalidate()
         path = str(self.path(w.table))
         props = CommitProperties(custom_metadata={"run_id": run_id})
         data = w.frame.to_arrow()
@@ -228,6 +244,7 @@ class Warehouse:
         return t.version()
 
     def _append_run(self, row: dict, versions: dict[str, int]) -> None:
+        self._invalidate()
         last = self.latest_run()
         seq = (last["commit_seq"] + 1) if last else 1
         full = {k: None for k in AUDIT_RUNS_SCHEMA}
@@ -240,6 +257,7 @@ class Warehouse:
     def commit(self, run_id: str, writes: list[Write], run_row: dict, checks: pl.DataFrame | None = None) -> dict[str, int]:
         """Write a run's tables, then its audit_runs row. All or nothing."""
         with self.lock():
+            self._invalidate()  # another process may have committed since this instance last looked
             self.recover()
             versions = self.committed_versions()
             versions.pop(AUDIT_RUNS, None)
