@@ -94,7 +94,7 @@ class Write:
 class Warehouse:
     def __init__(self, root: str | Path):
         self.root = Path(root)
-        self._committed: dict[str, int] | None = None  # cached until this instance writes
+        self._committed: tuple[int, dict[str, int]] | None = None  # (audit_runs version, versions)
 
     def _invalidate(self) -> None:
         self._committed = None
@@ -127,12 +127,16 @@ class Warehouse:
     def committed_versions(self) -> dict[str, int]:
         """Version of each table as of the last complete run (tables absent were never committed).
 
-        Cached per instance (reading audit_runs replays its Delta log); every write through this
-        instance clears the cache. Another process's later runs are seen by a new instance.
+        Cached against the audit_runs table version: reading the runs means reading a file per run,
+        while checking the version only replays the Delta log, so a new run by anyone is still seen.
         """
-        if self._committed is None:
-            self._committed = self._read_committed()
-        return dict(self._committed)
+        t = self._table(AUDIT_RUNS)
+        if t is None:
+            return {}
+        version = t.version()
+        if self._committed is None or self._committed[0] != version:
+            self._committed = (version, self._read_committed())
+        return dict(self._committed[1])
 
     def _read_committed(self) -> dict[str, int]:
         last = self.latest_run()
