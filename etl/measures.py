@@ -872,7 +872,8 @@ def _external_rows(m: Measure, defs: Definitions, ctx: _ForceContext, external: 
         change = (r["value"] - p["value"]) if p and r["value"] is not None and p["value"] is not None else None
         pct = change / p["value"] * 100 if change is not None and p["value"] else None
         rows.append({
-            "force_id": ctx.force_id, "measure_id": m.id, "family": m.family, "period": r["period"],
+            # a published financial year is fytd at its March; agg3y (three registration years) is kept
+            "force_id": ctx.force_id, "measure_id": m.id, "family": m.family, "period": "fytd" if r["period"] == "fy" else r["period"],
             "period_start": r["period_start"], "period_end": r["period_end"], "value": r["value"], "unit": m.unit,
             "comparison": "sply" if p else None, "comparison_start": p["period_start"] if p else None, "comparison_end": p["period_end"] if p else None,
             "comparison_value": p["value"] if p else None, "change_abs": change, "change_pct": pct,
