@@ -71,6 +71,9 @@ AUDIT_CHECKS_SCHEMA = {
 }
 
 
+COMPACT_EVERY = 25  # runs between compactions of the audit_runs table
+
+
 class WarehouseError(RuntimeError):
     pass
 
@@ -257,6 +260,12 @@ class Warehouse:
         full["table_versions"] = json.dumps({k: v for k, v in sorted(versions.items()) if k != AUDIT_RUNS})
         frame = pl.DataFrame([full], schema=AUDIT_RUNS_SCHEMA)
         write_deltalake(str(self.path(AUDIT_RUNS)), frame.to_arrow(), mode="append", commit_properties=CommitProperties(custom_metadata={"run_id": str(full["run_id"])}))
+        if seq % COMPACT_EVERY == 0:
+            # Each run appends one small file; every run reads the table, so keep it to a few files.
+            # Compaction rewrites data only (a new Delta version of audit_runs; history stays readable).
+            t = self._table(AUDIT_RUNS)
+            if t is not None:
+                t.optimize.compact(commit_properties=CommitProperties(custom_metadata={"run_id": str(full["run_id"]), "note": "compact audit_runs"}))
 
     def commit(self, run_id: str, writes: list[Write], run_row: dict, checks: pl.DataFrame | None = None) -> dict[str, int]:
         """Write a run's tables, then its audit_runs row. All or nothing."""
