@@ -229,10 +229,12 @@ def validate(
     if month:
         m = Month.parse(_month(month, "--month"))
     elif c.month_column:
-        try:
-            m = Month.parse(file.parent.name)
-        except PeriodError:
-            m = None
+        for guess in (file.parent.name, file.name[:7]):  # SOURCE/YYYY-MM/x.csv or YYYY-MM-force-street.csv
+            try:
+                m = Month.parse(guess)
+                break
+            except PeriodError:
+                m = None
     try:
         result = validate_extract(c, read_extract(file), ValidationContext(month=m, force_id=force), source_file=str(file))
     except ExtractError as exc:
