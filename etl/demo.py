@@ -433,7 +433,6 @@ class _Generator:
         is_fault = {name: fault == i for i, name in enumerate(FAULTS)}
 
         # Non-duplicate bad rows get their own crime_refs, clear of the valid sequence.
-        year = int(str(month)[:4])
         fresh = ~is_fault["duplicate_ref"]
         bad_seq = np.zeros(k, dtype=np.int64)
         bad_seq[fresh] = BAD_ROW_SEQUENCE_START + self.bad_seq + np.arange(fresh.sum())

@@ -38,7 +38,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import polars as pl
-import yaml
 
 from etl.periods import YE_JUN19, Month, comparison_window, period_applies, period_window
 from etl.reference import OffenceGroups, contracts_dir, load_offence_groups, yaml_load

@@ -219,7 +219,6 @@ def _load(source: Path, m: Month, wh: Warehouse, plan: list[tuple[Contract, Path
             ref_contract = load_contract(name)
             if (source / ref_contract.file_name).exists():
                 references[name] = _read_validate(ref_contract, source / ref_contract.file_name, source, ValidationContext())
-        population = references.get("population")
         published = new_published(source, wh)
     except FileFailure as exc:
         raise LoadFailed(month, f"{exc.path}: {exc.message}", exc.rule) from exc
@@ -248,7 +247,6 @@ def _load(source: Path, m: Month, wh: Warehouse, plan: list[tuple[Contract, Path
         if forces:
             writes.append(Write(name, ref.clean, "force_id IN (" + ", ".join(sql_literal(f) for f in forces) + ")"))
 
-    crimes = results[0]
     message = "; ".join(f"no {c.file_name} for {month}" for c in absent) or None
     extra_checks = [(c.extract, CheckResult("file.present", None, f"{month}/{c.file_name} is present", "warning", False, 0, 0)) for c in absent]
     checks = audit.checks_frame(run_id, force, month, loaded_results, extra_checks)

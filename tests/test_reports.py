@@ -133,7 +133,7 @@ def section(page: str, measure_id: str) -> str:
 def kpi_row(page: str, measure_id: str) -> str:
     """The <tr> of the scorecard row listing this measure id."""
     for tr in re.findall(r"<tr[ >].*?</tr>", page, flags=re.S):
-        if f'class="ids">' in tr and re.search(rf'class="ids">[^<]*\b{measure_id}\b', tr):
+        if 'class="ids">' in tr and re.search(rf'class="ids">[^<]*\b{measure_id}\b', tr):
             return tr
     raise AssertionError(f"no scorecard row for {measure_id}")
 
