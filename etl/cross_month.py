@@ -23,7 +23,7 @@ from __future__ import annotations
 import polars as pl
 
 from etl.contracts import Contract
-from etl.periods import Month
+from etl.periods import Month, month_index_expr
 from etl.reference import load_offence_groups
 from etl.validation import CheckResult, ExtractResult
 from etl.warehouse import Warehouse
@@ -31,8 +31,7 @@ from etl.warehouse import Warehouse
 XMR_FACTOR = 2.66
 
 
-def _month_index(col: str) -> pl.Expr:
-    return (pl.col(col).str.slice(0, 4).cast(pl.Int32) * 12 + pl.col(col).str.slice(5, 2).cast(pl.Int32) - 1).cast(pl.Int32)
+_month_index = month_index_expr
 
 
 def declared(contract: Contract) -> list[dict]:

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import polars as pl
 
-from etl.periods import YE_JUN19, Month, comparison_window, period_applies, period_window
+from etl.periods import YE_JUN19, Month, comparison_window, month_index_expr, period_applies, period_window
 from etl.reference import OffenceGroups, contracts_dir, load_offence_groups, yaml_load
 
 MEASURE_SCHEMA = {
@@ -400,8 +400,7 @@ def skipped_proxies(path: Path | None = None) -> list[str]:
 # Monthly components
 
 
-def _month_index(col: str) -> pl.Expr:
-    return (pl.col(col).str.slice(0, 4).cast(pl.Int32) * 12 + pl.col(col).str.slice(5, 2).cast(pl.Int32) - 1).cast(pl.Int32)
+_month_index = month_index_expr
 
 
 def _with_outcomes(crimes: pl.LazyFrame, outcomes: pl.LazyFrame | None) -> pl.LazyFrame:

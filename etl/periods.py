@@ -152,3 +152,10 @@ def comparison_window(token: str, current: Window) -> Window:
         fy_start_year = current.start.fy_start().year
         return current.shift((2019 - fy_start_year) * 12)
     raise PeriodError(f"unknown comparison token '{token}' (known: {', '.join(COMPARISON_TOKENS)})")
+
+
+def month_index_expr(col: str):
+    """A polars expression: the ``YYYY-MM`` text column as a month index (year * 12 + month - 1)."""
+    import polars as pl
+
+    return (pl.col(col).str.slice(0, 4).cast(pl.Int32) * 12 + pl.col(col).str.slice(5, 2).cast(pl.Int32) - 1).cast(pl.Int32)
