@@ -30,7 +30,9 @@ from etl.extracts import ROW_NUMBER, ExtractError, RawExtract
 from etl.periods import Month
 from etl.reference import CodeList, contracts_dir, load_code_list
 
-_INDEX = "__i"
+# Helper columns added to the frame a batch of files is validated in (never stored).
+_FILE = "__file"  # which file of the batch a row came from (0-based position in the batch)
+_FORCE = "__force"  # the force that file belongs to
 
 
 class FileFailure(Exception):
@@ -155,11 +157,21 @@ def _fmt(x: float | None) -> str:
 
 
 class _SchemaBuilder:
-    def __init__(self, contract: Contract, ctx: ValidationContext, force_id: str | None):
+    """The pandera schema of a contract for a batch of files validated together.
+
+    Rules that depend on the file (its force, the force's areas, lookups of earlier extracts) read
+    per-row helper columns prepared by `_prepare_helpers`, so one schema checks every file of a batch
+    at once. ``applies`` records the files a file-dependent rule applies to (others report no row for it).
+    """
+
+    def __init__(self, contract: Contract, ctxs: list[ValidationContext], forces: list[str | None]):
         self.contract = contract
-        self.ctx = ctx
-        self.force_id = force_id
+        self.ctxs = ctxs
+        self.forces = forces
         self.rules: dict[str, RuleInfo] = {}
+        self.applies: dict[str, set[int]] = {}
+        self.helpers: dict[str, pl.DataFrame] = {}  # helper column -> (__file, key column, value) to join
+        self.descriptions: dict[str, Callable[[int], str]] = {}  # rule id -> its description for file i
 
     def _check(self, rule: RuleInfo, expr: Callable[[], pl.Expr], element_col: str | None) -> pa.Check:
         self.rules[rule.id] = rule
@@ -205,17 +217,27 @@ class _SchemaBuilder:
             values = list(c.enum)
             checks.append(self._check(RuleInfo(f"{n}.allowed_values", n, f"{n} must be one of {', '.join(values)}", "not an allowed value"), lambda: _null_or(pl.col(n).is_in(values), n), n))
         if c.unique:
-            checks.append(self._check(RuleInfo(f"{n}.unique", n, f"{n} must be unique in the file (the first occurrence is kept, repeats are rejected)", "repeats an earlier row"), lambda: pl.col(n).is_null() | pl.col(n).is_first_distinct(), n))
+            checks.append(self._check(RuleInfo(f"{n}.unique", n, f"{n} must be unique in the file (the first occurrence is kept, repeats are rejected)", "repeats an earlier row"), lambda: pl.col(n).is_null() | pl.struct(_FILE, n).is_first_distinct(), n))
         if c.code_list:
             codes = self.code_list(c)
             checks.append(self._check(RuleInfo(f"{n}.code_list", n, f"{n} must be in the {codes.name} code list (version {codes.version})", "unknown code"), lambda: _null_or(pl.col(n).is_in(codes.codes), n), n))
-        if c.reference_list and self.ctx.areas is not None and self.force_id in (self.ctx.areas or {}):
-            ref = c.reference_list
-            allowed = self.ctx.areas[self.force_id]
-            checks.append(self._check(RuleInfo(f"{n}.reference_list", n, f"{n} must be one of the force's areas in {ref.get('file')}", "not a listed area"), lambda: _null_or(pl.col(n).is_in(allowed), n), n))
-        if self.contract.force_column == n and self.force_id:
-            fid = self.force_id
-            checks.append(self._check(RuleInfo(f"{n}.matches_extract", n, f"{n} must be the extract's force ({fid})", "another force"), lambda: _null_or(pl.col(n) == fid, n), n))
+        if c.reference_list:
+            pairs = [(i, v) for i, (ctx, f) in enumerate(zip(self.ctxs, self.forces)) if ctx.areas is not None and f in ctx.areas for v in ctx.areas[f]]
+            files = {i for i, (ctx, f) in enumerate(zip(self.ctxs, self.forces)) if ctx.areas is not None and f in ctx.areas}
+            if files:
+                ref = c.reference_list
+                helper = f"__listed_{n}"
+                self.helpers[helper] = pl.DataFrame({_FILE: [i for i, _ in pairs], n: [v for _, v in pairs]}, schema={_FILE: pl.Int32, n: pl.Utf8}).with_columns(pl.lit(True).alias(helper))
+                rid = f"{n}.reference_list"
+                self.applies[rid] = files
+                in_scope = pl.col(_FILE).is_in(sorted(files))
+                checks.append(self._check(RuleInfo(rid, n, f"{n} must be one of the force's areas in {ref.get('file')}", "not a listed area"), lambda: pl.col(n).is_null() | ~in_scope | pl.col(helper).fill_null(False), n))
+        if self.contract.force_column == n and any(self.forces):
+            shown = sorted({f for f in self.forces if f})
+            self.applies[f"{n}.matches_extract"] = {i for i, f in enumerate(self.forces) if f}
+            rule = RuleInfo(f"{n}.matches_extract", n, f"{n} must be the extract's force ({', '.join(shown)})", "another force")
+            self.descriptions[rule.id] = lambda i, n=n: f"{n} must be the extract's force ({self.forces[i]})"
+            checks.append(self._check(rule, lambda: pl.col(n).is_null() | pl.col(_FORCE).is_null() | (pl.col(n) == pl.col(_FORCE)).fill_null(False), n))
         return checks
 
     def code_list(self, c: Column) -> CodeList:
@@ -247,20 +269,32 @@ class _SchemaBuilder:
                 checks.append(self._check(RuleInfo(r.id, a, r.description or f"{a} must not be after {b}", f"after {b}", r.severity), lambda ca=ca, cb=cb: (_temporal(ca) <= _temporal(cb)).fill_null(True), None))
             elif r.kind == "not_before_lookup":
                 a, key, other, lookup = r.args["column"], r.args["key"], r.args["other"], r.args["lookup"]
-                ref = self.ctx.lookups.get(lookup)
-                if ref is None or ref.height == 0:
+                parts = [
+                    ref.select(pl.lit(i, pl.Int32).alias(_FILE), pl.col(key).cast(pl.Utf8), pl.col(other).cast(pl.Date).alias(f"__lookup_{r.id}"))
+                    for i, ctx in enumerate(self.ctxs)
+                    if (ref := ctx.lookups.get(lookup)) is not None and ref.height
+                ]
+                if not parts:
                     continue
-                keys, dates = ref[key], ref[other]
+                helper = f"__lookup_{r.id}"
+                self.helpers[helper] = pl.concat(parts).unique([_FILE, key], keep="first")
+                self.applies[r.id] = set(self.helpers[helper][_FILE].unique().to_list())
 
-                def expr(a=a, key=key, keys=keys, dates=dates) -> pl.Expr:
-                    recorded = pl.col(key).replace_strict(keys, dates, default=None, return_dtype=pl.Date)
-                    return (_as_date(a) >= recorded).fill_null(True)
+                def expr(a=a, helper=helper) -> pl.Expr:
+                    return (_as_date(a) >= pl.col(helper)).fill_null(True)
 
                 checks.append(self._check(RuleInfo(r.id, a, r.description, f"before the crime's {other}", r.severity), expr, None))
         for k in self.contract.unique_keys:
             cols = list(k.columns)
-            checks.append(self._check(RuleInfo(k.id, None, f"only one row per {', '.join(cols)} (the first is kept)", "repeats an earlier row"), lambda cols=cols: pl.struct(cols).is_first_distinct(), None))
+            checks.append(self._check(RuleInfo(k.id, None, f"only one row per {', '.join(cols)} (the first is kept)", "repeats an earlier row"), lambda cols=cols: pl.struct([_FILE, *cols]).is_first_distinct(), None))
         return checks
+
+    def prepare(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """The batch frame with the helper columns the file-dependent rules read (row order kept)."""
+        for helper, table in self.helpers.items():
+            key = [c for c in table.columns if c not in (_FILE, helper)]
+            frame = frame.join(table, on=[_FILE, *key], how="left", maintain_order="left")
+        return frame
 
     def build(self) -> pa.DataFrameSchema:
         columns = {}
@@ -327,81 +361,132 @@ def check_month(contract: Contract, frame: pl.DataFrame, month: Month, path: str
     return result
 
 
+@dataclass
+class ExtractInput:
+    """One file of a batch: the extract as read, its context and its name as shown to users."""
+
+    raw: RawExtract
+    ctx: ValidationContext
+    source_file: str | None = None
+
+    @property
+    def path(self) -> str:
+        return self.source_file or str(self.raw.path)
+
+
 def validate_extract(contract: Contract, raw: RawExtract, ctx: ValidationContext, source_file: str | None = None) -> ExtractResult:
     """Validate one extract read by `etl.extracts.read_extract`. Raises `FileFailure` for file failures."""
-    path = source_file or str(raw.path)
-    message = _missing_columns_message(contract, raw.header, path)
-    if message:
-        raise FileFailure(path, "columns_present", message)
+    (outcome,) = validate_extracts(contract, [ExtractInput(raw, ctx, source_file)])
+    if isinstance(outcome, FileFailure):
+        raise outcome
+    return outcome
 
+
+def validate_extracts(contract: Contract, inputs: list[ExtractInput]) -> list[ExtractResult | FileFailure]:
+    """Validate several files of one contract together (e.g. every force's file of a month).
+
+    Each file is judged on its own - uniqueness within the file, its own force and month, its own
+    reject limit - exactly as if validated alone; the row rules just run once over all of them.
+    Returns, per input in order, its `ExtractResult` or the `FileFailure` that stops that file.
+    """
+    outcomes: list[ExtractResult | FileFailure | None] = [None] * len(inputs)
+    frames: dict[int, pl.DataFrame] = {}
+    forces: list[str | None] = [None] * len(inputs)
+    month_checks: dict[int, CheckResult] = {}
     rename = {c.source_name: c.name for c in contract.columns}
-    frame = raw.frame.select([pl.col(src).alias(dst) for src, dst in rename.items()] + [pl.col(ROW_NUMBER)])
-    force_id = ctx.force_id or infer_force(contract, frame)
-    month = ctx.month
+    for i, item in enumerate(inputs):
+        message = _missing_columns_message(contract, item.raw.header, item.path)
+        if message:
+            outcomes[i] = FileFailure(item.path, "columns_present", message)
+            continue
+        frame = item.raw.frame.select([pl.col(src).alias(dst) for src, dst in rename.items()] + [pl.col(ROW_NUMBER)])
+        forces[i] = item.ctx.force_id or infer_force(contract, frame)
+        if item.ctx.month is not None:
+            try:
+                mc = check_month(contract, frame, item.ctx.month, item.path)
+            except FileFailure as exc:
+                outcomes[i] = exc
+                continue
+            if mc:
+                month_checks[i] = mc
+        frames[i] = frame.with_columns(pl.lit(i, pl.Int32).alias(_FILE), pl.lit(forces[i], pl.Utf8).alias(_FORCE))
+    if not frames:
+        return outcomes  # type: ignore[return-value]
 
-    checks: list[CheckResult] = []
-    if month is not None:
-        mc = check_month(contract, frame, month, path)
-        if mc:
-            checks.append(mc)
-
-    builder = _SchemaBuilder(contract, ctx, force_id)
+    builder = _SchemaBuilder(contract, [item.ctx for item in inputs], forces)
     schema = builder.build()
-    failures = _run_schema(schema, frame.drop(ROW_NUMBER))
-
-    # failures: index (position in frame), rule id
-    failed = failures.join(frame.select(pl.int_range(pl.len()).cast(pl.Int64).alias("index"), pl.col(ROW_NUMBER)), on="index", how="left")
-    rows_in = raw.rows_in
-    for rid, info in builder.rules.items():
-        n_fail = failed.filter(pl.col("rule") == rid).select(pl.col("index").n_unique()).item() if failed.height else 0
-        checks.append(CheckResult(rid, info.column, info.description, info.severity, n_fail == 0, n_fail, frame.height))
-    checks.append(
-        CheckResult("row.field_count", None, f"every row has the header's {len(raw.header)} fields", "error", not raw.malformed, len(raw.malformed), rows_in)
-    )
-    if not raw.ends_with_newline:
-        checks.append(CheckResult("file.ends_with_newline", None, "the file ends with a newline (a missing one can mean a cut-off export)", "warning", False, 0, rows_in))
-
-    per_row = (
-        failed.group_by(ROW_NUMBER)
-        .agg(pl.col("rule").unique().sort().alias("rules"))
-        .with_columns(pl.col("rules").list.join("; ").alias("failed_checks"))
-    )
+    batch = pl.concat(list(frames.values()), how="vertical") if len(frames) > 1 else next(iter(frames.values()))
+    failures = _run_schema(schema, builder.prepare(batch).drop(ROW_NUMBER))
+    # failures: index (position in the batch), rule id -> the file and row number they belong to
+    position = batch.select(pl.int_range(pl.len()).cast(pl.Int64).alias("index"), pl.col(_FILE), pl.col(ROW_NUMBER))
+    failed = failures.join(position, on="index", how="left")
+    fail_counts = failed.group_by(_FILE, "rule").agg(pl.col("index").n_unique().alias("n"))
+    counts = {(r[_FILE], r["rule"]): r["n"] for r in fail_counts.iter_rows(named=True)}
     detail_map = {rid: f"{info.column or 'row'}: {info.category}" for rid, info in builder.rules.items()}
-    per_row = per_row.with_columns(
-        pl.col("rules").list.eval(pl.element().replace_strict(list(detail_map), list(detail_map.values()), default=pl.element())).list.join("; ").alias("failure_detail")
-    ).drop("rules")
-
-    bad_rows = per_row.height + len(raw.malformed)
-    limit = contract.reject_limit(rows_in)
-    if bad_rows > limit:
-        worst = (
-            failed.group_by("rule").agg(pl.col("index").n_unique().alias("n")).sort(["n", "rule"], descending=[True, False]).head(3)
+    per_row = (
+        failed.group_by(_FILE, ROW_NUMBER)
+        .agg(pl.col("rule").unique().sort().alias("rules"))
+        .with_columns(
+            pl.col("rules").list.join("; ").alias("failed_checks"),
+            pl.col("rules").list.eval(pl.element().replace_strict(list(detail_map), list(detail_map.values()), default=pl.element())).list.join("; ").alias("failure_detail"),
         )
-        top = ", ".join(f"{r['rule']} ({r['n']} rows)" for r in worst.iter_rows(named=True))
-        if raw.malformed:
-            top = (top + ", " if top else "") + f"row.field_count ({len(raw.malformed)} rows)"
-        raise FileFailure(
-            path,
-            "reject_threshold",
-            f"{bad_rows} of {rows_in} rows break the contract, more than the {limit} the contract "
-            f"{contract.id} v{contract.version} allows (max({contract.reject_min_rows}, {contract.reject_fraction:.0%} of rows)); "
-            f"most common: {top}. The export looks broken; nothing was loaded.",
-        )
+        .drop("rules")
+    )
+    per_row_by_file = per_row.partition_by(_FILE, as_dict=True, include_key=False) if per_row.height else {}
+    typed = _typed(contract, batch.join(per_row.select(_FILE, ROW_NUMBER), on=[_FILE, ROW_NUMBER], how="anti"))
+    typed_by_file = typed.partition_by(_FILE, as_dict=True, include_key=False) if len(frames) > 1 else {(i,): typed.drop(_FILE) for i in frames}
+    empty_typed = typed.clear().drop(_FILE)
+    empty_per_row = per_row.clear().drop(_FILE)
 
-    month_text = str(month) if month is not None else None
-    lineage = {
-        "extract": contract.extract,
-        "force_id": force_id,
-        "month": month_text,
-        "source_file": path,
-        "source_sha256": raw.sha256,
-        "contract_version": contract.version,
-    }
-    quarantine = _quarantine_frame(raw, per_row, lineage)
-    clean = _typed(contract, frame.join(per_row.select(ROW_NUMBER), on=ROW_NUMBER, how="anti"), lineage)
-    result = ExtractResult(contract, path, raw.sha256, raw.encoding, month_text, force_id, rows_in, clean, quarantine, checks)
-    assert result.rows_loaded + result.rows_quarantined == rows_in, "rows in must equal rows loaded + rows quarantined"
-    return result
+    for i, frame in frames.items():
+        item = inputs[i]
+        raw, path = item.raw, item.path
+        rows_in = raw.rows_in
+        checks = [month_checks[i]] if i in month_checks else []
+        for rid, info in builder.rules.items():
+            if rid in builder.applies and i not in builder.applies[rid]:
+                continue
+            n_fail = counts.get((i, rid), 0)
+            description = builder.descriptions[rid](i) if rid in builder.descriptions else info.description
+            checks.append(CheckResult(rid, info.column, description, info.severity, n_fail == 0, n_fail, frame.height))
+        checks.append(
+            CheckResult("row.field_count", None, f"every row has the header's {len(raw.header)} fields", "error", not raw.malformed, len(raw.malformed), rows_in)
+        )
+        if not raw.ends_with_newline:
+            checks.append(CheckResult("file.ends_with_newline", None, "the file ends with a newline (a missing one can mean a cut-off export)", "warning", False, 0, rows_in))
+        rows_failed = per_row_by_file.get((i,), empty_per_row)
+        bad_rows = rows_failed.height + len(raw.malformed)
+        limit = contract.reject_limit(rows_in)
+        if bad_rows > limit:
+            worst = sorted(((n, rid) for (f, rid), n in counts.items() if f == i), key=lambda t: (-t[0], t[1]))[:3]
+            top = ", ".join(f"{rid} ({n} rows)" for n, rid in worst)
+            if raw.malformed:
+                top = (top + ", " if top else "") + f"row.field_count ({len(raw.malformed)} rows)"
+            outcomes[i] = FileFailure(
+                path,
+                "reject_threshold",
+                f"{bad_rows} of {rows_in} rows break the contract, more than the {limit} the contract "
+                f"{contract.id} v{contract.version} allows (max({contract.reject_min_rows}, {contract.reject_fraction:.0%} of rows)); "
+                f"most common: {top}. The export looks broken; nothing was loaded.",
+            )
+            continue
+        month_text = str(item.ctx.month) if item.ctx.month is not None else None
+        lineage = {
+            "extract": contract.extract,
+            "force_id": forces[i],
+            "month": month_text,
+            "source_file": path,
+            "source_sha256": raw.sha256,
+            "contract_version": contract.version,
+        }
+        quarantine = _quarantine_frame(raw, rows_failed, lineage)
+        clean = typed_by_file.get((i,), empty_typed).with_columns(
+            [pl.lit(lineage[k], dtype=pl.Utf8).alias(k) for k in ("month", "source_file", "source_sha256")]
+        ).select([c for c in empty_typed.columns])
+        result = ExtractResult(contract, path, raw.sha256, raw.encoding, month_text, forces[i], rows_in, clean, quarantine, checks)
+        assert result.rows_loaded + result.rows_quarantined == rows_in, "rows in must equal rows loaded + rows quarantined"
+        outcomes[i] = result
+    return outcomes  # type: ignore[return-value]
 
 
 def _run_schema(schema: pa.DataFrameSchema, frame: pl.DataFrame) -> pl.DataFrame:
@@ -459,7 +544,8 @@ def curated_schema(contract: Contract) -> dict[str, pl.DataType]:
     return schema
 
 
-def _typed(contract: Contract, frame: pl.DataFrame, lineage: dict) -> pl.DataFrame:
+def _typed(contract: Contract, frame: pl.DataFrame) -> pl.DataFrame:
+    """Contract columns converted to their types, lineage placeholders, source_row; sorted by file and row."""
     exprs = []
     for c in contract.columns:
         if c.logical_type == "date":
@@ -473,8 +559,8 @@ def _typed(contract: Contract, frame: pl.DataFrame, lineage: dict) -> pl.DataFra
         else:
             e = pl.col(c.name)
         exprs.append(e.cast(_POLARS_TYPES[c.logical_type]).alias(c.name))
-    lin = [pl.lit(lineage[k], dtype=pl.Utf8).alias(k) for k in ("month", "source_file", "source_sha256")]
-    return frame.select(exprs + lin + [pl.col(ROW_NUMBER).alias("source_row")]).sort("source_row")
+    lin = [pl.lit(None, dtype=pl.Utf8).alias(k) for k in ("month", "source_file", "source_sha256")]
+    return frame.select(exprs + lin + [pl.col(ROW_NUMBER).alias("source_row"), pl.col(_FILE)]).sort(_FILE, "source_row")
 
 
 def describe_failure_rows(result: ExtractResult, limit: int = 20) -> list[str]:
@@ -488,6 +574,7 @@ def describe_failure_rows(result: ExtractResult, limit: int = 20) -> list[str]:
 __all__ = [
     "CheckResult",
     "ExtractError",
+    "ExtractInput",
     "ExtractResult",
     "FileFailure",
     "QUARANTINE_SCHEMA",
@@ -495,4 +582,5 @@ __all__ = [
     "describe_failure_rows",
     "infer_force",
     "validate_extract",
+    "validate_extracts",
 ]
