@@ -20,6 +20,8 @@ or quarantine rows, so nothing is lost:
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import polars as pl
 
 from etl.contracts import Contract
@@ -42,6 +44,74 @@ def declared(contract: Contract) -> list[dict]:
     return []
 
 
+@dataclass
+class History:
+    """What the checks of a batch (one month of one or more forces) need from the committed tables,
+    read with one scan per table for all the batch's forces instead of one per force."""
+
+    earlier_keys: dict[tuple[str, str], pl.DataFrame] = field(default_factory=dict)  # (extract, column) -> force_id, column, month
+    known_keys: dict[tuple[str, str, str], pl.DataFrame] = field(default_factory=dict)  # (lookup, lookup column, column) -> force_id, column
+    volume: dict[str, pl.DataFrame] = field(default_factory=dict)  # extract -> force_id, month, hocr_code, n (recorded rows)
+
+
+def prefetch(wh: Warehouse, month: str, results: list[tuple[str, ExtractResult]]) -> History:
+    """Read what the declared checks of these (force, extract result) pairs need, one scan per table."""
+    history = History()
+    by_extract: dict[str, list[tuple[str, ExtractResult]]] = {}
+    for force, r in results:
+        by_extract.setdefault(r.contract.extract, []).append((force, r))
+    for extract, items in by_extract.items():
+        forces = sorted({f for f, _ in items})
+        for spec in declared(items[0][1].contract):
+            kind = spec.get("check")
+            if kind == "key_in_other_months":
+                column = spec["column"]
+                keys = _keys(items, column)
+                lf = wh.scan(extract)
+                frame = keys.clear().with_columns(pl.lit(None, pl.Utf8).alias("month"))
+                if lf is not None and keys.height:
+                    frame = (
+                        lf.filter(pl.col("force_id").is_in(forces) & (pl.col("month") != month))
+                        .select("force_id", column, "month")
+                        .join(keys.lazy(), on=["force_id", column], how="semi")
+                        .collect()
+                    )
+                history.earlier_keys[(extract, column)] = frame
+            elif kind == "key_loaded":
+                column, lookup = spec["column"], spec["lookup"]
+                lookup_column = spec.get("lookupColumn", column)
+                keys = _keys(items, column)
+                lf = wh.scan(lookup)
+                frame = keys.clear()
+                if lf is not None and keys.height:
+                    frame = (
+                        lf.filter(pl.col("force_id").is_in(forces))
+                        .select("force_id", pl.col(lookup_column).alias(column))
+                        .join(keys.lazy(), on=["force_id", column], how="semi")
+                        .unique()
+                        .collect()
+                    )
+                history.known_keys[(lookup, lookup_column, column)] = frame
+            elif kind == "volume_vs_history":
+                lf = wh.scan(extract)
+                if lf is None:
+                    continue
+                # Only the months the chart can use: the Delta scan skips the files of older months by their stats.
+                oldest = str(Month(Month.parse(month).index - int(spec.get("baselineMonths", 24)) - 12))
+                history.volume[extract] = (
+                    lf.filter(pl.col("force_id").is_in(forces) & (pl.col("month") >= oldest) & (pl.col("month") < month) & (pl.col("status") == "recorded"))
+                    .group_by("force_id", "month", "hocr_code")
+                    .agg(pl.len().cast(pl.Int64).alias("n"))
+                    .collect()
+                )
+    return history
+
+
+def _keys(items: list[tuple[str, ExtractResult]], column: str) -> pl.DataFrame:
+    parts = [r.clean.select(pl.lit(force, pl.Utf8).alias("force_id"), pl.col(column).cast(pl.Utf8)).drop_nulls() for force, r in items]
+    return pl.concat(parts).unique()
+
+
 def run_checks(
     result: ExtractResult,
     wh: Warehouse,
@@ -50,21 +120,33 @@ def run_checks(
     loaded: list[str],
     this_run: list[ExtractResult],
     published: pl.DataFrame | None = None,
+    history: History | None = None,
 ) -> list[CheckResult]:
-    """The contract's cross-month checks for one extract of one force-month."""
+    """The contract's cross-month checks for one extract of one force-month.
+
+    ``history``: what `prefetch` read for the whole batch (read here for this force alone if not given).
+    """
+    history = history or prefetch(wh, month, [(force, result)])
+    extract = result.contract.extract
     out = []
     for spec in declared(result.contract):
         kind = spec.get("check")
         if kind == "continuity":
             out.append(continuity(loaded, month))
         elif kind == "key_in_other_months":
-            out.append(key_in_other_months(result, wh, force, month, spec["column"]))
+            column = spec["column"]
+            earlier = history.earlier_keys.get((extract, column))
+            out.append(key_in_other_months(result, force, month, column, earlier.filter(pl.col("force_id") == force) if earlier is not None else None))
         elif kind == "key_loaded":
-            out.append(key_loaded(result, wh, force, spec["column"], spec["lookup"], spec.get("lookupColumn", spec["column"]), this_run))
+            column, lookup = spec["column"], spec["lookup"]
+            lookup_column = spec.get("lookupColumn", column)
+            known = history.known_keys.get((lookup, lookup_column, column))
+            out.append(key_loaded(result, force, column, lookup, lookup_column, this_run, known.filter(pl.col("force_id") == force) if known is not None else None))
         elif kind == "reconcile_published":
             out.append(reconcile_published(result, wh, force, month, loaded, published, float(spec.get("tolerancePercent", 2.0))))
         elif kind == "volume_vs_history":
-            out.append(volume_vs_history(result, wh, force, month, int(spec.get("baselineMonths", 24)), int(spec.get("minimumMonths", 6))))
+            counts = history.volume.get(extract)
+            out.append(volume_vs_history(result, force, month, int(spec.get("baselineMonths", 24)), int(spec.get("minimumMonths", 6)), counts.filter(pl.col("force_id") == force) if counts is not None else None))
         else:
             raise ValueError(f"{result.contract.path}: unknown crossMonthChecks entry '{kind}'")
     return out
@@ -82,19 +164,11 @@ def continuity(loaded: list[str], month: str) -> CheckResult:
     return CheckResult("continuity", None, "no month missing in the force's loaded series", "warning", not missing, len(missing), len(span), detail)
 
 
-def key_in_other_months(result: ExtractResult, wh: Warehouse, force: str, month: str, column: str) -> CheckResult:
+def key_in_other_months(result: ExtractResult, force: str, month: str, column: str, earlier: pl.DataFrame | None) -> CheckResult:
+    """``earlier``: the force's committed rows of other months whose key is among this month's (column, month)."""
     desc = f"a {column} of this month was not already loaded in another month"
     keys = result.clean.select(column).drop_nulls().unique()
-    lf = wh.scan(result.contract.extract)
-    if lf is None or keys.height == 0:
-        return CheckResult(f"{column}.not_in_other_months", column, desc, "warning", True, 0, keys.height)
-    earlier = (
-        lf.filter((pl.col("force_id") == force) & (pl.col("month") != month))
-        .select(column, "month")
-        .join(keys.lazy(), on=column, how="semi")
-        .collect()
-    )
-    if earlier.height == 0:
+    if earlier is None or keys.height == 0 or earlier.height == 0:
         return CheckResult(f"{column}.not_in_other_months", column, desc, "warning", True, 0, keys.height)
     dup_keys = earlier[column].n_unique()
     by_month = earlier.group_by("month").agg(pl.col(column).n_unique().alias("n")).sort("month")
@@ -103,13 +177,13 @@ def key_in_other_months(result: ExtractResult, wh: Warehouse, force: str, month:
     return CheckResult(f"{column}.not_in_other_months", column, desc, "warning", False, dup_keys, keys.height, detail)
 
 
-def key_loaded(result: ExtractResult, wh: Warehouse, force: str, column: str, lookup: str, lookup_column: str, this_run: list[ExtractResult]) -> CheckResult:
+def key_loaded(result: ExtractResult, force: str, column: str, lookup: str, lookup_column: str, this_run: list[ExtractResult], committed: pl.DataFrame | None) -> CheckResult:
+    """``committed``: keys of this month already in the committed lookup table for the force (column)."""
     desc = f"every {column} refers to a {lookup} row already loaded (or loaded in this run)"
-    keys = result.clean.select(column).drop_nulls().unique()
-    known = [r.clean.select(pl.col(lookup_column).alias(column)) for r in this_run if r.contract.extract == lookup]
-    lf = wh.scan(lookup)
-    if lf is not None:
-        known.append(lf.filter(pl.col("force_id") == force).select(pl.col(lookup_column).alias(column)).collect())
+    keys = result.clean.select(pl.col(column).cast(pl.Utf8)).drop_nulls().unique()
+    known = [r.clean.select(pl.col(lookup_column).cast(pl.Utf8).alias(column)) for r in this_run if r.contract.extract == lookup]
+    if committed is not None:
+        known.append(committed.select(column))
     unknown = keys.join(pl.concat(known).unique(), on=column, how="anti") if known else keys
     n = unknown.height
     detail = None
@@ -118,24 +192,16 @@ def key_loaded(result: ExtractResult, wh: Warehouse, force: str, column: str, lo
     return CheckResult(f"{column}.refers_to_loaded_{lookup}", column, desc, "warning", n == 0, n, keys.height, detail)
 
 
-def volume_vs_history(result: ExtractResult, wh: Warehouse, force: str, month: str, baseline_months: int, minimum_months: int) -> CheckResult:
-    """Each offence group's count this month against an XmR chart of the force's previous months."""
+def volume_vs_history(result: ExtractResult, force: str, month: str, baseline_months: int, minimum_months: int, counts: pl.DataFrame | None) -> CheckResult:
+    """Each offence group's count this month against an XmR chart of the force's previous months.
+
+    ``counts``: the force's committed recorded rows by month and hocr_code (n), None if never loaded."""
     check = "volume.within_normal_range"
     desc = f"each offence group's monthly count is inside its normal range (XmR limits over up to {baseline_months} previous loaded months)"
-    lf = wh.scan(result.contract.extract)
     idx = Month.parse(month).index
-    if lf is None:
+    if counts is None:
         return CheckResult(check, None, desc, "warning", True, 0, 0, "not checked: no history loaded yet")
-    # Only the months the chart can use: the Delta scan skips the files of older months by their stats.
-    oldest = str(Month(idx - baseline_months - 12))
-    history = (
-        lf.filter((pl.col("force_id") == force) & (pl.col("month") >= oldest) & (pl.col("month") < month) & (pl.col("status") == "recorded"))
-        .group_by("month", "hocr_code")
-        .agg(pl.len().cast(pl.Int64).alias("n"))
-        .with_columns(_month_index("month").alias("idx"))
-        .filter(pl.col("idx") < idx)
-        .collect()
-    )
+    history = counts.select("month", "hocr_code", "n").with_columns(_month_index("month").alias("idx")).filter(pl.col("idx") < idx)
     months = sorted(history["idx"].unique().to_list())[-baseline_months:]
     if len(months) < minimum_months:
         return CheckResult(check, None, desc, "warning", True, 0, 0, f"not checked: {len(months)} previous month(s) loaded, {minimum_months} needed")

@@ -8,8 +8,11 @@ the recomputed measures. A file failure stops the run before anything is written
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -18,13 +21,13 @@ import polars as pl
 
 from etl import audit, cross_month, progress
 from etl.contracts import Contract, load_contract, monthly_contracts
-from etl.extracts import ExtractError, read_extract, sha256_of
+from etl.extracts import ExtractError, RawExtract, read_extract, sha256_of
 from etl.published import PublishedError, read_pfa_table_p1
 from etl.measures import compute_measures, load_definitions
 from etl.periods import Month, months_between
 from etl.spc import control_charts
 from etl.reference import load_code_list
-from etl.validation import CheckResult, ExtractResult, FileFailure, ValidationContext, curated_schema, validate_extract
+from etl.validation import CheckResult, ExtractInput, ExtractResult, FileFailure, ValidationContext, curated_schema, validate_extract, validate_extracts
 from etl.warehouse import Warehouse, Write, predicate, sql_literal
 
 class LoadFailed(Exception):
@@ -79,15 +82,28 @@ def _rel(path: Path, source: Path) -> str:
         return str(path)
 
 
-def _read_validate(contract: Contract, path: Path, source: Path, ctx: ValidationContext) -> ExtractResult:
-    shown = _rel(path, source)
+def _read(path: Path, source: Path) -> RawExtract | FileFailure:
     try:
-        with progress.stage("read", extract=contract.extract):
-            raw = read_extract(path)
+        return read_extract(path)
     except ExtractError as exc:
-        raise FileFailure(shown, exc.reason, exc.message) from exc
+        return FileFailure(_rel(path, source), exc.reason, exc.message)
+
+
+def _read_all(paths: list[Path], source: Path) -> list[RawExtract | FileFailure]:
+    """Read files in parallel threads (the CSV parser and polars release the GIL)."""
+    if len(paths) <= 1:
+        return [_read(p, source) for p in paths]
+    with ThreadPoolExecutor(max_workers=min(len(paths), max(2, os.cpu_count() or 1))) as pool:
+        return list(pool.map(lambda p: _read(p, source), paths))
+
+
+def _read_validate(contract: Contract, path: Path, source: Path, ctx: ValidationContext) -> ExtractResult:
+    with progress.stage("read", extract=contract.extract):
+        raw = _read(path, source)
+    if isinstance(raw, FileFailure):
+        raise raw
     with progress.stage("validate", extract=contract.extract, rows=raw.rows_in):
-        return validate_extract(contract, raw, ctx, source_file=shown)
+        return validate_extract(contract, raw, ctx, source_file=_rel(path, source))
 
 
 def read_areas(source: Path) -> dict[str, list[str]] | None:
@@ -150,24 +166,43 @@ def find_police_uk_files(source: Path, month: str) -> dict[str, dict[str, Path]]
     return found
 
 
+def force_folders(source: Path, month: str) -> list[Path]:
+    """Force folders of a regional or national source (SOURCE/<force>/YYYY-MM/<extract>.csv) holding MONTH."""
+    if not source.is_dir():
+        return []
+    return sorted(d for d in source.iterdir() if d.is_dir() and (d / month).is_dir() and d.name != PUBLISHED_FOLDER.parts[0])
+
+
 def load_source_month(source: str | Path, month: str, warehouse: str | Path, *, force_id: str | None = None, compute: bool = True) -> list[MonthReport]:
-    """Load a month of either source profile: a force folder (SOURCE/YYYY-MM/recorded_crime.csv ...)
-    or data.police.uk files (one run per force found). Raises `LoadFailed` for the first failure."""
+    """Load a month of any source layout, all its forces in one commit:
+
+    * a force folder (SOURCE/YYYY-MM/recorded_crime.csv ...): one force-month; raises `LoadFailed`
+      when a file fails its contract (nothing written);
+    * a folder of force folders (SOURCE/<force>/YYYY-MM/...), e.g. a region or the 43 forces: every
+      force's month validated together and committed at once, one audit run per force-month;
+    * data.police.uk files anywhere under SOURCE (YYYY-MM-<force>-street.csv ...): one run per force.
+
+    With several forces, a force whose files fail is reported (outcome ``failed``, nothing of it
+    written) and the others are loaded.
+    """
     source = Path(source)
-    month = str(Month.parse(month))
+    m = Month.parse(month)
+    month = str(m)
+    wh = Warehouse(warehouse)
     if (source / month / "recorded_crime.csv").exists() or not source.is_dir():
         return [load_month(source, month, warehouse, force_id=force_id, compute=compute)]
+    folders = force_folders(source, month)
+    if folders:
+        units = [_Unit(folder, [(c, folder / month / c.file_name if (folder / month / c.file_name).exists() else None) for c in monthly_contracts()], force_id) for folder in folders]
+        return _load_batch(source, m, wh, units, compute)
     public = find_police_uk_files(source, month)
     if force_id:
         public = {f: v for f, v in public.items() if f == force_id}
     if not public:
         return [load_month(source, month, warehouse, force_id=force_id, compute=compute)]  # reports the missing folder
     by_extract = {c.extract: c for c in monthly_contracts("police_uk")}
-    reports = []
-    for force, files in sorted(public.items()):
-        plan = [(by_extract[e], files.get(e)) for e in sorted(by_extract)]
-        reports.append(_load(source, Month.parse(month), Warehouse(warehouse), plan, force, compute))
-    return reports
+    units = [_Unit(source, [(by_extract[e], files.get(e)) for e in sorted(by_extract)], force) for force, files in sorted(public.items())]
+    return _load_batch(source, m, wh, units, compute)
 
 
 def load_month(
@@ -185,98 +220,198 @@ def load_month(
     if not folder.is_dir():
         raise LoadFailed(str(m), f"{folder}: no extract folder for {m} (expected {folder}/recorded_crime.csv)", "missing_month")
     plan = [(c, folder / c.file_name if (folder / c.file_name).exists() else None) for c in monthly_contracts()]
-    return _load(source, m, Warehouse(warehouse), plan, force_id, compute)
+    (report,) = _load_batch(source, m, Warehouse(warehouse), [_Unit(source, plan, force_id)], compute, raise_failure=True)
+    return report
 
 
-def _load(source: Path, m: Month, wh: Warehouse, plan: list[tuple[Contract, Path | None]], force_id: str | None, compute: bool) -> MonthReport:
-    """Validate the planned files of one force-month and commit them as one run."""
+@dataclass
+class _Unit:
+    """One force-month of a batch: where its files are, and what became of them."""
+
+    root: Path  # the force's folder (its reference/areas.csv is used if it has one)
+    plan: list[tuple[Contract, Path | None]]  # every monthly contract of the profile, with its file or None
+    force: str | None  # given (--force, a data.police.uk file name) or, once validated, from the rows
+    run_id: str = field(default_factory=lambda: audit.new_run_id("load"))
+    started: dt.datetime = field(default_factory=audit.utcnow)
+    results: list[ExtractResult] = field(default_factory=list)
+    absent: list[Contract] = field(default_factory=list)
+    failure: LoadFailed | None = None
+    areas: dict[str, list[str]] | None = None  # force_id -> npu list from reference/areas.csv
+    message: str | None = None
+
+    def fail(self, month: str, exc: FileFailure | PublishedError | LoadFailed) -> None:
+        if self.failure is not None:
+            return
+        if isinstance(exc, FileFailure):
+            self.failure = LoadFailed(month, f"{exc.path}: {exc.message}", exc.rule)
+        elif isinstance(exc, PublishedError):
+            self.failure = LoadFailed(month, str(exc), "published_statistics")
+        else:
+            self.failure = exc
+
+
+def _force_months(forces: list[str], month: str) -> str:
+    """Delta predicate for the given forces' rows of one month."""
+    if len(forces) == 1:
+        return predicate(force_id=forces[0], month=month)
+    return f"month = {sql_literal(month)} AND force_id IN ({', '.join(sql_literal(f) for f in forces)})"
+
+
+def _in_forces(forces: list[str]) -> str:
+    return predicate(force_id=forces[0]) if len(forces) == 1 else "force_id IN (" + ", ".join(sql_literal(f) for f in forces) + ")"
+
+
+def _load_batch(source: Path, m: Month, wh: Warehouse, units: list[_Unit], compute: bool, raise_failure: bool = False) -> list[MonthReport]:
+    """Validate the files of one month of one or more forces and commit every force that passes in one
+    warehouse commit (one write per table, one audit run per force-month). Nothing of a failing force
+    is written; with ``raise_failure`` (a single force folder) its failure is raised as `LoadFailed`."""
     month = str(m)
-    started = audit.utcnow()
-    run_id = audit.new_run_id("load")
-    try:
-        areas = read_areas(source)
-        if all(path is None for _, path in plan):
-            raise FileFailure(str(source / month), "file.present", "holds none of the extracts the contracts describe")
-        results: list[ExtractResult] = []
-        absent: list[Contract] = []
-        force = force_id
-        for contract, path in plan:
-            if path is None:
-                if not contract.optional:
-                    path = source / month / contract.file_name
-                    raise FileFailure(_rel(path, source), "file.present", f"is missing; the {contract.extract} extract is required every month")
-                absent.append(contract)
+    for u in units:
+        try:
+            u.areas = read_areas(u.root if (u.root / "reference" / "areas.csv").exists() else source)
+            if all(path is None for _, path in u.plan):
+                raise FileFailure(_rel(u.root / month, source), "file.present", "holds none of the extracts the contracts describe")
+            for contract, path in u.plan:
+                if path is None and not contract.optional:
+                    raise FileFailure(_rel(u.root / month / contract.file_name, source), "file.present", f"is missing; the {contract.extract} extract is required every month")
+            u.absent = [c for c, path in u.plan if path is None]
+        except FileFailure as exc:
+            u.fail(month, exc)
+
+    todo = [(u, c, path) for u in units if not u.failure for c, path in u.plan if path is not None]
+    with progress.stage("read", files=len(todo)):
+        raws = dict(zip([(id(u), c.extract) for u, c, _ in todo], _read_all([p for _, _, p in todo], source)))
+    for contract in [c for c, _ in units[0].plan]:
+        inputs, owners = [], []
+        for u in units:
+            path = dict((c.extract, p) for c, p in u.plan).get(contract.extract)
+            if u.failure or path is None:
                 continue
-            lookups = {r.args["lookup"]: _lookup(wh, force, r.args, results) for r in contract.rules if r.kind == "not_before_lookup" and force}
-            ctx = ValidationContext(month=m, force_id=force, areas=areas if contract.extract == "recorded_crime" else None, lookups=lookups)
-            result = _read_validate(contract, path, source, ctx)
-            force = force or result.force_id
-            if not force:
-                raise FileFailure(result.source_file, "force_id.required", "has no force_id on any row; cannot tell which force it belongs to")
-            results.append(result)
-        references: dict[str, ExtractResult] = {}
-        for name in REFERENCE_EXTRACTS:
-            ref_contract = load_contract(name)
-            if (source / ref_contract.file_name).exists():
-                references[name] = _read_validate(ref_contract, source / ref_contract.file_name, source, ValidationContext())
-        published = new_published(source, wh)
-    except FileFailure as exc:
-        raise LoadFailed(month, f"{exc.path}: {exc.message}", exc.rule) from exc
-    except PublishedError as exc:
-        raise LoadFailed(month, str(exc), "published_statistics") from exc
-    assert force is not None
-    previous = loaded_months(wh).filter(pl.col("force_id") == force)
+            raw = raws[(id(u), contract.extract)]
+            if isinstance(raw, FileFailure):
+                u.fail(month, raw)
+                continue
+            lookups = {r.args["lookup"]: _lookup(wh, u.force, r.args, u.results) for r in contract.rules if r.kind == "not_before_lookup" and u.force}
+            ctx = ValidationContext(month=m, force_id=u.force, areas=u.areas if contract.extract == "recorded_crime" else None, lookups=lookups)
+            inputs.append(ExtractInput(raw, ctx, _rel(path, source)))
+            owners.append(u)
+        if not inputs:
+            continue
+        with progress.stage("validate", extract=contract.extract, rows=sum(i.raw.rows_in for i in inputs), files=len(inputs)):
+            outcomes = validate_extracts(contract, inputs)
+        for u, outcome in zip(owners, outcomes):
+            if isinstance(outcome, FileFailure):
+                u.fail(month, outcome)
+                continue
+            u.force = u.force or outcome.force_id
+            if not u.force:
+                u.fail(month, FileFailure(outcome.source_file, "force_id.required", "has no force_id on any row; cannot tell which force it belongs to"))
+                continue
+            u.results.append(outcome)
+    seen: dict[str, _Unit] = {}
+    for u in units:
+        if u.failure:
+            continue
+        if u.force in seen:
+            u.fail(month, LoadFailed(month, f"{_rel(u.root, source)} and {_rel(seen[u.force].root, source)} both hold {u.force}'s {month}; keep one", "duplicate_force"))
+        else:
+            seen[u.force] = u  # type: ignore[index]
+
+    references: dict[str, ExtractResult] = {}
+    published: list[tuple[pl.DataFrame, dict]] = []
+    live = [u for u in units if not u.failure]
+    if live:
+        try:
+            for name in REFERENCE_EXTRACTS:
+                ref_contract = load_contract(name)
+                if (source / ref_contract.file_name).exists():
+                    references[name] = _read_validate(ref_contract, source / ref_contract.file_name, source, ValidationContext())
+            published = new_published(source, wh)
+        except (FileFailure, PublishedError) as exc:
+            for u in live:
+                u.fail(month, exc)
+    if raise_failure and units[0].failure:
+        raise units[0].failure
+    live = [u for u in units if not u.failure]
+    reports = {id(u): MonthReport(month=month, outcome="failed", force_id=u.force, message=u.failure.message) for u in units if u.failure}  # type: ignore[union-attr]
+    if not live:
+        return [reports[id(u)] for u in units]
+
+    forces = [u.force for u in live]  # type: ignore[misc]
+    previous = loaded_months(wh).filter(pl.col("force_id").is_in(forces))
     pub_parts = [p for p in [wh.read("published_statistics"), *[f for f, _ in published]] if p is not None]
     all_published = pl.concat(pub_parts).unique() if pub_parts else None
-    for r in results:
-        history = sorted(set(previous.filter(pl.col("extract") == r.contract.extract)["month"].to_list()) - {month})
-        with progress.stage("cross_month", extract=r.contract.extract):
-            r.checks.extend(cross_month.run_checks(r, wh, force, month, history, results, all_published))
-    warnings = [f"{r.contract.extract}: {c.detail}" for r in results for c in r.checks if c.severity == "warning" and not c.passed and c.detail]
+    with progress.stage("cross_month", files=sum(len(u.results) for u in live)):
+        history = cross_month.prefetch(wh, month, [(u.force, r) for u in live for r in u.results])
+        for u in live:
+            mine = previous.filter(pl.col("force_id") == u.force)
+            for r in u.results:
+                loaded = sorted(set(mine.filter(pl.col("extract") == r.contract.extract)["month"].to_list()) - {month})
+                r.checks.extend(cross_month.run_checks(r, wh, u.force, month, loaded, u.results, all_published, history))  # type: ignore[arg-type]
 
-    month_filter = predicate(force_id=force, month=month)
-    writes = [Write(r.contract.extract, _curated(r.clean, r.contract, force), month_filter) for r in results]
-    writes += [Write(c.extract, pl.DataFrame(schema=curated_schema(c)), month_filter) for c in absent if wh.has_table(c.extract)]
-    loaded_results = results + list(references.values())
-    quarantined = [r.quarantine.with_columns(pl.lit(run_id).alias("run_id"), pl.lit(force).alias("force_id"), pl.lit(month).alias("month")) for r in loaded_results]
+    # One write per table for the whole batch: every batch force's month is replaced.
+    month_filter = _force_months(forces, month)  # type: ignore[arg-type]
+    writes = []
+    for contract in [c for c, _ in units[0].plan]:
+        frames = [_curated(r.clean, r.contract, u.force) for u in live for r in u.results if r.contract.extract == contract.extract]  # type: ignore[arg-type]
+        if frames:
+            writes.append(Write(contract.extract, pl.concat(frames) if len(frames) > 1 else frames[0], month_filter))
+        elif wh.has_table(contract.extract):
+            writes.append(Write(contract.extract, pl.DataFrame(schema=curated_schema(contract)), month_filter))
+    first = live[0]  # reference files and published tables are recorded in the first force's run
+    quarantined = []
+    for u in live:
+        for r in u.results + (list(references.values()) if u is first else []):
+            quarantined.append(r.quarantine.with_columns(pl.lit(u.run_id).alias("run_id"), pl.lit(u.force).alias("force_id"), pl.lit(month).alias("month")))
     writes.append(Write("quarantine", pl.concat(quarantined), month_filter))
     for frame, entry in published:
         writes.append(Write("published_statistics", frame, predicate(source_sha256=entry["sha256"])))
     for name, ref in references.items():  # reference data replaces the rows of the forces it covers
-        forces = ref.clean["force_id"].unique().sort().to_list()
-        if forces:
-            writes.append(Write(name, ref.clean, "force_id IN (" + ", ".join(sql_literal(f) for f in forces) + ")"))
+        ref_forces = ref.clean["force_id"].unique().sort().to_list()
+        if ref_forces:
+            writes.append(Write(name, ref.clean, "force_id IN (" + ", ".join(sql_literal(f) for f in ref_forces) + ")"))
 
-    message = "; ".join(f"no {c.file_name} for {month}" for c in absent) or None
-    extra_checks = [(c.extract, CheckResult("file.present", None, f"{month}/{c.file_name} is present", "warning", False, 0, 0)) for c in absent]
-    checks = audit.checks_frame(run_id, force, month, loaded_results, extra_checks)
-    run = audit.run_row(run_id, "load", force, month, started, loaded_results, definition_versions(), message, [e for _, e in published])
+    versions = definition_versions()
+    checks, runs = [], []
+    for u in live:
+        loaded_results = u.results + (list(references.values()) if u is first else [])
+        u.message = "; ".join(f"no {c.file_name} for {month}" for c in u.absent) or None
+        extra_checks = [(c.extract, CheckResult("file.present", None, f"{month}/{c.file_name} is present", "warning", False, 0, 0)) for c in u.absent]
+        checks.append(audit.checks_frame(u.run_id, u.force, month, loaded_results, extra_checks))
+        runs.append(audit.run_row(u.run_id, "load", u.force, month, u.started, loaded_results, versions, u.message, [e for _, e in published] if u is first else []))  # type: ignore[arg-type]
 
     if compute:
-        tables = _tables_with_month(wh, results, force, month)
-        new = pl.DataFrame({"force_id": [force] * len(results), "month": [month] * len(results), "extract": [r.contract.extract for r in results]})
-        loaded = pl.concat([previous.filter(~((pl.col("month") == month) & pl.col("extract").is_in([c.extract for c in absent]))), new]).unique()
+        new_tables = {c.extract: [_curated(r.clean, r.contract, u.force) for u in live for r in u.results if r.contract.extract == c.extract] for c, _ in units[0].plan}  # type: ignore[arg-type]
+        tables = _tables_with_month(wh, new_tables, forces, month)  # type: ignore[arg-type]
+        new = pl.DataFrame(
+            [(u.force, month, r.contract.extract) for u in live for r in u.results], schema={"force_id": pl.Utf8, "month": pl.Utf8, "extract": pl.Utf8}, orient="row"
+        )
+        absent = pl.DataFrame([(u.force, c.extract) for u in live for c in u.absent], schema={"force_id": pl.Utf8, "extract": pl.Utf8}, orient="row")
+        kept = previous.join(absent.with_columns(pl.lit(month).alias("month")), on=["force_id", "month", "extract"], how="anti")
+        loaded = pl.concat([kept, new]).unique()
         pop, ext = (_reference_after(wh, name, references.get(name)) for name in REFERENCE_EXTRACTS)
         with progress.stage("measures"):
-            table = compute_measures(tables, loaded, pop, run_id=run_id, published=all_published, external=ext)
-            charts = control_charts(tables, loaded.filter(pl.col("force_id") == force))
-        writes.append(Write("measures", table, predicate(force_id=force)))
-        writes.append(Write("spc", charts, predicate(force_id=force)))
+            table = compute_measures(tables, loaded, pop, run_id=first.run_id, published=all_published, external=ext)
+            charts = control_charts(tables, loaded)
+        writes.append(Write("measures", table, _in_forces(forces)))  # type: ignore[arg-type]
+        writes.append(Write("spc", charts, _in_forces(forces)))  # type: ignore[arg-type]
 
     with progress.stage("write", rows=sum(w.frame.height for w in writes)):
-        wh.commit(run_id, writes, run, checks)
-    return MonthReport(
-        month=month,
-        outcome="loaded",
-        run_id=run_id,
-        force_id=force,
-        rows_in=run["rows_in"],
-        rows_loaded=run["rows_loaded"],
-        rows_quarantined=run["rows_quarantined"],
-        message=message,
-        files=json.loads(run["source_files"]),
-        warnings=warnings,
-    )
+        wh.commit(",".join(u.run_id for u in live), writes, runs, pl.concat(checks))
+    for u, run in zip(live, runs):
+        reports[id(u)] = MonthReport(
+            month=month,
+            outcome="loaded",
+            run_id=u.run_id,
+            force_id=u.force,
+            rows_in=run["rows_in"],
+            rows_loaded=run["rows_loaded"],
+            rows_quarantined=run["rows_quarantined"],
+            message=u.message,
+            files=json.loads(run["source_files"]),
+            warnings=[f"{r.contract.extract}: {c.detail}" for r in u.results for c in r.checks if c.severity == "warning" and not c.passed and c.detail],
+        )
+    return [reports[id(u)] for u in units]
 
 
 def _curated(clean: pl.DataFrame, contract: Contract, force: str) -> pl.DataFrame:
@@ -297,14 +432,13 @@ def _lookup(wh: Warehouse, force: str, args: dict, done: list[ExtractResult]) ->
     return pl.concat(parts).unique(key, keep="first")
 
 
-def _tables_with_month(wh: Warehouse, results: list[ExtractResult], force: str, month: str) -> dict[str, pl.LazyFrame | None]:
-    """Every curated table as it will be after this run: committed rows, this force-month replaced."""
+def _tables_with_month(wh: Warehouse, new: dict[str, list[pl.DataFrame]], forces: list[str], month: str) -> dict[str, pl.LazyFrame | None]:
+    """Every curated table as it will be after this run: committed rows, the batch's force-months replaced."""
     tables: dict[str, pl.LazyFrame | None] = {}
     for extract in measure_extracts():
-        new = [_curated(r.clean, r.contract, force).lazy() for r in results if r.contract.extract == extract]
         lf = wh.scan(extract)
-        old = lf.filter(~((pl.col("force_id") == force) & (pl.col("month") == month))) if lf is not None else None
-        parts = [p for p in (old, *new) if p is not None]
+        old = lf.filter(~(pl.col("force_id").is_in(forces) & (pl.col("month") == month))) if lf is not None else None
+        parts = [p for p in (old, *[f.lazy() for f in new.get(extract, [])]) if p is not None]
         tables[extract] = pl.concat(parts, how="diagonal_relaxed") if parts else None
     return tables
 

@@ -71,7 +71,7 @@ AUDIT_CHECKS_SCHEMA = {
 }
 
 
-COMPACT_EVERY = 25  # runs between compactions of the audit_runs table
+COMPACT_EVERY = 25  # audit_runs commits between compactions of that table
 
 
 class WarehouseError(RuntimeError):
@@ -251,24 +251,33 @@ class Warehouse:
         return t.version()
 
     def _append_run(self, row: dict, versions: dict[str, int]) -> None:
+        self._append_runs([row], versions)
+
+    def _append_runs(self, rows: list[dict], versions: dict[str, int]) -> None:
+        """Append run rows (one commit): each gets the next commit_seq and the tables' versions."""
         self._invalidate()
         last = self.latest_run()
-        seq = (last["commit_seq"] + 1) if last else 1
-        full = {k: None for k in AUDIT_RUNS_SCHEMA}
-        full.update(row)
-        full["commit_seq"] = seq
-        full["table_versions"] = json.dumps({k: v for k, v in sorted(versions.items()) if k != AUDIT_RUNS})
-        frame = pl.DataFrame([full], schema=AUDIT_RUNS_SCHEMA)
-        write_deltalake(str(self.path(AUDIT_RUNS)), frame.to_arrow(), mode="append", commit_properties=CommitProperties(custom_metadata={"run_id": str(full["run_id"])}))
-        if seq % COMPACT_EVERY == 0:
-            # Each run appends one small file; every run reads the table, so keep it to a few files.
+        first_seq = (last["commit_seq"] + 1) if last else 1
+        full_rows = []
+        for k, row in enumerate(rows):
+            full = {key: None for key in AUDIT_RUNS_SCHEMA}
+            full.update(row)
+            full["commit_seq"] = first_seq + k
+            full["table_versions"] = json.dumps({t: v for t, v in sorted(versions.items()) if t != AUDIT_RUNS})
+            full_rows.append(full)
+        frame = pl.DataFrame(full_rows, schema=AUDIT_RUNS_SCHEMA)
+        ids = ",".join(str(r["run_id"]) for r in full_rows)
+        write_deltalake(str(self.path(AUDIT_RUNS)), frame.to_arrow(), mode="append", commit_properties=CommitProperties(custom_metadata={"run_id": ids}))
+        t = self._table(AUDIT_RUNS)
+        if t is not None and t.version() % COMPACT_EVERY == 0:
+            # Each commit appends one small file; every run reads the table, so keep it to a few files.
             # Compaction rewrites data only (a new Delta version of audit_runs; history stays readable).
-            t = self._table(AUDIT_RUNS)
-            if t is not None:
-                t.optimize.compact(commit_properties=CommitProperties(custom_metadata={"run_id": str(full["run_id"]), "note": "compact audit_runs"}))
+            t.optimize.compact(commit_properties=CommitProperties(custom_metadata={"run_id": ids, "note": "compact audit_runs"}))
 
-    def commit(self, run_id: str, writes: list[Write], run_row: dict, checks: pl.DataFrame | None = None) -> dict[str, int]:
-        """Write a run's tables, then its audit_runs row. All or nothing."""
+    def commit(self, run_id: str, writes: list[Write], run_row: dict | list[dict], checks: pl.DataFrame | None = None) -> dict[str, int]:
+        """Write a run's tables, then its audit_runs row(s) - several when a batch commits several
+        force-months at once; they share the tables' versions. All or nothing."""
+        rows = run_row if isinstance(run_row, list) else [run_row]
         with self.lock():
             self._invalidate()  # another process may have committed since this instance last looked
             self.recover()
@@ -279,8 +288,8 @@ class Warehouse:
                     versions[w.table] = self._write(w, run_id)
                 if checks is not None and checks.height:
                     versions[AUDIT_CHECKS] = self._write(Write(AUDIT_CHECKS, checks.select([pl.col(k).cast(t) for k, t in AUDIT_CHECKS_SCHEMA.items()])), run_id)
-                self._append_run(run_row, versions)
+                self._append_runs(rows, versions)
             except BaseException:
-                self.recover(run_id=f"{run_id}-rollback")
+                self.recover(run_id=f"{run_id.split(',')[0]}-rollback")
                 raise
             return versions
