@@ -136,7 +136,7 @@ def _print_month_table(months) -> None:
 
 @app.command()
 def run(
-    source: Path = typer.Option(..., "--source", help="Source folder: SOURCE/YYYY-MM/<extract>.csv"),
+    source: Path = typer.Option(..., "--source", help="Source folder: SOURCE/YYYY-MM/<extract>.csv, SOURCE/<force>/YYYY-MM/<extract>.csv or data.police.uk files"),
     month: str = typer.Option(..., "--month", help="Month to load, YYYY-MM"),
     warehouse: Path = typer.Option(DEFAULT_WAREHOUSE, "--warehouse", help="Warehouse folder"),
     force: Optional[str] = typer.Option(None, "--force", help="Force id (default: taken from the extract's force_id column)"),
@@ -163,6 +163,8 @@ def run(
         summary = _expectations(warehouse)
         for r in reports:
             r.expectations = summary
+    failed = [r for r in reports if r.outcome != "loaded"]
+    reports = [r for r in reports if r.outcome == "loaded"]
     for rep in reports:
         out.print(
             f"[green]loaded[/] {rep.month} for {rep.force_id}: {rep.rows_in} rows in = {rep.rows_loaded} loaded + "
@@ -176,11 +178,15 @@ def run(
         if rep.rows_quarantined:
             out.print(f"quarantined rows are in {warehouse / 'quarantine'} with their row numbers and failed rules", highlight=False)
     _print_expectations(reports[0].expectations if reports else None)
+    if failed:  # with several forces in the source, the others were loaded
+        for r in failed:
+            err.print(f"[red]{r.month} {r.force_id or ''} {r.outcome}:[/] {escape(r.message or '')}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
 
 
 @app.command()
 def backfill(
-    source: Path = typer.Option(..., "--source", help="Source folder: SOURCE/YYYY-MM/<extract>.csv"),
+    source: Path = typer.Option(..., "--source", help="Source folder: SOURCE/YYYY-MM/<extract>.csv, SOURCE/<force>/YYYY-MM/<extract>.csv or data.police.uk files"),
     first: str = typer.Option(..., "--from", help="First month, YYYY-MM"),
     last: str = typer.Option(..., "--to", help="Last month, YYYY-MM"),
     warehouse: Path = typer.Option(DEFAULT_WAREHOUSE, "--warehouse", help="Warehouse folder"),

@@ -199,7 +199,7 @@ def volume_vs_history(result: ExtractResult, force: str, month: str, baseline_mo
     check = "volume.within_normal_range"
     desc = f"each offence group's monthly count is inside its normal range (XmR limits over up to {baseline_months} previous loaded months)"
     idx = Month.parse(month).index
-    if counts is None:
+    if counts is None or counts.height == 0:
         return CheckResult(check, None, desc, "warning", True, 0, 0, "not checked: no history loaded yet")
     history = counts.select("month", "hocr_code", "n").with_columns(_month_index("month").alias("idx")).filter(pl.col("idx") < idx)
     months = sorted(history["idx"].unique().to_list())[-baseline_months:]

@@ -1,0 +1,130 @@
+"""A region or the 43 forces in one source (SOURCE/<force>/YYYY-MM/...): each month of every force is
+validated together and committed at once, and must give exactly what loading each force alone gives."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from etl import pipeline
+from etl.validation import ExtractInput, FileFailure, ValidationContext, validate_extract, validate_extracts
+from etl.contracts import load_contract
+from etl.extracts import read_extract
+from etl.periods import Month
+from etl.warehouse import Warehouse
+from tests.conftest import crime, write_month
+
+MONTHS = ["2019-01", "2019-02", "2019-03"]
+
+
+def _crimes(force: str, prefix: str, month: str, n: int, *, bad: int = 0, repeat: bool = False) -> list[dict]:
+    rows = [crime(f"{prefix}{month}-{i:03d}", f"{month}-{(i % 27) + 1:02d}", "8N" if i % 3 else "28E", force=force) for i in range(n)]
+    for k in range(bad):
+        rows[k]["hocr_code"] = "99Z"  # not in the code list: quarantined
+    if repeat:
+        rows.append(dict(rows[-1]))  # a duplicate crime_ref: the repeat is quarantined
+    return rows
+
+
+@pytest.fixture
+def region(tmp_path: Path) -> Path:
+    """Three forces: north (a bad code in February), south (a repeated reference in March), east."""
+    src = tmp_path / "region"
+    for month in MONTHS:
+        write_month(src / "north", month, _crimes("north", "N", month, 40, bad=1 if month == "2019-02" else 0))
+        write_month(src / "south", month, _crimes("south", "S", month, 30, repeat=month == "2019-03"))
+        write_month(src / "east", month, _crimes("east", "E", month, 20))
+    return src
+
+
+def _table(wh: Path, name: str, drop: tuple[str, ...] = ()) -> pl.DataFrame:
+    frame = Warehouse(wh).read(name)
+    assert frame is not None
+    return frame.drop([c for c in drop if c in frame.columns])
+
+
+def test_a_region_month_is_one_commit_with_a_run_per_force(region: Path, tmp_path: Path) -> None:
+    wh = tmp_path / "wh"
+    reports = pipeline.load_source_month(region, "2019-02", wh, compute=False)
+    assert [(r.force_id, r.outcome, r.rows_in, r.rows_loaded, r.rows_quarantined) for r in reports] == [
+        ("east", "loaded", 20, 20, 0), ("north", "loaded", 40, 39, 1), ("south", "loaded", 30, 30, 0)]
+    runs = _table(wh, "audit_runs")
+    assert runs.height == 3 and runs["table_versions"].n_unique() == 1  # one commit, a run row per force-month
+    assert sorted(json.loads(runs.filter(pl.col("force_id") == "north")["source_files"][0])[0]["file"] for _ in [0]) == ["north/2019-02/recorded_crime.csv"]
+    assert Warehouse(wh).history("recorded_crime")[0]["operation"] in ("WRITE", "CREATE TABLE")
+    assert len(Warehouse(wh).history("recorded_crime")) == 1
+    q = _table(wh, "quarantine")
+    assert q.select("force_id", "source_file", "row_number", "failed_checks").rows() == [("north", "north/2019-02/recorded_crime.csv", 2, "hocr_code.code_list")]
+
+
+def test_batch_equals_loading_each_force_alone(region: Path, tmp_path: Path) -> None:
+    together, alone = tmp_path / "together", tmp_path / "alone"
+    report = pipeline.backfill(region, MONTHS[0], MONTHS[-1], together)
+    assert report.ok and len(report.months) == 9
+    for force in ("east", "north", "south"):
+        pipeline.backfill(region / force, MONTHS[0], MONTHS[-1], alone)
+    lineage = ("run_id",)
+    for table, key in [("recorded_crime", ["force_id", "crime_ref"]), ("quarantine", ["force_id", "source_file", "row_number"]),
+                       ("measures", ["force_id", "measure_id", "period", "period_end", "comparison"])]:
+        a = _table(together, table, lineage).sort(key)
+        b = _table(alone, table, lineage).sort(key)
+        if table != "recorded_crime":  # files are named relative to the source they were loaded from
+            a = a.with_columns(pl.col("source_file").str.replace(r"^[a-z]+/", "")) if "source_file" in a.columns else a
+        else:
+            a = a.with_columns(pl.col("source_file").str.replace(r"^[a-z]+/", ""))
+        assert a.equals(b), table
+    checks = ["force_id", "month", "extract", "check", "passed", "failing_rows", "rows_checked", "detail"]
+    a = _table(together, "audit_checks").filter(pl.col("month").is_not_null()).select(checks).sort(checks[:4])
+    b = _table(alone, "audit_checks").filter(pl.col("month").is_not_null()).select(checks).sort(checks[:4])
+    assert a.equals(b)
+
+
+def test_a_failing_force_is_reported_and_the_others_load(region: Path, tmp_path: Path) -> None:
+    wh = tmp_path / "wh"
+    (region / "south" / "2019-01" / "recorded_crime.csv").write_text("crime_ref,force_id\nX1,south\n", encoding="utf-8")
+    reports = pipeline.load_source_month(region, "2019-01", wh, compute=False)
+    by_force = {r.force_id or "?": r for r in reports}
+    assert by_force["east"].outcome == by_force["north"].outcome == "loaded"
+    failed = [r for r in reports if r.outcome == "failed"]
+    assert len(failed) == 1
+    assert failed[0].message.startswith("south/2019-01/recorded_crime.csv: column 'recorded_date'")
+    assert sorted(_table(wh, "recorded_crime")["force_id"].unique().to_list()) == ["east", "north"]
+    assert sorted(_table(wh, "audit_runs")["force_id"].to_list()) == ["east", "north"]
+
+
+def test_two_folders_with_the_same_force_are_refused(region: Path, tmp_path: Path) -> None:
+    write_month(region / "east-copy", "2019-01", _crimes("east", "E", "2019-01", 20))
+    reports = pipeline.load_source_month(region, "2019-01", tmp_path / "wh", compute=False)
+    failed = [r for r in reports if r.outcome == "failed"]
+    assert [r.message for r in failed] == ["east-copy and east both hold east's 2019-01; keep one"]
+
+
+def test_rerunning_a_region_month_replaces_only_that_month(region: Path, tmp_path: Path) -> None:
+    wh = tmp_path / "wh"
+    pipeline.backfill(region, MONTHS[0], MONTHS[-1], wh)
+    before = _table(wh, "recorded_crime", ("run_id",)).sort("force_id", "crime_ref")
+    pipeline.load_source_month(region, "2019-02", wh)
+    after = _table(wh, "recorded_crime", ("run_id",)).sort("force_id", "crime_ref")
+    assert after.equals(before)
+
+
+def test_batch_validation_judges_each_file_alone(tmp_path: Path) -> None:
+    """A reference repeated across two files of a batch is not a duplicate; within one file it is."""
+    contract = load_contract("recorded_crime")
+    a = write_month(tmp_path / "a", "2019-01", [crime("R1", "2019-01-05", force="a"), crime("R2", "2019-01-06", force="a")])
+    b = write_month(tmp_path / "b", "2019-01", [crime("R1", "2019-01-05", force="b"), crime("R1", "2019-01-07", force="b"), crime("R3", "2019-01-07", force="a")])
+    c = write_month(tmp_path / "c", "2019-01", [crime("R9", "2019-02-01", force="c")])
+    m = Month.parse("2019-01")
+    inputs = [ExtractInput(read_extract(p), ValidationContext(month=m, force_id=f), str(p)) for p, f in ((a, "a"), (b, "b"), (c, "c"))]
+    ra, rb, rc = validate_extracts(contract, inputs)
+    assert ra.rows_quarantined == 0 and ra.rows_loaded == 2
+    assert rb.quarantine.select("row_number", "failed_checks").rows() == [(3, "crime_ref.unique"), (4, "force_id.matches_extract")]
+    assert isinstance(rc, FileFailure) and rc.rule == "recorded_date.in_extract_month"
+    # the same outcome as validating each alone, check by check
+    for inp, together in ((inputs[0], ra), (inputs[1], rb)):
+        single = validate_extract(contract, inp.raw, inp.ctx, inp.source_file)
+        assert single.quarantine.equals(together.quarantine) and single.clean.equals(together.clean)
+        assert [c.__dict__ for c in single.checks] == [c.__dict__ for c in together.checks]
