@@ -217,7 +217,7 @@ class _SchemaBuilder:
             values = list(c.enum)
             checks.append(self._check(RuleInfo(f"{n}.allowed_values", n, f"{n} must be one of {', '.join(values)}", "not an allowed value"), lambda: _null_or(pl.col(n).is_in(values), n), n))
         if c.unique:
-            checks.append(self._check(RuleInfo(f"{n}.unique", n, f"{n} must be unique in the file (the first occurrence is kept, repeats are rejected)", "repeats an earlier row"), lambda: pl.col(n).is_null() | pl.struct(_FILE, n).is_first_distinct(), n))
+            checks.append(self._check(RuleInfo(f"{n}.unique", n, f"{n} must be unique in the file (the first occurrence is kept, repeats are rejected)", "repeats an earlier row"), lambda: pl.col(n).is_null() | pl.col(n).is_first_distinct().over(_FILE), n))
         if c.code_list:
             codes = self.code_list(c)
             checks.append(self._check(RuleInfo(f"{n}.code_list", n, f"{n} must be in the {codes.name} code list (version {codes.version})", "unknown code"), lambda: _null_or(pl.col(n).is_in(codes.codes), n), n))
@@ -286,7 +286,7 @@ class _SchemaBuilder:
                 checks.append(self._check(RuleInfo(r.id, a, r.description, f"before the crime's {other}", r.severity), expr, None))
         for k in self.contract.unique_keys:
             cols = list(k.columns)
-            checks.append(self._check(RuleInfo(k.id, None, f"only one row per {', '.join(cols)} (the first is kept)", "repeats an earlier row"), lambda cols=cols: pl.struct([_FILE, *cols]).is_first_distinct(), None))
+            checks.append(self._check(RuleInfo(k.id, None, f"only one row per {', '.join(cols)} (the first is kept)", "repeats an earlier row"), lambda cols=cols: pl.struct(cols).is_first_distinct().over(_FILE), None))
         return checks
 
     def prepare(self, frame: pl.DataFrame) -> pl.DataFrame:
@@ -433,7 +433,8 @@ def validate_extracts(contract: Contract, inputs: list[ExtractInput]) -> list[Ex
         .drop("rules")
     )
     per_row_by_file = per_row.partition_by(_FILE, as_dict=True, include_key=False) if per_row.height else {}
-    typed = _typed(contract, batch.join(per_row.select(_FILE, ROW_NUMBER), on=[_FILE, ROW_NUMBER], how="anti"))
+    passed = batch.filter(~pl.int_range(pl.len(), dtype=pl.Int64).is_in(failures["index"].unique().implode())) if failures.height else batch
+    typed = _typed(contract, passed)
     typed_by_file = typed.partition_by(_FILE, as_dict=True, include_key=False) if len(frames) > 1 else {(i,): typed.drop(_FILE) for i in frames}
     empty_typed = typed.clear().drop(_FILE)
     empty_per_row = per_row.clear().drop(_FILE)
@@ -545,7 +546,7 @@ def curated_schema(contract: Contract) -> dict[str, pl.DataType]:
 
 
 def _typed(contract: Contract, frame: pl.DataFrame) -> pl.DataFrame:
-    """Contract columns converted to their types, lineage placeholders, source_row; sorted by file and row."""
+    """Contract columns converted to their types, lineage placeholders (set per file), source_row."""
     exprs = []
     for c in contract.columns:
         if c.logical_type == "date":
@@ -560,7 +561,8 @@ def _typed(contract: Contract, frame: pl.DataFrame) -> pl.DataFrame:
             e = pl.col(c.name)
         exprs.append(e.cast(_POLARS_TYPES[c.logical_type]).alias(c.name))
     lin = [pl.lit(None, dtype=pl.Utf8).alias(k) for k in ("month", "source_file", "source_sha256")]
-    return frame.select(exprs + lin + [pl.col(ROW_NUMBER).alias("source_row"), pl.col(_FILE)]).sort(_FILE, "source_row")
+    # rows stay in file order and, within a file, in line order (as read)
+    return frame.select(exprs + lin + [pl.col(ROW_NUMBER).alias("source_row"), pl.col(_FILE)])
 
 
 def describe_failure_rows(result: ExtractResult, limit: int = 20) -> list[str]:
