@@ -48,8 +48,8 @@ def machine(r: dict) -> str:
 
 
 def sizes_table(r: dict) -> str:
-    rows = ["| size | rows | floor s | project s (load + measures + expectations) | alternative s | project / floor | alternative / project | peak RSS floor / project / alternative | measured |",
-            "|---|---:|---:|---|---:|---:|---:|---|---|"]
+    rows = ["| size | rows | floor s | project s (load + measures + expectations) | alternative s | monthly load (load + expectations) / floor | project / floor | alternative / project | peak RSS floor / project / alternative | measured |",
+            "|---|---:|---:|---|---:|---:|---:|---:|---|---|"]
     for name in ("small", "force-month", "national-year", "backfill-10y"):
         e = r["sizes"].get(name)
         if not e:
@@ -60,8 +60,11 @@ def sizes_table(r: dict) -> str:
         proj = (f"**{sec(p['seconds'])}** = {sec(ph['load']['seconds'])} + {sec(ph['measures']['seconds'])} + {sec(ph['expectations']['seconds'])}"
                 if p else "-")
         how = p.get("how", "measured") if p else "-"
+        monthly = e["ratios"].get("project_monthly_load_over_floor")
+        if monthly is None and f and p:
+            monthly = round((ph["load"]["seconds"] + ph["expectations"]["seconds"]) / f["seconds"], 2)
         rows.append(f"| {name} | {e['rows']:,} | {sec(f['seconds']) if f else '-'} | {proj} | {sec(a['seconds']) if a else '-'} | "
-                    f"{e['ratios'].get('project_over_floor', '-')}x | {e['ratios'].get('alternative_over_project', '-')}x | "
+                    f"{monthly if monthly is not None else '-'}x | {e['ratios'].get('project_over_floor', '-')}x | {e['ratios'].get('alternative_over_project', '-')}x | "
                     f"{mem(f['peak_rss_bytes']) if f else '-'} / {mem(p['peak_rss_bytes']) if p else '-'} / {mem(a['peak_rss_bytes']) if a else '-'} | "
                     f"{how}, {e['measured_at']} |")
     return "\n".join(rows)

@@ -35,7 +35,8 @@ from benchmarks.harness import GiB, MiB, _r, log, measure_measures_10y, measure_
 
 TARGETS = {
     "national_year_load_within_2x_floor": {"target": 2.0, "unit": "x floor wall time",
-                                           "what": "national year: project (load + measures + expectations) wall time / floor wall time"},
+                                           "what": "national year: project monthly load (read, validation, quarantine, Delta write, audit, "
+                                                   "checks across months, expectations) wall time / floor wall time; measures have their own target"},
     "measures_43x10y_under_10s": {"target": 10.0, "unit": "s", "what": "refresh_measures over 43 forces x 10 years"},
     "national_year_peak_rss_under_3GiB": {"target": 3.0, "unit": "GiB", "what": "national year: highest peak RSS of the project's processes"},
     "force_month_e2e_under_2s": {"target": 2.0, "unit": "s",
@@ -65,8 +66,13 @@ def targets(results: dict) -> list[dict]:
 
     nat = sizes.get("national-year")
     if nat and "floor" in nat["sides"] and "project" in nat["sides"]:
-        add("national_year_load_within_2x_floor", nat["ratios"]["project_over_floor"], f"national-year ({nat['measured_at']})",
-            {"floor_seconds": nat["sides"]["floor"]["seconds"], "project_seconds": nat["sides"]["project"]["seconds"],
+        ph = nat["sides"]["project"]["phases"]
+        ratio = nat["ratios"].get("project_monthly_load_over_floor")
+        if ratio is None:  # results written before this ratio existed
+            ratio = _r((ph["load"]["seconds"] + ph["expectations"]["seconds"]) / nat["sides"]["floor"]["seconds"], 2)
+        add("national_year_load_within_2x_floor", ratio, f"national-year ({nat['measured_at']})",
+            {"floor_seconds": nat["sides"]["floor"]["seconds"], "load_seconds": ph["load"]["seconds"], "expectations_seconds": ph["expectations"]["seconds"],
+             "project_with_measures_over_floor": nat["ratios"].get("project_over_floor"),
              "project_load_only_over_floor": nat["ratios"].get("project_load_only_over_floor")})
     else:
         add("national_year_load_within_2x_floor", None, "national-year")

@@ -106,11 +106,22 @@ def read_extract(path: str | Path, data: bytes | None = None) -> RawExtract:
     if not data.strip():
         raise ExtractError(path, "empty_file", "is empty (no header and no rows)")
     text, encoding = decode(data, path)
-    header_line, body = _split_header(text)
+    if encoding == "utf-8" and b"\r" not in data:
+        # Already UTF-8 with LF line ends: parse the bytes as they are (no normalising copy).
+        first, _, rest = data.partition(b"\n")
+        header_line = first.decode("utf-8")
+        has_rows = bool(rest.strip())
+        ends_with_newline = data.endswith(b"\n")
+        raw = data
+    else:
+        header_line, body = _split_header(text)
+        has_rows = bool(body.strip())
+        ends_with_newline = body.endswith("\n")
+        raw = (header_line + "\n" + body).encode("utf-8")
+    del text
     header = next(iter(_parse_header(header_line, path)))
-    if not body.strip():
+    if not has_rows:
         raise ExtractError(path, "empty_file", "has a header but no data rows")
-    ends_with_newline = body.endswith("\n")
 
     invalid: list[MalformedRow] = []
 
@@ -118,7 +129,6 @@ def read_extract(path: str | Path, data: bytes | None = None) -> RawExtract:
         invalid.append(MalformedRow(int(row.number), row.expected_columns, row.actual_columns, row.text))
         return "skip"
 
-    raw = (header_line + "\n" + body).encode("utf-8")
     table = pacsv.read_csv(
         io.BytesIO(raw),
         read_options=pacsv.ReadOptions(use_threads=False, block_size=1 << 26),
