@@ -52,6 +52,7 @@ class History:
     earlier_keys: dict[tuple[str, str], pl.DataFrame] = field(default_factory=dict)  # (extract, column) -> force_id, column, month
     known_keys: dict[tuple[str, str, str], pl.DataFrame] = field(default_factory=dict)  # (lookup, lookup column, column) -> force_id, column
     volume: dict[str, pl.DataFrame] = field(default_factory=dict)  # extract -> force_id, month, hocr_code, n (recorded rows)
+    volume_checks: dict[tuple[str, str], CheckResult] = field(default_factory=dict)  # (extract, force) -> judged for the batch at once
 
 
 def prefetch(wh: Warehouse, month: str, results: list[tuple[str, ExtractResult]]) -> History:
@@ -104,6 +105,8 @@ def prefetch(wh: Warehouse, month: str, results: list[tuple[str, ExtractResult]]
                     .agg(pl.len().cast(pl.Int64).alias("n"))
                     .collect()
                 )
+                judged = volume_checks(items, month, int(spec.get("baselineMonths", 24)), int(spec.get("minimumMonths", 6)), history.volume[extract])
+                history.volume_checks.update({(extract, f): c for f, c in judged.items()})
     return history
 
 
@@ -145,8 +148,11 @@ def run_checks(
         elif kind == "reconcile_published":
             out.append(reconcile_published(result, wh, force, month, loaded, published, float(spec.get("tolerancePercent", 2.0))))
         elif kind == "volume_vs_history":
-            counts = history.volume.get(extract)
-            out.append(volume_vs_history(result, force, month, int(spec.get("baselineMonths", 24)), int(spec.get("minimumMonths", 6)), counts.filter(pl.col("force_id") == force) if counts is not None else None))
+            if (extract, force) in history.volume_checks:
+                out.append(history.volume_checks[(extract, force)])
+            else:
+                counts = history.volume.get(extract)
+                out.append(volume_vs_history(result, force, month, int(spec.get("baselineMonths", 24)), int(spec.get("minimumMonths", 6)), counts.filter(pl.col("force_id") == force) if counts is not None else None))
         else:
             raise ValueError(f"{result.contract.path}: unknown crossMonthChecks entry '{kind}'")
     return out
@@ -196,46 +202,82 @@ def volume_vs_history(result: ExtractResult, force: str, month: str, baseline_mo
     """Each offence group's count this month against an XmR chart of the force's previous months.
 
     ``counts``: the force's committed recorded rows by month and hocr_code (n), None if never loaded."""
+    return volume_checks([(force, result)], month, baseline_months, minimum_months, counts)[force]
+
+
+def volume_checks(items: list[tuple[str, ExtractResult]], month: str, baseline_months: int, minimum_months: int, counts: pl.DataFrame | None) -> dict[str, CheckResult]:
+    """`volume_vs_history` for every force of a batch at once (one set of frame operations, keyed by force).
+
+    ``counts``: force_id, month, hocr_code, n of the committed recorded rows (None: table never loaded)."""
     check = "volume.within_normal_range"
     desc = f"each offence group's monthly count is inside its normal range (XmR limits over up to {baseline_months} previous loaded months)"
     idx = Month.parse(month).index
+    out: dict[str, CheckResult] = {}
+    forces = [f for f, _ in items]
     if counts is None or counts.height == 0:
-        return CheckResult(check, None, desc, "warning", True, 0, 0, "not checked: no history loaded yet")
-    history = counts.select("month", "hocr_code", "n").with_columns(_month_index("month").alias("idx")).filter(pl.col("idx") < idx)
-    months = sorted(history["idx"].unique().to_list())[-baseline_months:]
-    if len(months) < minimum_months:
-        return CheckResult(check, None, desc, "warning", True, 0, 0, f"not checked: {len(months)} previous month(s) loaded, {minimum_months} needed")
-    history = history.filter(pl.col("idx").is_in(months))
-    current = result.clean.filter(pl.col("status") == "recorded").group_by("hocr_code").agg(pl.len().cast(pl.Int64).alias("n")).with_columns(pl.lit(idx, pl.Int32).alias("idx"))
-    both = pl.concat([history.select("idx", "hocr_code", "n"), current.select("idx", "hocr_code", "n")])
+        return {f: CheckResult(check, None, desc, "warning", True, 0, 0, "not checked: no history loaded yet") for f in forces}
+    history = counts.select("force_id", "month", "hocr_code", "n").with_columns(_month_index("month").alias("idx")).filter(pl.col("idx") < idx)
+    # each force's chart months: its latest `baseline_months` loaded months before this one
+    chart = (
+        history.select("force_id", "idx").unique()
+        .filter(pl.col("idx").rank("ordinal", descending=True).over("force_id") <= baseline_months)
+        .sort("force_id", "idx")
+    )
+    months = {f: list(v) for f, v in chart.group_by("force_id").agg(pl.col("idx").sort()).iter_rows()}
+    with_history = set(counts["force_id"].unique().to_list())
+    for f in forces:
+        if f not in with_history:
+            out[f] = CheckResult(check, None, desc, "warning", True, 0, 0, "not checked: no history loaded yet")
+        elif len(months.get(f, [])) < minimum_months:
+            out[f] = CheckResult(check, None, desc, "warning", True, 0, 0, f"not checked: {len(months.get(f, []))} previous month(s) loaded, {minimum_months} needed")
+    todo = [(f, r) for f, r in items if f not in out]
+    if not todo:
+        return out
+    chart = chart.filter(pl.col("force_id").is_in([f for f, _ in todo]))
+    history = history.join(chart, on=["force_id", "idx"], how="semi")
+    current = pl.concat(
+        [r.clean.filter(pl.col("status") == "recorded").group_by("hocr_code").agg(pl.len().cast(pl.Int64).alias("n")).with_columns(pl.lit(f).alias("force_id")) for f, r in todo]
+    ).with_columns(pl.lit(idx, pl.Int32).alias("idx"))
+    cols = ["force_id", "idx", "hocr_code", "n"]
+    both = pl.concat([history.select(cols), current.select(cols)])
     groups = load_offence_groups().membership
     in_group = both.join(groups, left_on="hocr_code", right_on="code").filter((pl.col("idx") >= pl.col("from_index")) & (pl.col("idx") <= pl.col("to_index")))
     series = pl.concat(
         [
-            in_group.group_by("group", "idx").agg(pl.col("n").sum()),
-            both.group_by("idx").agg(pl.col("n").sum()).with_columns(pl.lit("all_recorded_crime").alias("group")).select("group", "idx", "n"),
+            in_group.group_by("force_id", "group", "idx").agg(pl.col("n").sum()),
+            both.group_by("force_id", "idx").agg(pl.col("n").sum()).with_columns(pl.lit("all_recorded_crime").alias("group")).select("force_id", "group", "idx", "n"),
         ]
     )
-    grid = pl.DataFrame({"group": series["group"].unique()}).join(pl.DataFrame({"idx": [*months, idx]}, schema={"idx": pl.Int32}), how="cross")
-    series = grid.join(series, on=["group", "idx"], how="left").with_columns(pl.col("n").fill_null(0)).sort("group", "idx")
+    # every group a force has, in every chart month and this one (a month without the group counts 0)
+    grid = series.select("force_id", "group").unique().join(
+        pl.concat([chart.select("force_id", pl.col("idx").cast(pl.Int32)), pl.DataFrame({"force_id": [f for f, _ in todo]}).with_columns(pl.lit(idx, pl.Int32).alias("idx"))]),
+        on="force_id",
+    )
+    series = grid.join(series, on=["force_id", "group", "idx"], how="left").with_columns(pl.col("n").fill_null(0)).sort("force_id", "group", "idx")
     base = series.filter(pl.col("idx") != idx)
     limits = (
-        base.with_columns((pl.col("n") - pl.col("n").shift(1).over("group")).abs().alias("mr"))
-        .group_by("group")
+        base.with_columns((pl.col("n") - pl.col("n").shift(1).over("force_id", "group")).abs().alias("mr"))
+        .group_by("force_id", "group")
         .agg(pl.col("n").mean().alias("mean"), pl.col("mr").mean().alias("mr_bar"))
         .with_columns(
             (pl.col("mean") - XMR_FACTOR * pl.col("mr_bar")).clip(lower_bound=0).alias("lower"),
             (pl.col("mean") + XMR_FACTOR * pl.col("mr_bar")).alias("upper"),
         )
     )
-    now = series.filter(pl.col("idx") == idx).join(limits, on="group")
-    outside = now.filter((pl.col("n") < pl.col("lower")) | (pl.col("n") > pl.col("upper"))).sort("group")
-    span = f"{Month(months[0])}..{Month(months[-1])}, {len(months)} months"
-    if outside.height == 0:
-        return CheckResult(check, None, desc, "warning", True, 0, now.height, f"all {now.height} groups inside their XmR limits ({span})")
-    parts = [f"{r['group']}: {r['n']} vs normal range {_limit(r['lower'])}-{_limit(r['upper'])}" for r in outside.iter_rows(named=True)]
-    detail = f"{outside.height} group(s) outside their normal range in {month} (XmR over {span}): " + "; ".join(parts)
-    return CheckResult(check, None, desc, "warning", False, outside.height, now.height, detail)
+    now = series.filter(pl.col("idx") == idx).join(limits, on=["force_id", "group"])
+    judged = now.with_columns(((pl.col("n") < pl.col("lower")) | (pl.col("n") > pl.col("upper"))).alias("outside"))
+    by_force = judged.partition_by("force_id", as_dict=True)
+    for f, _ in todo:
+        mine = by_force.get((f,), judged.clear())
+        outside = mine.filter(pl.col("outside")).sort("group")
+        span = f"{Month(months[f][0])}..{Month(months[f][-1])}, {len(months[f])} months"
+        if outside.height == 0:
+            out[f] = CheckResult(check, None, desc, "warning", True, 0, mine.height, f"all {mine.height} groups inside their XmR limits ({span})")
+            continue
+        parts = [f"{r['group']}: {r['n']} vs normal range {_limit(r['lower'])}-{_limit(r['upper'])}" for r in outside.iter_rows(named=True)]
+        detail = f"{outside.height} group(s) outside their normal range in {month} (XmR over {span}): " + "; ".join(parts)
+        out[f] = CheckResult(check, None, desc, "warning", False, outside.height, mine.height, detail)
+    return out
 
 
 def _limit(x: float) -> str:
