@@ -4,9 +4,11 @@ For each size it generates (or reuses) synthetic extracts, then times, one after
 files and each in its own process (so peak memory is per side):
 
 * floor        polars reads every CSV as text and writes zstd Parquet, nothing else;
-* project      the project's own functions: `pipeline.load_month(..., compute=False)` per force-month
-               (stage events read / validate / cross_month / write), then `pipeline.refresh_measures`,
-               then `etl.expectations.run_expectations` - three processes, one warehouse;
+* project      the project's own functions: `pipeline.load_source_month(..., compute=False)` per month
+               (every force folder of the month in one run when there are several forces, as `etl backfill`
+               does for a SOURCE/<force>/YYYY-MM/ source; stage events read / validate / cross_month / write),
+               then `pipeline.refresh_measures`, then `etl.expectations.run_expectations` - three processes,
+               one warehouse;
 * alternative  pandas + Great Expectations (one suite from the recorded_crime contract, COMPLETE
                results with row numbers, quarantine), then Parquet;
 * prefect      (small, force-month) one force-month through `flows.monthly.monthly_load` against the
