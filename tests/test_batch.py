@@ -128,3 +128,17 @@ def test_batch_validation_judges_each_file_alone(tmp_path: Path) -> None:
         single = validate_extract(contract, inp.raw, inp.ctx, inp.source_file)
         assert single.quarantine.equals(together.quarantine) and single.clean.equals(together.clean)
         assert [c.__dict__ for c in single.checks] == [c.__dict__ for c in together.checks]
+
+
+def test_run_command_on_a_region_loads_the_good_forces_and_exits_1(region: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from etl.cli import app
+
+    (region / "north" / "2019-01" / "recorded_crime.csv").write_bytes(b"")
+    r = CliRunner().invoke(app, ["run", "--source", str(region), "--month", "2019-01", "--warehouse", str(tmp_path / "wh"), "--engine", "local"])
+    assert r.exit_code == 1
+    assert "loaded 2019-01 for east: 20 rows in = 20 loaded + 0 quarantined" in r.output
+    assert "loaded 2019-01 for south" in r.output
+    assert "north/2019-01/recorded_crime.csv: is empty (no header and no rows)" in r.output
+    assert "Traceback" not in r.output
