@@ -264,7 +264,13 @@ def _in_forces(forces: list[str]) -> str:
 def _load_batch(source: Path, m: Month, wh: Warehouse, units: list[_Unit], compute: bool, raise_failure: bool = False) -> list[MonthReport]:
     """Validate the files of one month of one or more forces and commit every force that passes in one
     warehouse commit (one write per table, one audit run per force-month). Nothing of a failing force
-    is written; with ``raise_failure`` (a single force folder) its failure is raised as `LoadFailed`."""
+    is written; with ``raise_failure`` (a single force folder) its failure is raised as `LoadFailed`.
+    Everything the run reads from the warehouse comes from one committed state (`Warehouse.snapshot`)."""
+    with wh.snapshot():
+        return _load_batch_in(source, m, wh, units, compute, raise_failure)
+
+
+def _load_batch_in(source: Path, m: Month, wh: Warehouse, units: list[_Unit], compute: bool, raise_failure: bool) -> list[MonthReport]:
     month = str(m)
     for u in units:
         try:

@@ -98,9 +98,22 @@ class Warehouse:
     def __init__(self, root: str | Path):
         self.root = Path(root)
         self._committed: tuple[int, dict[str, int]] | None = None  # (audit_runs version, versions)
+        self._pinned = False
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Read one committed state throughout (no re-check for other writers' runs inside): a run's
+        reads are consistent with each other, and the audit_runs log is not replayed for every read."""
+        self.committed_versions()
+        self._pinned = True
+        try:
+            yield
+        finally:
+            self._pinned = False
 
     def _invalidate(self) -> None:
         self._committed = None
+        self._pinned = False
 
     # ------------------------------------------------------------------ paths and state
     def path(self, table: str) -> Path:
@@ -133,6 +146,8 @@ class Warehouse:
         Cached against the audit_runs table version: reading the runs means reading a file per run,
         while checking the version only replays the Delta log, so a new run by anyone is still seen.
         """
+        if self._pinned and self._committed is not None:
+            return dict(self._committed[1])
         t = self._table(AUDIT_RUNS)
         if t is None:
             return {}
