@@ -38,8 +38,8 @@ def test_suites_run_record_results_and_keep_values_out_of_data_docs(source, ware
 
 def _two_force_warehouse(tmp_path, warehouse):
     """Two forces, three months: every (source_file, source_row) of force a is also in force b (source_file
-    names the month folder only), a crime ref is loaded in two months of force a, and force b reuses a
-    crime ref of force a (not a duplicate: the key is per force)."""
+    names the month folder of the force's own source: not a duplicate, lineage is per force), a crime ref is
+    loaded in two months of force a, and force b reuses a crime ref of force a (not a duplicate either)."""
     rows = {"a": {}, "b": {}}
     for f in ("a", "b"):
         for k, m in enumerate(("2019-01", "2019-02", "2019-03")):
@@ -72,10 +72,10 @@ def test_partitioned_run_gives_the_whole_table_results(tmp_path, warehouse, monk
     whole = run_expectations(warehouse, commit=False)
     assert all(s.partitions == 1 for s in whole.suites)
     by_check = {(t, c): (p, f, n) for t, c, p, f, n in _results(whole)}
-    # the duplicate across months of one force, and (source_file, source_row) repeated across the two forces
+    # the duplicate across months of one force; (source_file, source_row) repeated across the two forces is not one
     assert by_check[("recorded_crime", "expect_compound_columns_to_be_unique(force_id,crime_ref)")] == (False, 2, 63)
-    assert by_check[("recorded_crime", "expect_compound_columns_to_be_unique(source_file,source_row)")] == (False, 2 * (6 + 10 + 12), 63)  # rows 2.. of b meet a row of a each month
-    assert by_check[("quarantine", "expect_compound_columns_to_be_unique(source_file,row_number)")] == (False, 2, 2)
+    assert by_check[("recorded_crime", "expect_compound_columns_to_be_unique(force_id,source_file,source_row)")] == (True, 0, 63)
+    assert by_check[("quarantine", "expect_compound_columns_to_be_unique(force_id,source_file,row_number)")] == (True, 0, 2)
 
     for chunk in (2, 5, 20):  # one value of a partition column bigger than a partition (hash split), values packed into partitions
         monkeypatch.setattr(E, "CHUNK_ROWS", chunk)
@@ -109,8 +109,7 @@ def test_partition_plan_keeps_each_key_whole(tmp_path, warehouse, monkeypatch):
         assert set(key) <= set(p.columns)
         seen = pl.concat([lf.filter(f).select(key).unique().collect() for f in p.filters])
         assert seen.height == seen.unique().height  # no key value in two partitions
-    assert next(p for p in unique if "crime_ref" in p.columns).columns != ["source_file", "source_row"]
-    assert next(p for p in unique if "crime_ref" not in p.columns).columns == ["source_file", "source_row"]  # reads only its key
+    assert next(p for p in unique if "crime_ref" not in p.columns).columns == ["force_id", "source_file", "source_row"]  # reads only its key
 
 
 def test_data_docs_keep_the_latest_results_only(source, warehouse, monkeypatch):
