@@ -323,19 +323,34 @@ def _load_batch_in(source: Path, m: Month, wh: Warehouse, units: list[_Unit], co
         else:
             seen[u.force] = u  # type: ignore[index]
 
-    references: dict[str, ExtractResult] = {}
-    published: list[tuple[pl.DataFrame, dict]] = []
+    # Reference data (population, external statistics, published workbooks): from SOURCE/reference/ and,
+    # in a folder of force folders, from each force's own reference/ (recorded in that force's run; for a
+    # force both cover, the force's own file wins).
     live = [u for u in units if not u.failure]
-    if live:
+    top_refs: list[ExtractResult] = []
+    top_pubs: list[tuple[pl.DataFrame, dict]] = []
+    refs: dict[int, list[ExtractResult]] = {}
+    pubs: dict[int, list[tuple[pl.DataFrame, dict]]] = {}
+    seen_sha: set[str] = set()
+    owners: list[tuple[_Unit | None, Path]] = [(None, source)] if live else []
+    owners += [(u, u.root) for u in live if u.root != source and (u.root / "reference").is_dir()]
+    for owner, root in owners:
         try:
+            found = []
             for name in REFERENCE_EXTRACTS:
                 ref_contract = load_contract(name)
-                if (source / ref_contract.file_name).exists():
-                    references[name] = _read_validate(ref_contract, source / ref_contract.file_name, source, ValidationContext())
-            published = new_published(source, wh)
+                if (root / ref_contract.file_name).exists():
+                    found.append(_read_validate(ref_contract, root / ref_contract.file_name, source, ValidationContext()))
+            workbooks = [(f, e) for f, e in new_published(root, wh, source) if e["sha256"] not in seen_sha]
         except (FileFailure, PublishedError) as exc:
-            for u in live:
+            for u in ([owner] if owner else live):
                 u.fail(month, exc)
+            continue
+        seen_sha |= {e["sha256"] for _, e in workbooks}
+        if owner is None:
+            top_refs, top_pubs = found, workbooks
+        else:
+            refs[id(owner)], pubs[id(owner)] = found, workbooks
     if raise_failure and units[0].failure:
         raise units[0].failure
     live = [u for u in units if not u.failure]
@@ -344,6 +359,11 @@ def _load_batch_in(source: Path, m: Month, wh: Warehouse, units: list[_Unit], co
         return [reports[id(u)] for u in units]
 
     forces = [u.force for u in live]  # type: ignore[misc]
+    first = live[0]  # reference files at the top of SOURCE are recorded in the first force's run
+    refs[id(first)] = top_refs + refs.get(id(first), [])
+    pubs[id(first)] = top_pubs + pubs.get(id(first), [])
+    references = top_refs + [r for u in live for r in refs.get(id(u), []) if r not in top_refs]
+    published = [p for u in live for p in pubs.get(id(u), [])]
     previous = loaded_months(wh).filter(pl.col("force_id").is_in(forces))
     pub_parts = [p for p in [wh.read("published_statistics"), *[f for f, _ in published]] if p is not None]
     all_published = pl.concat(pub_parts).unique() if pub_parts else None
@@ -364,27 +384,27 @@ def _load_batch_in(source: Path, m: Month, wh: Warehouse, units: list[_Unit], co
             writes.append(Write(contract.extract, pl.concat(frames) if len(frames) > 1 else frames[0], month_filter))
         elif wh.has_table(contract.extract):
             writes.append(Write(contract.extract, pl.DataFrame(schema=curated_schema(contract)), month_filter))
-    first = live[0]  # reference files and published tables are recorded in the first force's run
     quarantined = []
     for u in live:
-        for r in u.results + (list(references.values()) if u is first else []):
+        for r in u.results + refs.get(id(u), []):
             quarantined.append(r.quarantine.with_columns(pl.lit(u.run_id).alias("run_id"), pl.lit(u.force).alias("force_id"), pl.lit(month).alias("month")))
     writes.append(Write("quarantine", pl.concat(quarantined), month_filter))
     for frame, entry in published:
         writes.append(Write("published_statistics", frame, predicate(source_sha256=entry["sha256"])))
-    for name, ref in references.items():  # reference data replaces the rows of the forces it covers
-        ref_forces = ref.clean["force_id"].unique().sort().to_list()
+    new_refs = {name: _reference_rows(references, name) for name in REFERENCE_EXTRACTS}
+    for name, rows in new_refs.items():  # reference data replaces the rows of the forces it covers
+        ref_forces = rows["force_id"].unique().sort().to_list() if rows is not None else []
         if ref_forces:
-            writes.append(Write(name, ref.clean, "force_id IN (" + ", ".join(sql_literal(f) for f in ref_forces) + ")"))
+            writes.append(Write(name, rows, "force_id IN (" + ", ".join(sql_literal(f) for f in ref_forces) + ")"))  # type: ignore[arg-type]
 
     versions = definition_versions()
     checks, runs = [], []
     for u in live:
-        loaded_results = u.results + (list(references.values()) if u is first else [])
+        loaded_results = u.results + refs.get(id(u), [])
         u.message = "; ".join(f"no {c.file_name} for {month}" for c in u.absent) or None
         extra_checks = [(c.extract, CheckResult("file.present", None, f"{month}/{c.file_name} is present", "warning", False, 0, 0)) for c in u.absent]
         checks.append(audit.checks_frame(u.run_id, u.force, month, loaded_results, extra_checks))
-        runs.append(audit.run_row(u.run_id, "load", u.force, month, u.started, loaded_results, versions, u.message, [e for _, e in published] if u is first else []))  # type: ignore[arg-type]
+        runs.append(audit.run_row(u.run_id, "load", u.force, month, u.started, loaded_results, versions, u.message, [e for _, e in pubs.get(id(u), [])]))  # type: ignore[arg-type]
 
     if compute:
         new_tables = {c.extract: [_curated(r.clean, r.contract, u.force) for u in live for r in u.results if r.contract.extract == c.extract] for c, _ in units[0].plan}  # type: ignore[arg-type]
@@ -395,7 +415,7 @@ def _load_batch_in(source: Path, m: Month, wh: Warehouse, units: list[_Unit], co
         absent = pl.DataFrame([(u.force, c.extract) for u in live for c in u.absent], schema={"force_id": pl.Utf8, "extract": pl.Utf8}, orient="row")
         kept = previous.join(absent.with_columns(pl.lit(month).alias("month")), on=["force_id", "month", "extract"], how="anti")
         loaded = pl.concat([kept, new]).unique()
-        pop, ext = (_reference_after(wh, name, references.get(name)) for name in REFERENCE_EXTRACTS)
+        pop, ext = (_reference_after(wh, name, new_refs[name]) for name in REFERENCE_EXTRACTS)
         with progress.stage("measures"):
             table = compute_measures(tables, loaded, pop, run_id=first.run_id, published=all_published, external=ext)
             charts = control_charts(tables, loaded)
@@ -453,18 +473,32 @@ PUBLISHED_FOLDER = Path("reference") / "published"
 REFERENCE_EXTRACTS = ("population", "external_statistics")
 
 
-def _reference_after(wh: Warehouse, name: str, new: ExtractResult | None) -> pl.DataFrame | None:
+def _reference_rows(results: list[ExtractResult], name: str) -> pl.DataFrame | None:
+    """The rows of a reference extract read in this run. With several files, each force's rows come
+    from the last file (in ``results`` order: SOURCE/reference first, then the force folders) covering it."""
+    frames = [r.clean for r in results if r.contract.extract == name]
+    if not frames:
+        return None
+    if len(frames) == 1:
+        return frames[0]
+    tagged = pl.concat([f.with_columns(pl.lit(i).alias("__file")) for i, f in enumerate(frames)], how="diagonal_relaxed")
+    return tagged.filter(pl.col("__file") == pl.col("__file").max().over("force_id")).drop("__file")
+
+
+def _reference_after(wh: Warehouse, name: str, new: pl.DataFrame | None) -> pl.DataFrame | None:
     """A reference table as it will be after this run (the file's forces replaced)."""
     committed = wh.read(name)
     if new is None:
         return committed
     if committed is None:
-        return new.clean
-    return pl.concat([committed.filter(~pl.col("force_id").is_in(new.clean["force_id"].implode())), new.clean], how="diagonal_relaxed")
+        return new
+    return pl.concat([committed.filter(~pl.col("force_id").is_in(new["force_id"].implode())), new], how="diagonal_relaxed")
 
 
-def new_published(source: Path, wh: Warehouse) -> list[tuple[pl.DataFrame, dict]]:
-    """Published statistics workbooks in SOURCE/reference/published/ not loaded yet (by sha256)."""
+def new_published(source: Path, wh: Warehouse, shown_from: Path | None = None) -> list[tuple[pl.DataFrame, dict]]:
+    """Published statistics workbooks in SOURCE/reference/published/ not loaded yet (by sha256);
+    file names are shown relative to ``shown_from`` (default SOURCE)."""
+    shown_from = shown_from or source
     folder = source / PUBLISHED_FOLDER
     if not folder.is_dir():
         return []
@@ -478,7 +512,7 @@ def new_published(source: Path, wh: Warehouse) -> list[tuple[pl.DataFrame, dict]
         if sha256_of(path.read_bytes()) in known:
             continue
         frame = read_pfa_table_p1(path)
-        entry = {"extract": "published_statistics", "file": _rel(path, source), "sha256": frame["source_sha256"][0], "encoding": "xlsx",
+        entry = {"extract": "published_statistics", "file": _rel(path, shown_from), "sha256": frame["source_sha256"][0], "encoding": "xlsx",
                  "contract": "ons_pfa_table_p1", "contract_version": None, "rows_in": frame.height, "rows_loaded": frame.height, "rows_quarantined": 0}
         out.append((frame, entry))
     return out

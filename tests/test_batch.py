@@ -15,7 +15,7 @@ from etl.contracts import load_contract
 from etl.extracts import read_extract
 from etl.periods import Month
 from etl.warehouse import Warehouse
-from tests.conftest import crime, write_month
+from tests.conftest import crime, write_month, write_population
 
 MONTHS = ["2019-01", "2019-02", "2019-03"]
 
@@ -37,6 +37,8 @@ def region(tmp_path: Path) -> Path:
         write_month(src / "north", month, _crimes("north", "N", month, 40, bad=1 if month == "2019-02" else 0))
         write_month(src / "south", month, _crimes("south", "S", month, 30, repeat=month == "2019-03"))
         write_month(src / "east", month, _crimes("east", "E", month, 20))
+    for force, pop in (("north", 400_000), ("south", 700_000), ("east", 250_000)):
+        write_population(src / force, {2019: pop}, force=force)  # each force folder's own reference data
     return src
 
 
@@ -50,10 +52,10 @@ def test_a_region_month_is_one_commit_with_a_run_per_force(region: Path, tmp_pat
     wh = tmp_path / "wh"
     reports = pipeline.load_source_month(region, "2019-02", wh, compute=False)
     assert [(r.force_id, r.outcome, r.rows_in, r.rows_loaded, r.rows_quarantined) for r in reports] == [
-        ("east", "loaded", 20, 20, 0), ("north", "loaded", 40, 39, 1), ("south", "loaded", 30, 30, 0)]
+        ("east", "loaded", 21, 21, 0), ("north", "loaded", 41, 40, 1), ("south", "loaded", 31, 31, 0)]  # + 1 population row each
     runs = _table(wh, "audit_runs")
     assert runs.height == 3 and runs["table_versions"].n_unique() == 1  # one commit, a run row per force-month
-    assert sorted(json.loads(runs.filter(pl.col("force_id") == "north")["source_files"][0])[0]["file"] for _ in [0]) == ["north/2019-02/recorded_crime.csv"]
+    assert [f["file"] for f in json.loads(runs.filter(pl.col("force_id") == "north")["source_files"][0])] == ["north/2019-02/recorded_crime.csv", "north/reference/population.csv"]
     assert Warehouse(wh).history("recorded_crime")[0]["operation"] in ("WRITE", "CREATE TABLE")
     assert len(Warehouse(wh).history("recorded_crime")) == 1
     q = _table(wh, "quarantine")
@@ -76,6 +78,8 @@ def test_batch_equals_loading_each_force_alone(region: Path, tmp_path: Path) -> 
         else:
             a = a.with_columns(pl.col("source_file").str.replace(r"^[a-z]+/", ""))
         assert a.equals(b), table
+    pop = ["force_id", "year", "population"]
+    assert _table(together, "population").select(pop).sort(pop).equals(_table(alone, "population").select(pop).sort(pop))
     checks = ["force_id", "month", "extract", "check", "passed", "failing_rows", "rows_checked", "detail"]
     a = _table(together, "audit_checks").filter(pl.col("month").is_not_null()).select(checks).sort(checks[:4])
     b = _table(alone, "audit_checks").filter(pl.col("month").is_not_null()).select(checks).sort(checks[:4])
@@ -93,6 +97,18 @@ def test_a_failing_force_is_reported_and_the_others_load(region: Path, tmp_path:
     assert failed[0].message.startswith("south/2019-01/recorded_crime.csv: column 'recorded_date'")
     assert sorted(_table(wh, "recorded_crime")["force_id"].unique().to_list()) == ["east", "north"]
     assert sorted(_table(wh, "audit_runs")["force_id"].to_list()) == ["east", "north"]
+
+
+def test_top_level_and_force_reference_files(region: Path, tmp_path: Path) -> None:
+    """SOURCE/reference/population.csv covers every force; a force folder's own file wins for its force."""
+    write_population(region, {2019: 1}, force="north")
+    wh = tmp_path / "wh"
+    reports = pipeline.load_source_month(region, "2019-01", wh, compute=False)
+    assert all(r.outcome == "loaded" for r in reports)
+    assert _table(wh, "population").select("force_id", "population").sort("force_id").rows() == [("east", 250_000), ("north", 400_000), ("south", 700_000)]
+    files = {r["force_id"]: [f["file"] for f in json.loads(r["source_files"])] for r in _table(wh, "audit_runs").iter_rows(named=True)}
+    assert files["east"] == ["east/2019-01/recorded_crime.csv", "reference/population.csv", "east/reference/population.csv"]
+    assert files["north"] == ["north/2019-01/recorded_crime.csv", "north/reference/population.csv"]
 
 
 def test_two_folders_with_the_same_force_are_refused(region: Path, tmp_path: Path) -> None:
@@ -138,7 +154,7 @@ def test_run_command_on_a_region_loads_the_good_forces_and_exits_1(region: Path,
     (region / "north" / "2019-01" / "recorded_crime.csv").write_bytes(b"")
     r = CliRunner().invoke(app, ["run", "--source", str(region), "--month", "2019-01", "--warehouse", str(tmp_path / "wh"), "--engine", "local"])
     assert r.exit_code == 1
-    assert "loaded 2019-01 for east: 20 rows in = 20 loaded + 0 quarantined" in r.output
+    assert "loaded 2019-01 for east: 21 rows in = 21 loaded + 0 quarantined" in r.output
     assert "loaded 2019-01 for south" in r.output
     assert "north/2019-01/recorded_crime.csv: is empty (no header and no rows)" in r.output
     assert "Traceback" not in r.output
