@@ -334,23 +334,44 @@ def _load_batch_in(source: Path, m: Month, wh: Warehouse, units: list[_Unit], co
     seen_sha: set[str] = set()
     owners: list[tuple[_Unit | None, Path]] = [(None, source)] if live else []
     owners += [(u, u.root) for u in live if u.root != source and (u.root / "reference").is_dir()]
-    for owner, root in owners:
-        try:
-            found = []
-            for name in REFERENCE_EXTRACTS:
-                ref_contract = load_contract(name)
-                if (root / ref_contract.file_name).exists():
-                    found.append(_read_validate(ref_contract, root / ref_contract.file_name, source, ValidationContext()))
-            workbooks = [(f, e) for f, e in new_published(root, wh, source) if e["sha256"] not in seen_sha]
-        except (FileFailure, PublishedError) as exc:
+    found: dict[int, list[ExtractResult]] = {k: [] for k in range(len(owners))}
+    failed: dict[int, FileFailure | PublishedError] = {}
+    for name in REFERENCE_EXTRACTS:  # every owner's file of a reference extract validated in one pass
+        ref_contract = load_contract(name)
+        todo_refs = [(k, root / ref_contract.file_name) for k, (_, root) in enumerate(owners) if (root / ref_contract.file_name).exists()]
+        if not todo_refs:
+            continue
+        with progress.stage("read", extract=name, files=len(todo_refs)):
+            raws_ref = _read_all([p for _, p in todo_refs], source)
+        inputs_ref, keys = [], []
+        for (k, path), raw in zip(todo_refs, raws_ref):
+            if isinstance(raw, FileFailure):
+                failed.setdefault(k, raw)
+            else:
+                inputs_ref.append(ExtractInput(raw, ValidationContext(), _rel(path, source)))
+                keys.append(k)
+        with progress.stage("validate", extract=name, rows=sum(i.raw.rows_in for i in inputs_ref), files=len(inputs_ref)):
+            outcomes_ref = validate_extracts(ref_contract, inputs_ref) if inputs_ref else []
+        for k, outcome in zip(keys, outcomes_ref):
+            if isinstance(outcome, FileFailure):
+                failed.setdefault(k, outcome)
+            else:
+                found[k].append(outcome)
+    for k, (owner, root) in enumerate(owners):
+        if k not in failed:
+            try:
+                workbooks = [(f, e) for f, e in new_published(root, wh, source) if e["sha256"] not in seen_sha]
+            except PublishedError as exc:
+                failed[k] = exc
+        if k in failed:
             for u in ([owner] if owner else live):
-                u.fail(month, exc)
+                u.fail(month, failed[k])
             continue
         seen_sha |= {e["sha256"] for _, e in workbooks}
         if owner is None:
-            top_refs, top_pubs = found, workbooks
+            top_refs, top_pubs = found[k], workbooks
         else:
-            refs[id(owner)], pubs[id(owner)] = found, workbooks
+            refs[id(owner)], pubs[id(owner)] = found[k], workbooks
     if raise_failure and units[0].failure:
         raise units[0].failure
     live = [u for u in units if not u.failure]
