@@ -112,7 +112,8 @@ class Warehouse:
             self._pinned = False
 
     def _invalidate(self) -> None:
-        self._committed = None
+        """Stop trusting the pinned state: the next read re-checks the audit_runs version (the cache
+        of committed versions is keyed by it, so it stays valid until a run is recorded)."""
         self._pinned = False
 
     # ------------------------------------------------------------------ paths and state
@@ -127,6 +128,15 @@ class Warehouse:
             return DeltaTable(str(p), version=version)
         except TableNotFoundError:
             return None
+
+    def _log_version(self, table: str) -> int | None:
+        """The table's latest Delta version, from the names of its log's commit files (no log replay).
+        Each commit writes ``_delta_log/<version, 20 digits>.json``; the newest is never cleaned up."""
+        log = self.path(table) / "_delta_log"
+        if not log.is_dir():
+            return None
+        versions = [int(name[:20]) for name in os.listdir(log) if len(name) == 25 and name.endswith(".json") and name[:20].isdigit()]
+        return max(versions) if versions else None
 
     def has_table(self, table: str) -> bool:
         return table in self.committed_versions()
@@ -143,15 +153,14 @@ class Warehouse:
     def committed_versions(self) -> dict[str, int]:
         """Version of each table as of the last complete run (tables absent were never committed).
 
-        Cached against the audit_runs table version: reading the runs means reading a file per run,
-        while checking the version only replays the Delta log, so a new run by anyone is still seen.
+        Cached against the audit_runs table version: reading the runs means reading the table, while
+        checking the version only lists its log's commit files, so a new run by anyone is still seen.
         """
         if self._pinned and self._committed is not None:
             return dict(self._committed[1])
-        t = self._table(AUDIT_RUNS)
-        if t is None:
+        version = self._log_version(AUDIT_RUNS)
+        if version is None:
             return {}
-        version = t.version()
         if self._committed is None or self._committed[0] != version:
             self._committed = (version, self._read_committed())
         return dict(self._committed[1])
@@ -204,10 +213,9 @@ class Warehouse:
         for table in sorted(set(present) | set(FIXED_TABLES)):
             if table == AUDIT_RUNS:
                 continue
-            t = self._table(table)
-            if t is None:
+            cur = self._log_version(table)
+            if cur is None:
                 continue
-            cur = t.version()
             want = committed.get(table)
             if want is None or cur > want:
                 ahead[table] = (want, cur)
@@ -256,14 +264,14 @@ class Warehouse:
         path = str(self.path(w.table))
         props = CommitProperties(custom_metadata={"run_id": run_id})
         data = w.frame.to_arrow()
-        exists = self._table(w.table) is not None
+        exists = self._log_version(w.table) is not None
         if w.replace is not None and exists:
             write_deltalake(path, data, mode="overwrite", predicate=w.replace, commit_properties=props)
         else:
             write_deltalake(path, data, mode="append", commit_properties=props)
-        t = self._table(w.table)
-        assert t is not None
-        return t.version()
+        version = self._log_version(w.table)  # the lock is held: the newest commit is this write
+        assert version is not None
+        return version
 
     def _append_run(self, row: dict, versions: dict[str, int]) -> None:
         self._append_runs([row], versions)
