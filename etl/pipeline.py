@@ -27,7 +27,7 @@ from etl.measures import compute_measures, load_definitions
 from etl.periods import Month, months_between
 from etl.spc import control_charts
 from etl.reference import load_code_list
-from etl.validation import CheckResult, ExtractInput, ExtractResult, FileFailure, ValidationContext, curated_schema, validate_extract, validate_extracts
+from etl.validation import CheckResult, ExtractInput, ExtractResult, FileFailure, ValidationContext, curated_schema, validate_extracts
 from etl.warehouse import Warehouse, Write, predicate, sql_literal
 
 class LoadFailed(Exception):
@@ -97,26 +97,18 @@ def _read_all(paths: list[Path], source: Path) -> list[RawExtract | FileFailure]
         return list(pool.map(lambda p: _read(p, source), paths))
 
 
-def _read_validate(contract: Contract, path: Path, source: Path, ctx: ValidationContext) -> ExtractResult:
-    with progress.stage("read", extract=contract.extract):
-        raw = _read(path, source)
-    if isinstance(raw, FileFailure):
-        raise raw
-    with progress.stage("validate", extract=contract.extract, rows=raw.rows_in):
-        return validate_extract(contract, raw, ctx, source_file=_rel(path, source))
-
-
-def read_areas(source: Path) -> dict[str, list[str]] | None:
-    path = source / "reference" / "areas.csv"
+def read_areas(root: Path, shown_from: Path | None = None) -> dict[str, list[str]] | None:
+    """force_id -> npu list from ROOT/reference/areas.csv (None without one); names shown relative to ``shown_from``."""
+    path = root / "reference" / "areas.csv"
     if not path.exists():
         return None
-    try:
-        raw = read_extract(path)
-    except ExtractError as exc:
-        raise FileFailure(_rel(path, source), exc.reason, exc.message) from exc
+    shown_from = shown_from or root
+    raw = _read(path, shown_from)
+    if isinstance(raw, FileFailure):
+        raise raw
     missing = {"force_id", "npu"} - set(raw.header)
     if missing:
-        raise FileFailure(_rel(path, source), "columns_present", f"needs columns force_id and npu (missing {', '.join(sorted(missing))})")
+        raise FileFailure(_rel(path, shown_from), "columns_present", f"needs columns force_id and npu (missing {', '.join(sorted(missing))})")
     grouped = raw.frame.drop_nulls(["force_id", "npu"]).group_by("force_id").agg(pl.col("npu").unique().sort())
     return {r["force_id"]: r["npu"] for r in grouped.iter_rows(named=True)}
 
@@ -272,9 +264,18 @@ def _load_batch(source: Path, m: Month, wh: Warehouse, units: list[_Unit], compu
 
 def _load_batch_in(source: Path, m: Month, wh: Warehouse, units: list[_Unit], compute: bool, raise_failure: bool) -> list[MonthReport]:
     month = str(m)
+    try:
+        top_areas, top_failure = read_areas(source), None
+    except FileFailure as exc:
+        top_areas, top_failure = None, exc
     for u in units:
         try:
-            u.areas = read_areas(u.root if (u.root / "reference" / "areas.csv").exists() else source)
+            if u.root != source and (u.root / "reference" / "areas.csv").exists():
+                u.areas = read_areas(u.root, source)  # the force's own list
+            elif top_failure is not None:
+                raise top_failure
+            else:
+                u.areas = top_areas
             if all(path is None for _, path in u.plan):
                 raise FileFailure(_rel(u.root / month, source), "file.present", "holds none of the extracts the contracts describe")
             for contract, path in u.plan:

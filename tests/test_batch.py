@@ -158,3 +158,17 @@ def test_run_command_on_a_region_loads_the_good_forces_and_exits_1(region: Path,
     assert "loaded 2019-01 for south" in r.output
     assert "north/2019-01/recorded_crime.csv: is empty (no header and no rows)" in r.output
     assert "Traceback" not in r.output
+
+
+def test_area_lists_top_level_and_per_force(region: Path, tmp_path: Path) -> None:
+    """SOURCE/reference/areas.csv lists every force's areas; a force folder's own list replaces it for that force."""
+    from tests.conftest import write_csv
+
+    write_csv(region / "reference" / "areas.csv", ["force_id", "npu"], [{"force_id": f, "npu": "N1"} for f in ("north", "south")] + [{"force_id": "east", "npu": "ZZ"}])
+    write_csv(region / "east" / "reference" / "areas.csv", ["force_id", "npu"], [{"force_id": "east", "npu": "N1"}])
+    reports = pipeline.load_source_month(region, "2019-01", tmp_path / "wh", compute=False)
+    assert [(r.force_id, r.rows_quarantined) for r in reports] == [("east", 0), ("north", 0), ("south", 0)]  # every crime is in N1
+    write_csv(region / "reference" / "areas.csv", ["force_id", "area"], [{"force_id": "north", "area": "N1"}])
+    reports = pipeline.load_source_month(region, "2019-01", tmp_path / "wh2", compute=False)
+    assert {(r.force_id, r.outcome) for r in reports} == {("east", "loaded"), (None, "failed")}
+    assert {r.message for r in reports if r.outcome == "failed"} == {"reference/areas.csv: needs columns force_id and npu (missing npu)"}
