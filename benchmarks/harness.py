@@ -283,13 +283,7 @@ def project_series_side(size: Size, ds, args, run_dir: Path, series: str) -> dic
     ls = seg["stages"] if seg else {}
     meas, exp = phases_wh["measures"], phases_wh["expectations"]
     total_s = load_s + meas["work_seconds"] + exp["work_seconds"]
-    stages = {
-        "read": ls.get("read", 0.0), "validate": ls.get("validate", 0.0), "cross_month": ls.get("cross_month", 0.0),
-        "write": ls.get("write", 0.0), "load_other": ls.get("other", 0.0),
-        "measures": meas["stages"].get("measures", 0.0), "measures_write": meas["stages"].get("write", 0.0),
-        "measures_other": meas["stages"].get("other", 0.0),
-        "expectations": exp["stages"].get("expectations", 0.0), "expectations_other": exp["stages"].get("other", 0.0),
-    }
+    stages = _project_stages(ls, meas["stages"], exp["stages"])
     return {
         "seconds": _r(total_s), "rows_per_second": round(ds.rows / total_s) if total_s else None,
         "how": "measured" if complete else "load partly extrapolated",
@@ -330,17 +324,22 @@ def _side(r: dict, rows: int) -> dict:
     }
 
 
+def _project_stages(load: dict, measures: dict, expectations: dict) -> dict:
+    """The project's stage seconds by name, from the stage events of its load, measures and expectations processes."""
+    return {
+        "read": load.get("read", 0.0), "validate": load.get("validate", 0.0), "cross_month": load.get("cross_month", 0.0),
+        "write": load.get("write", 0.0), "load_other": load.get("other", 0.0),
+        "measures": measures.get("measures", 0.0), "measures_write": measures.get("write", 0.0),
+        "measures_other": measures.get("other", 0.0),
+        "expectations": expectations.get("expectations", 0.0), "expectations_other": expectations.get("other", 0.0),
+    }
+
+
 def _project(phases: dict, rows: int) -> dict:
     load, meas, exp = phases["load"], phases["measures"], phases["expectations"]
     total = load["work_seconds"] + meas["work_seconds"] + exp["work_seconds"]
     ls = load["stages"]
-    stages = {
-        "read": ls.get("read", 0.0), "validate": ls.get("validate", 0.0), "cross_month": ls.get("cross_month", 0.0),
-        "write": ls.get("write", 0.0), "load_other": ls.get("other", 0.0),
-        "measures": meas["stages"].get("measures", 0.0), "measures_write": meas["stages"].get("write", 0.0),
-        "measures_other": meas["stages"].get("other", 0.0),
-        "expectations": exp["stages"].get("expectations", 0.0), "expectations_other": exp["stages"].get("other", 0.0),
-    }
+    stages = _project_stages(ls, meas["stages"], exp["stages"])
     return {
         "seconds": _r(total), "rows_per_second": round(rows / total) if total else None,
         "import_seconds": _r(max(p["import_seconds"] for p in phases.values())),
