@@ -184,6 +184,10 @@ def load_source_month(source: str | Path, month: str, warehouse: str | Path, *, 
     if (source / month / "recorded_crime.csv").exists() or not source.is_dir():
         return [load_month(source, month, warehouse, force_id=force_id, compute=compute)]
     folders = force_folders(source, month)
+    if folders and force_id:  # one force of a region: its folder only
+        folders = [f for f in folders if f.name == force_id]
+        if not folders:
+            raise LoadFailed(month, f"{source}: no force folder named {force_id} holds {month} (expected {source / force_id / month}/recorded_crime.csv)", "missing_month")
     if folders:
         units = [_Unit(folder, [(c, folder / month / c.file_name if (folder / month / c.file_name).exists() else None) for c in monthly_contracts()], force_id) for folder in folders]
         return _load_batch(source, m, wh, units, compute)

@@ -172,3 +172,10 @@ def test_area_lists_top_level_and_per_force(region: Path, tmp_path: Path) -> Non
     reports = pipeline.load_source_month(region, "2019-01", tmp_path / "wh2", compute=False)
     assert {(r.force_id, r.outcome) for r in reports} == {("east", "loaded"), (None, "failed")}
     assert {r.message for r in reports if r.outcome == "failed"} == {"reference/areas.csv: needs columns force_id and npu (missing npu)"}
+
+
+def test_one_force_of_a_region(region: Path, tmp_path: Path) -> None:
+    reports = pipeline.load_source_month(region, "2019-01", tmp_path / "wh", force_id="south", compute=False)
+    assert [(r.force_id, r.outcome) for r in reports] == [("south", "loaded")]
+    with pytest.raises(pipeline.LoadFailed, match="no force folder named west holds 2019-01"):
+        pipeline.load_source_month(region, "2019-01", tmp_path / "wh", force_id="west", compute=False)
