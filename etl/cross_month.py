@@ -51,7 +51,6 @@ class History:
 
     earlier_keys: dict[tuple[str, str], pl.DataFrame] = field(default_factory=dict)  # (extract, column) -> force_id, column, month
     known_keys: dict[tuple[str, str, str], pl.DataFrame] = field(default_factory=dict)  # (lookup, lookup column, column) -> force_id, column
-    volume: dict[str, pl.DataFrame] = field(default_factory=dict)  # extract -> force_id, month, hocr_code, n (recorded rows)
     volume_checks: dict[tuple[str, str], CheckResult] = field(default_factory=dict)  # (extract, force) -> judged for the batch at once
 
 
@@ -94,18 +93,19 @@ def prefetch(wh: Warehouse, month: str, results: list[tuple[str, ExtractResult]]
                     )
                 history.known_keys[(lookup, lookup_column, column)] = frame
             elif kind == "volume_vs_history":
+                baseline, minimum = int(spec.get("baselineMonths", 24)), int(spec.get("minimumMonths", 6))
                 lf = wh.scan(extract)
-                if lf is None:
-                    continue
-                # Only the months the chart can use: the Delta scan skips the files of older months by their stats.
-                oldest = str(Month(Month.parse(month).index - int(spec.get("baselineMonths", 24)) - 12))
-                history.volume[extract] = (
-                    lf.filter(pl.col("force_id").is_in(forces) & (pl.col("month") >= oldest) & (pl.col("month") < month) & (pl.col("status") == "recorded"))
-                    .group_by("force_id", "month", "hocr_code")
-                    .agg(pl.len().cast(pl.Int64).alias("n"))
-                    .collect()
-                )
-                judged = volume_checks(items, month, int(spec.get("baselineMonths", 24)), int(spec.get("minimumMonths", 6)), history.volume[extract])
+                counts = None
+                if lf is not None:
+                    # Only the months the chart can use: the Delta scan skips the files of older months by their stats.
+                    oldest = str(Month(Month.parse(month).index - baseline - 12))
+                    counts = (
+                        lf.filter(pl.col("force_id").is_in(forces) & (pl.col("month") >= oldest) & (pl.col("month") < month) & (pl.col("status") == "recorded"))
+                        .group_by("force_id", "month", "hocr_code")
+                        .agg(pl.len().cast(pl.Int64).alias("n"))
+                        .collect()
+                    )
+                judged = volume_checks(items, month, baseline, minimum, counts)
                 history.volume_checks.update({(extract, f): c for f, c in judged.items()})
     return history
 
@@ -148,11 +148,7 @@ def run_checks(
         elif kind == "reconcile_published":
             out.append(reconcile_published(result, wh, force, month, loaded, published, float(spec.get("tolerancePercent", 2.0))))
         elif kind == "volume_vs_history":
-            if (extract, force) in history.volume_checks:
-                out.append(history.volume_checks[(extract, force)])
-            else:
-                counts = history.volume.get(extract)
-                out.append(volume_vs_history(result, force, month, int(spec.get("baselineMonths", 24)), int(spec.get("minimumMonths", 6)), counts.filter(pl.col("force_id") == force) if counts is not None else None))
+            out.append(history.volume_checks[(extract, force)])
         else:
             raise ValueError(f"{result.contract.path}: unknown crossMonthChecks entry '{kind}'")
     return out
@@ -198,15 +194,9 @@ def key_loaded(result: ExtractResult, force: str, column: str, lookup: str, look
     return CheckResult(f"{column}.refers_to_loaded_{lookup}", column, desc, "warning", n == 0, n, keys.height, detail)
 
 
-def volume_vs_history(result: ExtractResult, force: str, month: str, baseline_months: int, minimum_months: int, counts: pl.DataFrame | None) -> CheckResult:
-    """Each offence group's count this month against an XmR chart of the force's previous months.
-
-    ``counts``: the force's committed recorded rows by month and hocr_code (n), None if never loaded."""
-    return volume_checks([(force, result)], month, baseline_months, minimum_months, counts)[force]
-
-
 def volume_checks(items: list[tuple[str, ExtractResult]], month: str, baseline_months: int, minimum_months: int, counts: pl.DataFrame | None) -> dict[str, CheckResult]:
-    """`volume_vs_history` for every force of a batch at once (one set of frame operations, keyed by force).
+    """Check ``volume_vs_history`` for every force of a batch at once: each offence group's count this
+    month against an XmR chart of the force's previous months (one set of frame operations, keyed by force).
 
     ``counts``: force_id, month, hocr_code, n of the committed recorded rows (None: table never loaded)."""
     check = "volume.within_normal_range"
