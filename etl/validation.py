@@ -160,7 +160,7 @@ class _SchemaBuilder:
     """The pandera schema of a contract for a batch of files validated together.
 
     Rules that depend on the file (its force, the force's areas, lookups of earlier extracts) read
-    per-row helper columns prepared by `_prepare_helpers`, so one schema checks every file of a batch
+    per-row helper columns added by `prepare`, so one schema checks every file of a batch
     at once. ``applies`` records the files a file-dependent rule applies to (others report no row for it).
     """
 
