@@ -404,10 +404,12 @@ def _load_batch_in(source: Path, m: Month, wh: Warehouse, units: list[_Unit], co
     # One write per table for the whole batch: every batch force's month is replaced.
     month_filter = _force_months(forces, month)  # type: ignore[arg-type]
     writes = []
+    curated: dict[str, pl.DataFrame] = {}  # extract -> the batch's curated rows (also what the measures see)
     for contract in [c for c, _ in units[0].plan]:
         frames = [_curated(r.clean, r.contract, u.force) for u in live for r in u.results if r.contract.extract == contract.extract]  # type: ignore[arg-type]
         if frames:
-            writes.append(Write(contract.extract, pl.concat(frames) if len(frames) > 1 else frames[0], month_filter))
+            curated[contract.extract] = pl.concat(frames) if len(frames) > 1 else frames[0]
+            writes.append(Write(contract.extract, curated[contract.extract], month_filter))
         elif wh.has_table(contract.extract):
             writes.append(Write(contract.extract, pl.DataFrame(schema=curated_schema(contract)), month_filter))
     quarantined = []
@@ -433,8 +435,7 @@ def _load_batch_in(source: Path, m: Month, wh: Warehouse, units: list[_Unit], co
         runs.append(audit.run_row(u.run_id, "load", u.force, month, u.started, loaded_results, versions, u.message, [e for _, e in pubs.get(id(u), [])]))  # type: ignore[arg-type]
 
     if compute:
-        new_tables = {c.extract: [_curated(r.clean, r.contract, u.force) for u in live for r in u.results if r.contract.extract == c.extract] for c, _ in units[0].plan}  # type: ignore[arg-type]
-        tables = _tables_with_month(wh, new_tables, forces, month)  # type: ignore[arg-type]
+        tables = _tables_with_month(wh, curated, forces, month)  # type: ignore[arg-type]
         new = pl.DataFrame(
             [(u.force, month, r.contract.extract) for u in live for r in u.results], schema={"force_id": pl.Utf8, "month": pl.Utf8, "extract": pl.Utf8}, orient="row"
         )
@@ -484,13 +485,14 @@ def _lookup(wh: Warehouse, force: str, args: dict, done: list[ExtractResult]) ->
     return pl.concat(parts).unique(key, keep="first")
 
 
-def _tables_with_month(wh: Warehouse, new: dict[str, list[pl.DataFrame]], forces: list[str], month: str) -> dict[str, pl.LazyFrame | None]:
+def _tables_with_month(wh: Warehouse, new: dict[str, pl.DataFrame], forces: list[str], month: str) -> dict[str, pl.LazyFrame | None]:
     """Every curated table as it will be after this run: committed rows, the batch's force-months replaced."""
     tables: dict[str, pl.LazyFrame | None] = {}
     for extract in measure_extracts():
         lf = wh.scan(extract)
         old = lf.filter(~(pl.col("force_id").is_in(forces) & (pl.col("month") == month))) if lf is not None else None
-        parts = [p for p in (old, *[f.lazy() for f in new.get(extract, [])]) if p is not None]
+        fresh = new[extract].lazy() if extract in new else None
+        parts = [p for p in (old, fresh) if p is not None]
         tables[extract] = pl.concat(parts, how="diagonal_relaxed") if parts else None
     return tables
 
