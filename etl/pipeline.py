@@ -261,8 +261,9 @@ def _load_batch(source: Path, m: Month, wh: Warehouse, units: list[_Unit], compu
     """Validate the files of one month of one or more forces and commit every force that passes in one
     warehouse commit (one write per table, one audit run per force-month). Nothing of a failing force
     is written; with ``raise_failure`` (a single force folder) its failure is raised as `LoadFailed`.
-    Everything the run reads from the warehouse comes from one committed state (`Warehouse.snapshot`)."""
-    with wh.snapshot():
+    The run holds the warehouse from its first read to its commit (`Warehouse.run`): everything it
+    reads comes from one committed state, and an overlapping run waits for it."""
+    with wh.run():
         return _load_batch_in(source, m, wh, units, compute, raise_failure)
 
 
@@ -449,6 +450,7 @@ def _load_batch_in(source: Path, m: Month, wh: Warehouse, units: list[_Unit], co
         writes.append(Write("measures", table, _in_forces(forces)))  # type: ignore[arg-type]
         writes.append(Write("spc", charts, _in_forces(forces)))  # type: ignore[arg-type]
 
+    progress.emit("before_commit", run_ids=[u.run_id for u in live], month=month)
     with progress.stage("write", rows=sum(w.frame.height for w in writes)):
         wh.commit(",".join(u.run_id for u in live), writes, runs, pl.concat(checks))
     for u, run in zip(live, runs):
@@ -556,6 +558,11 @@ def measure_extracts() -> list[str]:
 def refresh_measures(warehouse: str | Path, forces: list[str] | None = None) -> tuple[str, int]:
     """Recompute the measures of the given forces (default: all loaded) from the committed tables."""
     wh = Warehouse(warehouse)
+    with wh.run():
+        return _refresh_measures_in(wh, forces)
+
+
+def _refresh_measures_in(wh: Warehouse, forces: list[str] | None) -> tuple[str, int]:
     run_id = audit.new_run_id("measures")
     started = audit.utcnow()
     loaded = loaded_months(wh)
@@ -571,6 +578,7 @@ def refresh_measures(warehouse: str | Path, forces: list[str] | None = None) -> 
     in_forces = "force_id IN (" + ", ".join(sql_literal(f) for f in done) + ")"
     writes = [Write("measures", table, in_forces), Write("spc", charts, in_forces)]
     run = audit.run_row(run_id, "measures", ",".join(done), None, started, [], definition_versions(), f"{table.height} measure rows for {', '.join(done)}")
+    progress.emit("before_commit", run_ids=[run_id], month=None)
     with progress.stage("write", rows=table.height):
         wh.commit(run_id, writes, run)
     return run_id, table.height

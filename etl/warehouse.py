@@ -4,8 +4,20 @@ Delta gives each table atomic commits, history and time travel. A run changes se
 the warehouse adds one rule on top: **a run exists when its row is in ``audit_runs``**. The
 ``audit_runs`` row is written last and records the version of every table after the run
 (``table_versions``). Readers read each table at the version the latest ``audit_runs`` row names, so
-a run that fails or is killed part-way is invisible, and the next writer (or `recover`) restores any
-table left ahead of that version. Only one writer works on a warehouse at a time (a lock file).
+a run that fails or is killed part-way is invisible, and the next writer (or `recover`) rolls back
+any table left ahead of that version with Delta's own restore.
+
+Runs are serialisable: a writing run holds the warehouse lock (a cross-platform file lock,
+``filelock``) from before it reads anything until its commit, so overlapping runs - CLI or flow,
+same force or not - wait for each other (reported while they wait, `WarehouseBusy` after
+``ETL_LOCK_TIMEOUT`` seconds) and each computes from the state the previous one committed. A commit
+also checks that the committed state it read is still the latest (`StaleSnapshot` otherwise), so a
+writer that ignores the lock cannot make a run publish figures from a stale snapshot.
+
+Recovery only touches what the warehouse owns: tables named by ``audit_runs`` or whose first commit
+carries this package's writer mark (every commit made here carries it and the run id). A table
+folder it does not own is never read, rolled back or deleted; tables without an ``audit_runs`` table
+are refused (`WarehouseStateError`) rather than guessed at.
 
 Loading a force-month replaces exactly that force-month (a Delta overwrite with a predicate), so a
 re-run of a month leaves the same table contents.
@@ -14,24 +26,38 @@ re-run of a month leaves the same table contents.
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import json
+import logging
 import os
-import shutil
+import re
+import socket
+import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+import filelock
 import polars as pl
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
+from etl import progress
+from etl.faults import fault_point
+from etl.version import code_version
+
+log = logging.getLogger(__name__)
+
 AUDIT_RUNS = "audit_runs"
 AUDIT_CHECKS = "audit_checks"
-# Tables the recovery looks after: every table directory in the warehouse (curated extracts are
-# named after their contracts), audit_runs last.
-FIXED_TABLES = ("recorded_crime", "crime_outcomes", "population", "external_statistics", "published_statistics", "quarantine", AUDIT_CHECKS, "measures", "spc", AUDIT_RUNS)
+LOCK_FILE = ".etl.lock"
+LOCK_OWNER_FILE = ".etl.lock.owner"  # who holds the lock (informational: pid, host, since)
+WRITER = "police-etl"  # the writer mark in every commit's metadata (key ``etl_writer``)
+# Run ids written by versions of this package that did not yet mark their commits.
+_LEGACY_RUN_ID = re.compile(r"^(load|measures|expectations|recovery)-\d{8}T\d{6}")
+DEFAULT_LOCK_TIMEOUT = 1800.0  # seconds a run waits for the warehouse (ETL_LOCK_TIMEOUT overrides)
+LOCK_REPORT_EVERY = 5.0  # seconds between "waiting for the warehouse" reports
 
 AUDIT_RUNS_SCHEMA = {
     "run_id": pl.Utf8,
@@ -50,6 +76,7 @@ AUDIT_RUNS_SCHEMA = {
     "definition_versions": pl.Utf8,  # JSON {definition file: version}
     "table_versions": pl.Utf8,  # JSON {table: delta version} after this run
     "message": pl.Utf8,
+    "code_version": pl.Utf8,  # the code that produced the run (package version, git commit)
 }
 
 AUDIT_CHECKS_SCHEMA = {
@@ -75,7 +102,47 @@ COMPACT_EVERY = 25  # audit_runs commits between compactions of that table
 
 
 class WarehouseError(RuntimeError):
-    pass
+    """The warehouse cannot be used as asked; the message says why and what to do (exit 2)."""
+
+
+class WarehouseBusy(WarehouseError):
+    """Another run holds the warehouse (transient: the same run can be tried again later)."""
+
+
+class StaleSnapshot(WarehouseBusy):
+    """The committed state moved while a run computed from it; the run wrote nothing (try again)."""
+
+
+class WarehouseStateError(WarehouseError):
+    """The warehouse's own records are missing or unreadable; nothing was changed."""
+
+
+def lock_timeout() -> float:
+    text = os.environ.get("ETL_LOCK_TIMEOUT")
+    if not text:
+        return DEFAULT_LOCK_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        raise WarehouseError(f"ETL_LOCK_TIMEOUT must be a number of seconds (it is set to something else)") from None
+    if value < 0:
+        raise WarehouseError("ETL_LOCK_TIMEOUT must be zero or more seconds")
+    return value
+
+
+_LOCKS: dict[str, filelock.FileLock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _file_lock(path: Path) -> filelock.FileLock:
+    """One lock object per warehouse per process: re-entrant within a thread, exclusive between
+    threads (thread-local state) and between processes (an OS file lock)."""
+    key = str(path.resolve())
+    with _LOCKS_GUARD:
+        lk = _LOCKS.get(key)
+        if lk is None:
+            lk = _LOCKS[key] = filelock.FileLock(key, thread_local=True)
+        return lk
 
 
 def sql_literal(value: str) -> str:
@@ -85,6 +152,10 @@ def sql_literal(value: str) -> str:
 def predicate(**equals: str) -> str:
     """A Delta predicate selecting rows whose columns equal the given values."""
     return " AND ".join(f"{col} = {sql_literal(v)}" for col, v in equals.items())
+
+
+def _props(run_id: str, **extra: str) -> CommitProperties:
+    return CommitProperties(custom_metadata={"run_id": run_id, "etl_writer": WRITER, **extra})
 
 
 @dataclass(frozen=True)
@@ -99,6 +170,11 @@ class Warehouse:
         self.root = Path(root)
         self._committed: tuple[int, dict[str, int]] | None = None  # (audit_runs version, versions)
         self._pinned = False
+        self._run_base: int | None = None  # audit_runs version a run started from (inside `run`)
+
+    def _check_root(self) -> None:
+        if self.root.exists() and not self.root.is_dir():
+            raise WarehouseError(f"{self.root}: the warehouse must be a folder, and this is a file; point --warehouse at a folder")
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
@@ -110,6 +186,21 @@ class Warehouse:
             yield
         finally:
             self._pinned = False
+
+    @contextmanager
+    def run(self, timeout: float | None = None) -> Iterator[None]:
+        """Hold the warehouse for one writing run: wait for the lock, roll back whatever an
+        unfinished run left, then read one committed state until the run commits. Runs inside
+        `run` are serialisable: each sees everything committed before it and nothing after."""
+        with self.lock(timeout):
+            self._invalidate()
+            self.recover()
+            with self.snapshot():
+                self._run_base = self._log_version(AUDIT_RUNS)
+                try:
+                    yield
+                finally:
+                    self._run_base = None
 
     def _invalidate(self) -> None:
         """Stop trusting the pinned state: the next read re-checks the audit_runs version (the cache
@@ -132,20 +223,48 @@ class Warehouse:
     def _log_version(self, table: str) -> int | None:
         """The table's latest Delta version, from the names of its log's commit files (no log replay).
         Each commit writes ``_delta_log/<version, 20 digits>.json``; the newest is never cleaned up."""
-        log = self.path(table) / "_delta_log"
-        if not log.is_dir():
+        log_dir = self.path(table) / "_delta_log"
+        if not log_dir.is_dir():
             return None
-        versions = [int(name[:20]) for name in os.listdir(log) if len(name) == 25 and name.endswith(".json") and name[:20].isdigit()]
+        versions = [int(name[:20]) for name in os.listdir(log_dir) if len(name) == 25 and name.endswith(".json") and name[:20].isdigit()]
         return max(versions) if versions else None
+
+    def _delta_tables(self) -> list[str]:
+        """Every Delta table folder directly in the warehouse folder (owned or not)."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if (p / "_delta_log").is_dir())
+
+    def _marked(self, table: str) -> bool:
+        """Whether the table's first commit was made by this package (its writer mark or, for
+        warehouses written before the mark existed, one of its run ids)."""
+        first = self.path(table) / "_delta_log" / f"{0:020d}.json"
+        try:
+            with open(first, "rb") as fh:
+                info = json.loads(fh.readline()).get("commitInfo") or {}
+        except (OSError, ValueError, AttributeError):
+            return False
+        return info.get("etl_writer") == WRITER or bool(_LEGACY_RUN_ID.match(str(info.get("run_id", ""))))
+
+    def owned_tables(self) -> list[str]:
+        """Tables this warehouse looks after: named by the committed state or marked as its own."""
+        committed = self.committed_versions() if self._log_version(AUDIT_RUNS) is not None else {}
+        return [t for t in self._delta_tables() if t in committed or self._marked(t)]
 
     def has_table(self, table: str) -> bool:
         return table in self.committed_versions()
 
     def latest_run(self) -> dict | None:
-        t = self._table(AUDIT_RUNS)
-        if t is None:
-            return None
-        runs = pl.from_arrow(t.to_pyarrow_table(columns=["commit_seq", "table_versions", "run_id"]))
+        try:
+            t = self._table(AUDIT_RUNS)
+            if t is None:
+                return None
+            runs = pl.from_arrow(t.to_pyarrow_table(columns=["commit_seq", "table_versions", "run_id"]))
+        except Exception as exc:  # a damaged log or data file: refuse, never guess
+            raise WarehouseStateError(
+                f"{self.path(AUDIT_RUNS)}: the warehouse's run record cannot be read ({type(exc).__name__}); "
+                "nothing was changed. Restore audit_runs from a backup before running again"
+            ) from exc
         if runs.height == 0:
             return None
         return runs.sort("commit_seq").row(-1, named=True)
@@ -155,11 +274,20 @@ class Warehouse:
 
         Cached against the audit_runs table version: reading the runs means reading the table, while
         checking the version only lists its log's commit files, so a new run by anyone is still seen.
+        Raises `WarehouseStateError` when the warehouse holds its tables but no audit_runs.
         """
+        self._check_root()
         if self._pinned and self._committed is not None:
             return dict(self._committed[1])
         version = self._log_version(AUDIT_RUNS)
         if version is None:
+            orphans = [t for t in self._delta_tables() if self._marked(t)]
+            if orphans:
+                raise WarehouseStateError(
+                    f"{self.root}: the warehouse has tables ({', '.join(orphans)}) but no readable audit_runs table, so "
+                    "which of their versions were committed cannot be told; nothing was changed. Restore "
+                    f"{self.path(AUDIT_RUNS)} from a backup, or move the warehouse folder aside and load again"
+                )
             return {}
         if self._committed is None or self._committed[0] != version:
             self._committed = (version, self._read_committed())
@@ -167,10 +295,11 @@ class Warehouse:
 
     def _read_committed(self) -> dict[str, int]:
         last = self.latest_run()
-        versions = json.loads(last["table_versions"]) if last else {}
-        t = self._table(AUDIT_RUNS)
-        if t is not None:
-            versions[AUDIT_RUNS] = t.version()
+        try:
+            versions = {k: int(v) for k, v in json.loads(last["table_versions"]).items()} if last else {}
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise WarehouseStateError(f"{self.path(AUDIT_RUNS)}: the last run's table versions cannot be read; nothing was changed") from exc
+        versions[AUDIT_RUNS] = self._log_version(AUDIT_RUNS)  # type: ignore[assignment]
         return versions
 
     # ------------------------------------------------------------------ reading
@@ -189,89 +318,147 @@ class Warehouse:
         t = self._table(table)
         return [] if t is None else t.history()
 
-    # ------------------------------------------------------------------ writing
-    @contextmanager
-    def lock(self) -> Iterator[None]:
-        self.root.mkdir(parents=True, exist_ok=True)
-        fh = open(self.root / ".etl.lock", "w")
+    # ------------------------------------------------------------------ the lock
+    def _lock_holder(self) -> str:
         try:
+            return (self.root / LOCK_OWNER_FILE).read_text(encoding="utf-8").strip() or "another run"
+        except OSError:
+            return "another run"
+
+    @contextmanager
+    def lock(self, timeout: float | None = None) -> Iterator[None]:
+        """Hold the warehouse's writer lock (re-entrant in one thread). Waits for another holder,
+        reporting every few seconds (log and a ``lock_wait`` progress event), and raises
+        `WarehouseBusy` after ``timeout`` seconds (default ``ETL_LOCK_TIMEOUT``, else 30 minutes)."""
+        self._check_root()
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise WarehouseError(f"{self.root}: cannot create the warehouse folder ({exc.strerror or exc})") from exc
+        limit = lock_timeout() if timeout is None else timeout
+        lk = _file_lock(self.root / LOCK_FILE)
+        start = time.monotonic()
+        while True:
+            waited = time.monotonic() - start
             try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError as exc:
-                raise WarehouseError(f"{self.root}: another run is writing to this warehouse; try again when it ends") from exc
-            fh.write(str(os.getpid()))
-            fh.flush()
+                lk.acquire(timeout=max(0.0, min(LOCK_REPORT_EVERY, limit - waited)))
+                break
+            except filelock.Timeout:
+                waited = time.monotonic() - start
+                holder = self._lock_holder()
+                if waited >= limit:
+                    raise WarehouseBusy(
+                        f"{self.root}: another run is writing to this warehouse ({holder}) and did not finish within "
+                        f"{limit:.0f} s; nothing was changed. Run again when it ends (ETL_LOCK_TIMEOUT sets how long to wait)"
+                    ) from None
+                log.info("waiting for warehouse %s: held by %s (%.0f s of %.0f s)", self.root, holder, waited, limit)
+                progress.emit("lock_wait", warehouse=str(self.root), holder=holder, waited=waited, timeout=limit)
+            except OSError as exc:
+                raise WarehouseError(f"{self.root}: cannot lock the warehouse ({exc.strerror or exc})") from exc
+        first = lk.lock_counter == 1
+        try:
+            if first:
+                waited = time.monotonic() - start
+                if waited >= 1:
+                    log.info("warehouse %s locked after waiting %.1f s", self.root, waited)
+                since = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+                try:
+                    (self.root / LOCK_OWNER_FILE).write_text(f"pid {os.getpid()} on {socket.gethostname()} since {since}", encoding="utf-8")
+                except OSError:
+                    pass
+                fault_point("lock.acquired")
             yield
         finally:
-            fh.close()
+            if first:
+                try:
+                    (self.root / LOCK_OWNER_FILE).unlink()
+                except OSError:
+                    pass
+            lk.release()
 
+    # ------------------------------------------------------------------ recovery
     def _uncommitted(self) -> dict[str, tuple[int | None, int]]:
-        """Tables left ahead of the committed state: table -> (committed version or None, current)."""
+        """Owned tables left ahead of the committed state: table -> (committed version or None, current).
+        Raises `WarehouseStateError` when a committed table is missing or behind its committed version."""
         committed = self.committed_versions()
         ahead = {}
-        present = sorted(p.name for p in self.root.iterdir() if (p / "_delta_log").exists()) if self.root.exists() else []
-        for table in sorted(set(present) | set(FIXED_TABLES)):
+        for table in sorted(set(self._delta_tables()) | set(committed)):
             if table == AUDIT_RUNS:
                 continue
             cur = self._log_version(table)
+            want = committed.get(table)
+            if want is not None and (cur is None or cur < want):
+                shown = "is missing" if cur is None else f"is at version {cur}, behind the committed version {want}"
+                raise WarehouseStateError(
+                    f"{self.path(table)}: the table {shown} (the last run recorded version {want}); nothing was changed. "
+                    "Restore the table folder from a backup before running again"
+                )
             if cur is None:
                 continue
-            want = committed.get(table)
+            if want is None and not self._marked(table):
+                continue  # not the warehouse's: never touched
             if want is None or cur > want:
                 ahead[table] = (want, cur)
         return ahead
 
     def recover(self, run_id: str | None = None) -> list[str]:
-        """Put every table back to the last complete run. Returns what was restored.
+        """Put every owned table back to the last complete run. Returns what was rolled back.
 
-        Call with the lock held. Records a `recovery` row in audit_runs so that the restored versions
-        become the committed ones (and auditors see that an interrupted run was rolled back).
+        Call with the lock held. A table ahead of its committed version is restored to it (Delta
+        restore: a new version, history kept); a table an unfinished run created is emptied (a Delta
+        delete, history kept) - no folder is ever deleted. Records a `recovery` row in audit_runs so
+        that the restored versions become the committed ones (and auditors see the roll-back).
         """
         ahead = self._uncommitted()
         if not ahead:
             return []
+        fault_point("recover.start")
         notes = []
         versions = self.committed_versions()
+        versions.pop(AUDIT_RUNS, None)
+        rid = run_id or f"recovery-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S%f}"
         for table, (want, cur) in ahead.items():
+            t = self._table(table)
+            if t is None:  # pragma: no cover - _uncommitted saw its log a moment ago, under the lock
+                continue
+            self._invalidate()
             if want is None:
-                self._invalidate()
-                shutil.rmtree(self.path(table))
-                notes.append(f"{table}: removed (created by an unfinished run)")
-                versions.pop(table, None)
+                t.delete(commit_properties=_props(rid, note="rows of an unfinished run removed"))
+                notes.append(f"{table}: rows of an unfinished run removed (version {cur} -> {self._log_version(table)}; history kept)")
             else:
-                t = self._table(table)
-                assert t is not None
-                self._invalidate()
-                t.restore(want, commit_properties=CommitProperties(custom_metadata={"run_id": run_id or "recovery", "restored_to": str(want)}))
-                versions[table] = self._table(table).version()  # type: ignore[union-attr]
+                t.restore(want, commit_properties=_props(rid, restored_to=str(want)))
                 notes.append(f"{table}: restored from version {cur} to {want}")
+            versions[table] = self._log_version(table)  # type: ignore[assignment]
+            log.warning("recovery %s: %s", rid, notes[-1])
+            fault_point("recover.after_restore")
+        fault_point("recover.before_run_row")
         now = dt.datetime.now(dt.timezone.utc)
-        self._append_run(
-            {
-                "run_id": run_id or f"recovery-{now:%Y%m%dT%H%M%S%f}",
-                "kind": "recovery",
-                "started_at": now,
-                "finished_at": now,
-                "outcome": "recovered",
-                "message": "; ".join(notes),
-            },
-            versions,
-        )
+        self._append_run({"run_id": rid, "kind": "recovery", "started_at": now, "finished_at": now, "outcome": "recovered", "message": "; ".join(notes)}, versions)
         return notes
 
+    # ------------------------------------------------------------------ writing
     def _write(self, w: Write, run_id: str) -> int:
         self._invalidate()
         path = str(self.path(w.table))
-        props = CommitProperties(custom_metadata={"run_id": run_id})
         data = w.frame.to_arrow()
         exists = self._log_version(w.table) is not None
         if w.replace is not None and exists:
-            write_deltalake(path, data, mode="overwrite", predicate=w.replace, commit_properties=props)
+            write_deltalake(path, data, mode="overwrite", predicate=w.replace, commit_properties=_props(run_id))
         else:
-            write_deltalake(path, data, mode="append", commit_properties=props)
+            write_deltalake(path, data, mode="append", commit_properties=_props(run_id))
         version = self._log_version(w.table)  # the lock is held: the newest commit is this write
         assert version is not None
         return version
+
+    def _ensure_audit_runs(self) -> None:
+        """Create the (empty) audit_runs table before a new warehouse's first table, so that tables
+        without an audit_runs always mean a damaged warehouse, never a first run cut short."""
+        if self._log_version(AUDIT_RUNS) is not None:
+            return
+        self._invalidate()
+        empty = pl.DataFrame(schema=AUDIT_RUNS_SCHEMA)
+        write_deltalake(str(self.path(AUDIT_RUNS)), empty.to_arrow(), mode="append", commit_properties=_props("create", note="audit_runs created"))
+        fault_point("commit.audit_runs_created")
 
     def _append_run(self, row: dict, versions: dict[str, int]) -> None:
         self._append_runs([row], versions)
@@ -279,6 +466,7 @@ class Warehouse:
     def _append_runs(self, rows: list[dict], versions: dict[str, int]) -> None:
         """Append run rows (one commit): each gets the next commit_seq and the tables' versions."""
         self._invalidate()
+        self._ensure_audit_runs()
         last = self.latest_run()
         first_seq = (last["commit_seq"] + 1) if last else 1
         full_rows = []
@@ -287,32 +475,53 @@ class Warehouse:
             full.update(row)
             full["commit_seq"] = first_seq + k
             full["table_versions"] = json.dumps({t: v for t, v in sorted(versions.items()) if t != AUDIT_RUNS})
+            full["code_version"] = full.get("code_version") or code_version()
             full_rows.append(full)
         frame = pl.DataFrame(full_rows, schema=AUDIT_RUNS_SCHEMA)
         ids = ",".join(str(r["run_id"]) for r in full_rows)
-        write_deltalake(str(self.path(AUDIT_RUNS)), frame.to_arrow(), mode="append", commit_properties=CommitProperties(custom_metadata={"run_id": ids}))
+        # schema_mode merge: a warehouse written before a column was added to audit_runs takes it on.
+        write_deltalake(str(self.path(AUDIT_RUNS)), frame.to_arrow(), mode="append", schema_mode="merge", commit_properties=_props(ids))
+        fault_point("commit.after_run_row")
         t = self._table(AUDIT_RUNS)
         if t is not None and t.version() % COMPACT_EVERY == 0:
             # Each commit appends one small file; every run reads the table, so keep it to a few files.
             # Compaction rewrites data only (a new Delta version of audit_runs; history stays readable).
-            t.optimize.compact(commit_properties=CommitProperties(custom_metadata={"run_id": ids, "note": "compact audit_runs"}))
+            t.optimize.compact(commit_properties=_props(ids, note="compact audit_runs"))
 
     def commit(self, run_id: str, writes: list[Write], run_row: dict | list[dict], checks: pl.DataFrame | None = None) -> dict[str, int]:
         """Write a run's tables, then its audit_runs row(s) - several when a batch commits several
-        force-months at once; they share the tables' versions. All or nothing."""
+        force-months at once; they share the tables' versions. All or nothing.
+
+        Inside `run`, refuses with `StaleSnapshot` (writing nothing) when another writer committed
+        since the run read the warehouse."""
         rows = run_row if isinstance(run_row, list) else [run_row]
         with self.lock():
+            if self._run_base is not None and self._log_version(AUDIT_RUNS) != self._run_base:
+                raise StaleSnapshot(
+                    f"{self.root}: the warehouse changed while run {run_id.split(',')[0]} was computing from it (a writer "
+                    "that does not take the warehouse lock?); nothing was written. Run it again"
+                )
             self._invalidate()  # another process may have committed since this instance last looked
             self.recover()
+            fault_point("commit.start")
+            self._ensure_audit_runs()
             versions = self.committed_versions()
             versions.pop(AUDIT_RUNS, None)
+            started = time.perf_counter()
             try:
                 for w in writes:
+                    fault_point("commit.before_write")
                     versions[w.table] = self._write(w, run_id)
+                    fault_point("commit.after_write")
                 if checks is not None and checks.height:
+                    fault_point("commit.before_write")
                     versions[AUDIT_CHECKS] = self._write(Write(AUDIT_CHECKS, checks.select([pl.col(k).cast(t) for k, t in AUDIT_CHECKS_SCHEMA.items()])), run_id)
+                    fault_point("commit.after_write")
+                fault_point("commit.after_checks")
                 self._append_runs(rows, versions)
             except BaseException:
+                log.warning("run %s failed during its commit; rolling back", run_id.split(",")[0])
                 self.recover(run_id=f"{run_id.split(',')[0]}-rollback")
                 raise
+            log.info("run %s committed: %d table write(s), %d run row(s) in %.2f s", run_id.split(",")[0], len(writes), len(rows), time.perf_counter() - started)
             return versions
