@@ -7,6 +7,14 @@ under ``WAREHOUSE/gx/``. GX's default result format writes failing values into t
 validation uses ``SUMMARY`` with no partial values and ``exclude_unexpected_values``, so Data Docs
 hold counts only and never a crime reference or a victim's age.
 
+**Classified columns.** A column a contract classifies (identifier, personal, sensitive, restricted;
+for the ``quarantine`` table its ``record``) may be named only by expectations whose results are
+counts (the row-wise and uniqueness expectations below): an aggregate expectation such as
+``expect_column_max_to_be_between`` or ``expect_column_most_common_value_to_be_in_set`` reports an
+``observed_value`` that is the data itself, so `load_suites` refuses a suite that points one at a
+classified column. As a second guard, the stored result of any expectation naming a classified
+column keeps its counts only.
+
 **Bounded memory.** GX validates pandas data frames, and a national warehouse's ``recorded_crime``
 (millions of rows) as one pandas frame costs gigabytes. A table with more than ``CHUNK_ROWS`` rows
 is therefore validated in partitions read straight from the Delta table, and the counts of each
@@ -101,6 +109,12 @@ UNIQUE_KEY = {
     "expect_compound_columns_to_be_unique": lambda kw: list(kw["column_list"]),
 }
 _SUMMED = ("element_count", "unexpected_count", "missing_count")
+# Expectations whose SUMMARY result (with RESULT_FORMAT) holds counts only, never a value of the column.
+COUNT_ONLY = ROW_WISE | frozenset(UNIQUE_KEY)
+# What a result naming a classified column keeps (counts and percentages of rows).
+_COUNT_KEYS = frozenset({*_SUMMED, "missing_percent", "unexpected_percent", "unexpected_percent_total", "unexpected_percent_nonmissing"})
+# Warehouse columns outside the contracts that hold classified values.
+EXTRA_CLASSIFIED = {"quarantine": frozenset({"record"})}
 
 
 def expectations_dir() -> Path:
@@ -130,6 +144,41 @@ class ExpectationsReport:
         return sum(len(s.checks) for s in self.suites)
 
 
+def classified_columns_of(table: str) -> frozenset[str]:
+    """Columns of a warehouse table whose values must never reach a suite result or Data Docs: the
+    classified columns of the contract loaded into that table (plus EXTRA_CLASSIFIED)."""
+    from etl.contracts import load_contract
+    from etl.exports import usable_contracts
+    from etl.reference import contracts_dir
+
+    names = set(EXTRA_CLASSIFIED.get(table, ()))
+    # the table's own contract (id = extract for every contract) must parse: its ContractError propagates
+    own = [load_contract(table)] if (contracts_dir() / f"{table}.yaml").exists() else []
+    for contract in own + usable_contracts():
+        if contract.extract == table:
+            names.update(c.name for c in contract.columns if c.personal)
+    return frozenset(names)
+
+
+def _named_columns(exp: dict) -> set[str]:
+    kw = exp.get("kwargs") or {}
+    return {kw[k] for k in ("column", "column_A", "column_B") if kw.get(k)} | set(kw.get("column_list") or [])
+
+
+def _refuse_value_results(spec: dict, path: Path) -> None:
+    """A suite may name a classified column only in expectations whose results are counts."""
+    table = spec["meta"]["table"]
+    hidden = classified_columns_of(table)
+    for exp in spec.get("expectations") or []:
+        bad = sorted(_named_columns(exp) & hidden)
+        if bad and exp.get("type") not in COUNT_ONLY:
+            raise ValueError(
+                f"{path}: {exp.get('type')} on {', '.join(bad)} of {table}: the column is classified as personal or "
+                f"identifying, and this expectation's result would show its values in Data Docs; only row-wise and "
+                f"uniqueness expectations (counts only) may name it"
+            )
+
+
 def load_suites(folder: Path | None = None) -> list[dict]:
     folder = folder or expectations_dir()
     suites = []
@@ -137,6 +186,7 @@ def load_suites(folder: Path | None = None) -> list[dict]:
         data = json.loads(path.read_text(encoding="utf-8"))
         if "table" not in (data.get("meta") or {}):
             raise ValueError(f"{path}: suite meta.table must name the warehouse table it checks")
+        _refuse_value_results(data, path)
         data["_path"] = path
         suites.append(data)
     return suites
@@ -449,6 +499,10 @@ def _validate_table(state: _Gx, spec: dict, lf: pl.LazyFrame, columns: list[str]
         if seen != rows:
             raise RuntimeError(f"expectations on {spec['meta']['table']}: partitions held {seen} rows, the table {rows}")
     results = [_combine(parts[i]) for i in range(len(spec["expectations"]))]
+    hidden = classified_columns_of(spec["meta"]["table"])
+    for exp, r in zip(spec["expectations"], results):
+        if _named_columns(exp) & hidden:  # second guard: counts only, whatever the expectation
+            r.result = {k: v for k, v in (r.result or {}).items() if k in _COUNT_KEYS}
     stats = calc_validation_statistics(results)
     suite_result = ExpectationSuiteValidationResult(
         success=stats.success,

@@ -10,7 +10,8 @@
   the previous 12 months, with the status and its reason, and an inline SVG trend chart of the
   monthly series with its SPC (XmR) centre line, control limits and signals.
 * ``scorecard.csv`` and ``national_measures.csv`` - the same rows with the unrounded values and the
-  displayed text.
+  displayed text. Text cells starting ``= + - @`` (a negative change such as ``-3%`` too) get a leading
+  ``'`` so a spreadsheet never runs them as formulas (`etl.exports.csv_safe`); numbers are unchanged.
 * ``index.html`` - links to both pages, and a data-quality summary (checks failed per extract) when
   an ``audit_checks`` frame is given.
 
@@ -40,6 +41,7 @@ from typing import Any, Iterable
 import polars as pl
 import yaml
 
+from etl.exports import classified_in, csv_safe
 from etl.periods import COMPARISON_TOKENS, PERIOD_TOKENS, YE_JUN19, Month, PeriodError, comparison_window, period_window
 
 ROUNDING_STATEMENT = (
@@ -1493,7 +1495,11 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def _write_csv(path: Path, frame: pl.DataFrame) -> None:
-    _write_text(path, frame.write_csv())
+    """Write a report CSV: never a classified column, text cells safe from formula injection (`csv_safe`)."""
+    classified = classified_in(frame)
+    if classified:  # a programming error, not a data problem: the report frames have fixed columns
+        raise ReportError(f"{path.name}: refusing to write column(s) {', '.join(classified)}, classified as personal or identifying in a contract")
+    _write_text(path, csv_safe(frame).write_csv())
 
 
 def write_report(
