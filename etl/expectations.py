@@ -558,9 +558,17 @@ def run_expectations(warehouse: str | Path, commit: bool = True) -> Expectations
     """Run every suite on the committed tables; record results in audit_checks; build Data Docs.
 
     Tables larger than CHUNK_ROWS are validated partition by partition (see the module docstring);
-    the results are the same as validating the whole table at once.
+    the results are the same as validating the whole table at once. With ``commit``, the run holds
+    the warehouse (`Warehouse.run`), so the results it records are those of the state it read.
     """
     wh = Warehouse(warehouse)
+    if not commit:
+        return _run_expectations(wh, commit)
+    with wh.run():
+        return _run_expectations(wh, commit)
+
+
+def _run_expectations(wh: Warehouse, commit: bool) -> ExpectationsReport:
     run_id = audit.new_run_id("expectations")
     started = audit.utcnow()
     outcomes: list[SuiteOutcome] = []
