@@ -9,32 +9,158 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Optional
 
-# Prefect and GX settings for a command-line run; an explicit environment setting wins.
-for _k, _v in {
+import polars as pl
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from typer._click.exceptions import NoArgsIsHelpError, UsageError  # typer vendors click
+from typer.core import TyperGroup
+
+from etl import progress
+from etl.periods import Month, PeriodError, months_between
+
+# Prefect and GX settings for a command-line run; an explicit environment setting wins. Applied when
+# the command line runs (`main`, the app callback), never at import.
+CLI_ENVIRONMENT = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
     "PREFECT_LOGGING_LEVEL": "WARNING",
     "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
     "GX_ANALYTICS_ENABLED": "false",
     "DO_NOT_TRACK": "1",
-}.items():
-    os.environ.setdefault(_k, _v)
+}
 
-import polars as pl  # noqa: E402
-import typer  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.markup import escape  # noqa: E402
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
-from rich.table import Table  # noqa: E402
 
-from etl import progress  # noqa: E402
-from etl.periods import Month, PeriodError, months_between  # noqa: E402
+def apply_cli_environment() -> None:
+    for key, value in CLI_ENVIRONMENT.items():
+        os.environ.setdefault(key, value)
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Validated police performance figures, every month.")
+
+# --------------------------------------------------------------------------------------------------
+# Errors: every project error and every OS error becomes one plain line and its exit code, here only.
+# 1 = the data failed its contract; 2 = usage or environment error (see the README).
+
+# (module, class) -> exit code; a subclass (e.g. WarehouseBusy) takes its base class's code.
+PROJECT_ERRORS: dict[tuple[str, str], int] = {
+    ("etl.extracts", "ExtractError"): 1,  # a file rule (empty, truncated, encoding, header...)
+    ("etl.validation", "FileFailure"): 1,  # a file rule of the contract (columns, month, reject limit)
+    ("etl.pipeline", "LoadFailed"): 1,  # a month that failed its contract
+    ("etl.published", "PublishedError"): 1,  # a published workbook that cannot be used
+    ("etl.contracts", "ContractError"): 2,  # a bad or unknown contract
+    ("etl.reference", "ReferenceError_"): 2,  # a bad reference or definition file
+    ("etl.measures", "DefinitionError"): 2,  # a bad measure definition
+    ("etl.reports", "ReportError"): 2,  # a bad scorecard layout, an ambiguous force
+    ("etl.periods", "PeriodError"): 2,  # a month or period that cannot be computed
+    ("etl.warehouse", "WarehouseError"): 2,  # busy, damaged or not a warehouse (WarehouseBusy, WarehouseStateError)
+    ("etl.demo", "DemoFolderError"): 2,  # a --dir the demo did not create
+}
+
+# Rules (ExtractError.reason, FileFailure.rule, LoadFailed.rule) that are about the path, not the data:
+# exit 2. ``not_a_file``: a folder, FIFO, socket or device where a file should be (etl.extracts);
+# ``unreadable_file``: the OS refused to read it (permission, I/O error); ``broken_link``: a symbolic
+# link to nothing.
+ENVIRONMENT_RULES = frozenset({"not_a_file", "unreadable_file", "broken_link"})
+
+
+def exit_code_for(kind: type[BaseException]) -> int | None:
+    """The exit code of a project error class (None for anything else)."""
+    for base in kind.__mro__:
+        code = PROJECT_ERRORS.get((base.__module__, base.__name__))
+        if code is not None:
+            return code
+    return None
+
+
+def error_line(exc: BaseException) -> tuple[str, int] | None:
+    """(one plain line, exit code) for a project error or an OS error; None for anything else (a bug)."""
+    if isinstance(exc, OSError):
+        return _os_error_line(exc), 2
+    yaml_line = _yaml_error_line(exc)
+    if yaml_line:  # only contract and definition files are YAML: a bad one is exit 2
+        return yaml_line, 2
+    code = exit_code_for(type(exc))
+    if code is None:
+        return None
+    rule = getattr(exc, "reason", None) or getattr(exc, "rule", None)
+    if code == 1 and rule in ENVIRONMENT_RULES:
+        code = 2
+    message = getattr(exc, "message", None)
+    path = getattr(exc, "path", None)
+    if message and path and not str(message).startswith(str(path)):
+        text = f"{path}: {message}"
+    else:
+        text = str(message or exc)
+    if rule and hasattr(exc, "path") and f"rule {rule}" not in text:  # file rules name the rule
+        text += f"  [rule {rule}]"
+    return " ".join(text.split()), code
+
+
+def _yaml_error_line(exc: BaseException) -> str | None:
+    try:
+        import yaml
+    except ImportError:  # pragma: no cover - a dependency
+        return None
+    if not isinstance(exc, yaml.YAMLError):
+        return None
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f"{mark.name}: line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "a contract or definition file"
+    problem = getattr(exc, "problem", None) or type(exc).__name__
+    return f"{where}: not valid YAML ({problem})"
+
+
+def _os_error_line(exc: OSError) -> str:
+    reason = exc.strerror or type(exc).__name__
+    where = exc.filename if exc.filename is not None else None
+    if where is not None and exc.filename2 is not None:
+        where = f"{where} -> {exc.filename2}"
+    return f"{where}: {reason.lower()}" if where is not None else str(exc) or reason.lower()
+
+
+def _print_error(message: str) -> None:
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def _usage_line(exc: UsageError) -> str:
+    where = exc.ctx.command_path if exc.ctx is not None else "etl"
+    return f"{where}: {exc.format_message().strip().rstrip('.')} (see {where} --help)"
+
+
+class _Commands(TyperGroup):
+    """The app's group: the one place where errors become a plain line and an exit code."""
+
+    def make_context(self, info_name, args, parent=None, **extra):  # type: ignore[no-untyped-def]
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except NoArgsIsHelpError:
+            raise
+        except UsageError as exc:
+            _print_error(" ".join(_usage_line(exc).split()))
+            raise typer.Exit(2) from None
+
+    def invoke(self, ctx):  # type: ignore[no-untyped-def]
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, NoArgsIsHelpError):
+            raise
+        except UsageError as exc:
+            _print_error(" ".join(_usage_line(exc).split()))
+            raise typer.Exit(2) from None
+        except Exception as exc:
+            mapped = error_line(exc)
+            if mapped is None:
+                raise  # a bug: its traceback is useful
+            _print_error(mapped[0])
+            raise typer.Exit(mapped[1]) from None
+
+
+app = typer.Typer(cls=_Commands, add_completion=False, no_args_is_help=True, help="Validated police performance figures, every month.")
 # Piped output is not cut to 80 columns: tables and messages stay whole in logs and CI.
 out = Console() if sys.stdout.isatty() else Console(width=200)
 err = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=200)
@@ -43,9 +169,67 @@ DEFAULT_WAREHOUSE = Path("warehouse")
 ENGINES = ("prefect", "local")
 
 
+@app.callback()
+def _cli() -> None:
+    """Validated police performance figures, every month."""
+    apply_cli_environment()
+
+
 def _fail(message: str, code: int) -> None:
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    _print_error(message)
     raise typer.Exit(code)
+
+
+def _kind(path: Path) -> str:
+    """What is at PATH, in words (for 'X: is a folder, not a file')."""
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "a broken symbolic link" if path.is_symlink() else "missing"
+    except NotADirectoryError:  # a parent is a file: reported by the caller's parent check
+        return "missing"
+    except OSError as exc:
+        return f"unreadable ({(exc.strerror or type(exc).__name__).lower()})"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISREG(mode):
+        return "a file"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def _folder_path(path: Path, option: str, *, must_exist: bool, hint: str = "") -> Path:
+    """A folder option checked before anything is read: it (or, when it may be created, its nearest
+    existing parent) must be a folder."""
+    kind = _kind(path)
+    if kind == "missing":
+        if must_exist:
+            _fail(f"{option} {path}: no such folder{hint}", 2)
+        for parent in path.parents:
+            parent_kind = _kind(parent)
+            if parent_kind == "missing":
+                continue
+            if parent_kind != "a folder":
+                _fail(f"{option} {path}: cannot be created, {parent} is {parent_kind}", 2)
+            break
+    elif kind.startswith("unreadable"):
+        _fail(f"{option} {path}: cannot be read: {kind.removeprefix('unreadable ').strip('()')}", 2)
+    elif kind != "a folder":
+        _fail(f"{option} {path}: is {kind}, not a folder{hint}", 2)
+    return path
+
+
+def _warehouse(path: Path, *, must_exist: bool = False) -> Path:
+    if must_exist and _kind(path) == "missing":
+        _fail(f"--warehouse {path}: no such folder (run `etl backfill` or `etl run` first)", 2)
+    return _folder_path(path, "--warehouse", must_exist=must_exist)
 
 
 def _month(text: str, option: str) -> str:
@@ -57,9 +241,7 @@ def _month(text: str, option: str) -> str:
 
 
 def _source(path: Path) -> Path:
-    if not path.is_dir():
-        _fail(f"--source {path}: no such folder (expected SOURCE/YYYY-MM/recorded_crime.csv)", 2)
-    return path
+    return _folder_path(path, "--source", must_exist=True, hint=" (expected SOURCE/YYYY-MM/recorded_crime.csv)")
 
 
 def _engine(engine: str) -> str:
@@ -86,6 +268,50 @@ def _month_progress(total: int, label: str):
     return bar, on_event
 
 
+def _guard_prefect() -> None:
+    """Before a Prefect flow: Prefect's temporary API server (started when PREFECT_API_URL is unset)
+    ends with this process, and a project error in a flow is printed once, as the plain line, not
+    also as Prefect's logged traceback."""
+    import logging
+
+    from flows.monthly import guard_ephemeral_server
+
+    guard_ephemeral_server()
+    loggers = [logging.getLogger()] + [v for k, v in logging.Logger.manager.loggerDict.items() if k.startswith("prefect") and isinstance(v, logging.Logger)]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if isinstance(handler, logging.StreamHandler) and not any(isinstance(f, _MappedErrorFilter) for f in handler.filters):
+                handler.addFilter(_MappedErrorFilter())
+
+
+class _MappedErrorFilter:
+    """Drops Prefect's console records about an exception the command line reports as one line (a
+    project or OS error); records about anything else (a bug) are kept with their traceback."""
+
+    seen: set[str] = set()  # class names of mapped errors seen in this process
+
+    def filter(self, record) -> bool:  # type: ignore[no-untyped-def]
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None:
+            if error_line(exc) is None:
+                return True
+            self.seen.add(type(exc).__name__)
+            return False
+        if record.levelno >= 40 and self.seen:  # "Finished in state Failed('... exception WarehouseBusy: ...')"
+            text = record.getMessage()
+            return not any(f"exception {name}" in text or f"{name}(" in text for name in self.seen)
+        return True
+
+
+def _month_report(data: dict):
+    """A flow's month report (a dict, with the failed rule when there is one) as a `MonthReport`."""
+    from dataclasses import fields
+
+    from etl.pipeline import MonthReport
+
+    return MonthReport(**{f.name: data[f.name] for f in fields(MonthReport) if f.name in data})
+
+
 def _run_backfill(source: Path, first: str, last: str, warehouse: Path, force_id: str | None, engine: str) -> dict:
     from etl import pipeline
 
@@ -95,8 +321,9 @@ def _run_backfill(source: Path, first: str, last: str, warehouse: Path, force_id
         if engine == "prefect":
             from flows.monthly import backfill as backfill_flow
 
+            _guard_prefect()
             result = backfill_flow(str(source), first, last, str(warehouse), force_id)
-            months = [pipeline.MonthReport(**m) for m in result["months"]]
+            months = [_month_report(m) for m in result["months"]]
             return {"months": months, "measure_rows": result["measure_rows"], "expectations": result["expectations"]}
 
         def emit(rep):
@@ -146,20 +373,24 @@ def run(
     from etl import pipeline
 
     month = _month(month, "--month")
-    _source(source)
     _engine(engine)
+    _source(source)
+    _warehouse(warehouse)
     if engine == "prefect":
         from flows.monthly import monthly_load
 
+        _guard_prefect()
         state = monthly_load(str(source), month, str(warehouse), force, return_state=True)
         if state.is_failed():
-            _fail(state.message or f"the monthly load of {month} failed", 1)
-        reports = [pipeline.MonthReport(**r) for r in state.result()]
+            cause = state.result(raise_on_failure=False)
+            if isinstance(cause, BaseException):
+                raise cause  # a project error becomes its plain line and exit code (`_Commands`)
+            failed = [r for r in cause if r.get("outcome") != "loaded"] if isinstance(cause, list) else []
+            path_only = failed and all(r.get("rule") in ENVIRONMENT_RULES for r in failed)
+            _fail(state.message or f"the monthly load of {month} failed", 2 if path_only else 1)
+        reports = [_month_report(r) for r in state.result()]
     else:
-        try:
-            reports = pipeline.load_source_month(source, month, warehouse, force_id=force)
-        except pipeline.LoadFailed as exc:
-            _fail(exc.message, 1)
+        reports = pipeline.load_source_month(source, month, warehouse, force_id=force)  # LoadFailed: exit 1 (or 2), one line
         summary = _expectations(warehouse)
         for r in reports:
             r.expectations = summary
@@ -195,12 +426,10 @@ def backfill(
 ) -> None:
     """Load every month in order (a failed month does not stop the others), then compute measures."""
     first, last = _month(first, "--from"), _month(last, "--to")
-    _source(source)
     _engine(engine)
-    try:
-        months_between(first, last)
-    except PeriodError as exc:
-        _fail(str(exc), 2)
+    months_between(first, last)  # PeriodError (--from after --to): exit 2
+    _source(source)
+    _warehouse(warehouse)
     result = _run_backfill(source, first, last, warehouse, force, engine)
     _print_month_table(result["months"])
     bad = [m for m in result["months"] if m.outcome != "loaded"]
@@ -221,16 +450,18 @@ def validate(
     show: int = typer.Option(20, "--show", help="How many failing rows to list"),
 ) -> None:
     """Check one file against a contract and print a readable report. Writes nothing."""
-    from etl.contracts import ContractError, load_contract
-    from etl.extracts import ExtractError, read_extract
-    from etl.validation import FileFailure, ValidationContext, describe_failure_rows, validate_extract
+    from etl.contracts import load_contract
+    from etl.extracts import read_extract
+    from etl.validation import ValidationContext, describe_failure_rows, validate_extract
 
-    try:
-        c = load_contract(contract)
-    except ContractError as exc:
-        _fail(str(exc), 2)
-    if not file.exists():
+    c = load_contract(contract)  # ContractError: exit 2
+    kind = _kind(file)
+    if kind == "missing":
         _fail(f"{file}: file not found", 2)
+    if kind.startswith("unreadable"):
+        _fail(f"{file}: cannot be read: {kind.removeprefix('unreadable ').strip('()')}", 2)
+    if kind != "a file":
+        _fail(f"{file}: is {kind}, not a file", 2)
     m = None
     if month:
         m = Month.parse(_month(month, "--month"))
@@ -241,12 +472,8 @@ def validate(
                 break
             except PeriodError:
                 m = None
-    try:
-        result = validate_extract(c, read_extract(file), ValidationContext(month=m, force_id=force), source_file=str(file))
-    except ExtractError as exc:
-        _fail(f"{file}: {exc.message}  [rule {exc.reason}]", 1)
-    except FileFailure as exc:
-        _fail(f"{exc.path}: {exc.message}  [rule {exc.rule}]", 1)
+    # ExtractError / FileFailure (the file fails a file rule): exit 1, one line naming the file and rule
+    result = validate_extract(c, read_extract(file), ValidationContext(month=m, force_id=force), source_file=str(file))
     out.print(f"[bold]{file}[/] against contract {c.id} v{c.version} ({result.encoding}, sha256 {result.sha256[:12]}...)", highlight=False)
     if m is None and c.month_column:
         out.print(f"[yellow]month not checked:[/] pass --month YYYY-MM to check {c.month_column} is inside the extract's month", highlight=False)
@@ -261,6 +488,13 @@ def validate(
         out.print(line, highlight=False, soft_wrap=True, markup=False)
     if result.rows_quarantined:
         raise typer.Exit(1)
+
+
+def _csv_safe(frame: pl.DataFrame) -> pl.DataFrame:
+    """CSV formula injection neutralised (`etl.exports.csv_safe`) for a CSV meant for spreadsheets."""
+    from etl.exports import csv_safe
+
+    return csv_safe(frame)
 
 
 def _json_value(v):
@@ -285,7 +519,8 @@ def measures(
 
     month = _month(month, "--month")
     if fmt not in ("table", "json", "csv"):
-        _fail("--format must be table, json or csv", 2)
+        _fail(f"--format {fmt}: must be table, json or csv", 2)
+    _warehouse(warehouse, must_exist=True)
     wh = Warehouse(warehouse)
     table = wh.read("measures")
     if table is None:
@@ -300,7 +535,7 @@ def measures(
         sys.stdout.write(json.dumps([{k: _json_value(v) for k, v in r.items()} for r in rows.iter_rows(named=True)], indent=1) + "\n")
         return
     if fmt == "csv":
-        sys.stdout.write(rows.write_csv())
+        sys.stdout.write(_csv_safe(rows).write_csv())
         return
     if rows.height == 0:
         months = table.select(pl.col("period_end").min().alias("a"), pl.col("period_end").max().alias("b")).row(0)
@@ -318,6 +553,8 @@ def report(
 ) -> None:
     """Scorecard (like the Plan KPI scorecard), national measures page with trend charts, data quality, CSV."""
     month = _month(month, "--month")
+    _warehouse(warehouse, must_exist=True)
+    _folder_path(out_dir, "--out", must_exist=False)
     paths = _write_report(warehouse, month, out_dir, force)
     out.print(f"report for {month}: {paths.index.resolve()}", highlight=False)
     for p in [paths.scorecard, paths.national, *paths.csv]:
@@ -384,7 +621,7 @@ def demo(
     engine: str = typer.Option(os.environ.get("ETL_ENGINE", "prefect"), "--engine", help="prefect or local"),
 ) -> None:
     """Make synthetic extracts for a demo force, run the pipeline over them and show the latest measures."""
-    from etl.demo import generate_demo
+    from etl.demo import EARLIEST_MONTH, generate_demo, prepare_demo_dir
     from etl.warehouse import Warehouse
 
     _engine(engine)
@@ -396,15 +633,18 @@ def demo(
 
         today = datetime.date.today()
         last = str(Month.of(today.year, today.month) - 1)
-    source, warehouse = dir / "source", dir / "warehouse"
-    if warehouse.exists():
-        import shutil
-
-        shutil.rmtree(warehouse)
-    try:
-        total = len(months_between(first, last))
-    except PeriodError as exc:
-        _fail(str(exc), 2)
+    total = len(months_between(first, last))  # PeriodError (--from after --to): exit 2
+    if first < EARLIEST_MONTH:
+        _fail(f"--from {first}: the demo starts in {EARLIEST_MONTH} or later (its offence codes start in April 2017)", 2)
+    if crimes_per_month <= 0:
+        _fail("--crimes-per-month must be a positive whole number", 2)
+    if bad_rows < 0:
+        _fail("--bad-rows must be 0 or more", 2)
+    if extracts_scale is not None and not extracts_scale >= 0:
+        _fail("--extracts-scale must be 0 or more", 2)
+    # Only a folder the demo created (or a new or empty one) is used; anything else: exit 2, nothing deleted.
+    paths = prepare_demo_dir(dir)
+    source, warehouse = paths.source, paths.warehouse
     gen_bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err)
     with gen_bar:
         task = gen_bar.add_task("generating", total=total)
@@ -430,6 +670,8 @@ def demo(
         highlight=False,
     )
     table = Warehouse(warehouse).read("measures")
+    if not loaded or table is None:
+        _fail(f"no month of the demo loaded (see the messages above); the source is in {source}", 1)
     latest = table.filter((pl.col("period_end") == summary.last_month) & (pl.col("family") == "national_measure") & pl.col("period").is_in(["r12", "cal"])).sort(["measure_id", "period", "comparison"])
     print_measures(latest, title=f"National measures, {summary.force_id}, period ending {summary.last_month}")
     _print_expectations(result.get("expectations"))
@@ -463,13 +705,10 @@ def contracts_list() -> None:
 @contracts_app.command("show")
 def contracts_show(name: str = typer.Argument(..., help="Contract name, e.g. recorded_crime")) -> None:
     """A readable rendering of one contract: columns, rules, file rules and checks across months."""
-    from etl.contracts import ContractError, load_contract
+    from etl.contracts import load_contract
     from etl.cross_month import declared
 
-    try:
-        c = load_contract(name)
-    except ContractError as exc:
-        _fail(str(exc), 2)
+    c = load_contract(name)  # ContractError: exit 2
     m = c.model
     out.print(f"[bold]{escape(c.name)}[/]  ({c.id} v{c.version}, {m.status if m else ''}, ODCS {m.apiVersion if m else ''})", highlight=False)
     if m and m.description:
@@ -536,16 +775,19 @@ def contracts_lint() -> None:
         raise typer.Exit(1)
 
 
-def main() -> None:
-    from etl.contracts import ContractError
-    from etl.reference import ReferenceError_
-    from etl.warehouse import WarehouseError
+def _terminated(signum, frame) -> None:  # noqa: ARG001
+    """SIGTERM ends the command like Ctrl-C: a run in progress rolls back, Prefect's server is stopped."""
+    raise SystemExit(128 + signum)
 
+
+def main() -> None:
+    """The ``etl`` entry point (errors become one line and an exit code in `_Commands`)."""
+    apply_cli_environment()
     try:
-        app()
-    except (ContractError, ReferenceError_, WarehouseError) as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        signal.signal(signal.SIGTERM, _terminated)
+    except ValueError:  # not the main thread
+        pass
+    app()
 
 
 if __name__ == "__main__":

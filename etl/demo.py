@@ -656,3 +656,53 @@ def _external_statistics(force_id: str, first_year: int, last_year: int) -> pl.D
         [{"force_id": force_id, "measure_id": m, "period": p, "period_start": a, "period_end": b, "value": v, "source": src} for m, p, a, b, v in rows],
         schema={"force_id": pl.Utf8, "measure_id": pl.Utf8, "period": pl.Utf8, "period_start": pl.Utf8, "period_end": pl.Utf8, "value": pl.Float64, "source": pl.Utf8},
     )
+
+
+# ---------------------------------------------------------------------------------------------------
+# the demo folder: what `etl demo --dir D` may delete
+
+DEMO_MARKER = ".etl-demo"  # written in D when the demo takes D; proves D's contents are the demo's
+DEMO_PARTS = ("source", "warehouse", "reports")
+
+
+class DemoFolderError(ValueError):
+    """The demo folder holds something the demo did not create; nothing was deleted."""
+
+
+@dataclass(frozen=True)
+class DemoPaths:
+    root: Path
+    source: Path
+    warehouse: Path
+    reports: Path
+
+
+def prepare_demo_dir(folder: str | Path) -> DemoPaths:
+    """Take FOLDER for the demo and return where its parts go; the previous demo warehouse is removed.
+
+    The demo only deletes or overwrites what it can prove it created: FOLDER must be new, empty, or
+    hold the `DEMO_MARKER` file written when the demo first took it. Anything else (a non-empty
+    folder without the marker, a file, a part that is a file or a symbolic link) raises
+    `DemoFolderError` before anything is changed.
+    """
+    root = Path(folder)
+    paths = DemoPaths(root, root / "source", root / "warehouse", root / "reports")
+    marker = root / DEMO_MARKER
+    advice = "choose a new or empty folder with --dir (nothing was deleted)"
+    if root.is_symlink() or (root.exists() and not root.is_dir()):
+        raise DemoFolderError(f"{root}: is not a folder; {advice}")
+    if root.exists():
+        ours = marker.is_file() and not marker.is_symlink()
+        if not ours and any(root.iterdir()):
+            raise DemoFolderError(f"{root}: is not empty and was not created by `etl demo` (no {DEMO_MARKER} file); {advice}")
+        for part in (paths.source, paths.warehouse, paths.reports):
+            if part.is_symlink() or (part.exists() and not part.is_dir()):
+                raise DemoFolderError(f"{part}: is not a folder the demo created; {advice}")
+    root.mkdir(parents=True, exist_ok=True)
+    if not marker.exists():
+        marker.write_text("This folder was created by `etl demo`; the demo may replace its source, warehouse and reports.\n", encoding="utf-8")
+    if paths.warehouse.exists():
+        import shutil
+
+        shutil.rmtree(paths.warehouse)
+    return paths

@@ -211,13 +211,13 @@ def _read_bytes(path: Path) -> bytes:
         mode = os.stat(path).st_mode  # before opening: opening a FIFO would block
     except (FileNotFoundError, NotADirectoryError) as exc:
         if os.path.islink(path):
-            raise ExtractError(path, "missing_file", "is a symbolic link to a file that does not exist") from exc
+            raise ExtractError(path, "broken_link", "is a symbolic link to a file that does not exist") from exc
         raise ExtractError(path, "missing_file", "file not found") from exc
     except PermissionError as exc:
-        raise ExtractError(path, "unreadable", "cannot be read: permission denied") from exc
+        raise ExtractError(path, "unreadable_file", "cannot be read: permission denied") from exc
     except (OSError, ValueError) as exc:  # too many links, name too long, NUL in the name, ...
         reason = _os_reason(exc) if isinstance(exc, OSError) else "the path is not valid"
-        raise ExtractError(path, "unreadable", f"cannot be read: {reason}") from exc
+        raise ExtractError(path, "unreadable_file", f"cannot be read: {reason}") from exc
     if not stat.S_ISREG(mode):
         raise _not_a_file(path, mode)
     try:
@@ -226,9 +226,9 @@ def _read_bytes(path: Path) -> bytes:
     except FileNotFoundError as exc:
         raise ExtractError(path, "missing_file", "file not found") from exc
     except PermissionError as exc:
-        raise ExtractError(path, "unreadable", "cannot be read: permission denied") from exc
+        raise ExtractError(path, "unreadable_file", "cannot be read: permission denied") from exc
     except OSError as exc:
-        raise ExtractError(path, "unreadable", f"cannot be read: {_os_reason(exc)}") from exc
+        raise ExtractError(path, "unreadable_file", f"cannot be read: {_os_reason(exc)}") from exc
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
@@ -238,9 +238,9 @@ def _read_bytes(path: Path) -> bytes:
         with os.fdopen(fd, "rb", closefd=False) as f:
             return f.read()
     except PermissionError as exc:
-        raise ExtractError(path, "unreadable", "cannot be read: permission denied") from exc
+        raise ExtractError(path, "unreadable_file", "cannot be read: permission denied") from exc
     except OSError as exc:
-        raise ExtractError(path, "unreadable", f"cannot be read: {_os_reason(exc)}") from exc
+        raise ExtractError(path, "unreadable_file", f"cannot be read: {_os_reason(exc)}") from exc
     finally:
         os.close(fd)
 

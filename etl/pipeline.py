@@ -75,6 +75,12 @@ def definition_versions() -> dict[str, str]:
     return {"measures": defs.version, "offence_groups": defs.groups.version, "hocr_offence_codes": load_code_list().version}
 
 
+def _present(path: Path) -> bool:
+    """A file the source offers: it exists, or it is a link to nothing (then reading it says so,
+    rather than the file being reported missing)."""
+    return path.exists() or path.is_symlink()
+
+
 def _rel(path: Path, source: Path) -> str:
     try:
         return str(path.relative_to(source))
@@ -181,7 +187,7 @@ def load_source_month(source: str | Path, month: str, warehouse: str | Path, *, 
     m = Month.parse(month)
     month = str(m)
     wh = Warehouse(warehouse)
-    if (source / month / "recorded_crime.csv").exists() or not source.is_dir():
+    if _present(source / month / "recorded_crime.csv") or not source.is_dir():
         return [load_month(source, month, warehouse, force_id=force_id, compute=compute)]
     folders = force_folders(source, month)
     if folders and force_id:  # one force of a region: its folder only
@@ -189,7 +195,7 @@ def load_source_month(source: str | Path, month: str, warehouse: str | Path, *, 
         if not folders:
             raise LoadFailed(month, f"{source}: no force folder named {force_id} holds {month} (expected {source / force_id / month}/recorded_crime.csv)", "missing_month")
     if folders:
-        units = [_Unit(folder, [(c, folder / month / c.file_name if (folder / month / c.file_name).exists() else None) for c in monthly_contracts()], force_id) for folder in folders]
+        units = [_Unit(folder, [(c, folder / month / c.file_name if _present(folder / month / c.file_name) else None) for c in monthly_contracts()], force_id) for folder in folders]
         return _load_batch(source, m, wh, units, compute)
     public = find_police_uk_files(source, month)
     if force_id:
@@ -215,7 +221,7 @@ def load_month(
     folder = source / str(m)
     if not folder.is_dir():
         raise LoadFailed(str(m), f"{folder}: no extract folder for {m} (expected {folder}/recorded_crime.csv)", "missing_month")
-    plan = [(c, folder / c.file_name if (folder / c.file_name).exists() else None) for c in monthly_contracts()]
+    plan = [(c, folder / c.file_name if _present(folder / c.file_name) else None) for c in monthly_contracts()]
     (report,) = _load_batch(source, m, Warehouse(warehouse), [_Unit(source, plan, force_id)], compute, raise_failure=True)
     return report
 
@@ -344,7 +350,7 @@ def _load_batch_in(source: Path, m: Month, wh: Warehouse, units: list[_Unit], co
     failed: dict[int, FileFailure | PublishedError] = {}
     for name in REFERENCE_EXTRACTS:  # every owner's file of a reference extract validated in one pass
         ref_contract = load_contract(name)
-        todo_refs = [(k, root / ref_contract.file_name) for k, (_, root) in enumerate(owners) if (root / ref_contract.file_name).exists()]
+        todo_refs = [(k, root / ref_contract.file_name) for k, (_, root) in enumerate(owners) if _present(root / ref_contract.file_name)]
         if not todo_refs:
             continue
         with progress.stage("read", extract=name, files=len(todo_refs)):

@@ -329,8 +329,18 @@ def load_scorecard_layout(path: str | Path | None = None) -> ScorecardLayout:
             data = yaml.safe_load(fh) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ReportError(f"{path}: cannot read the scorecard layout ({exc})") from exc
-    if not data.get("version") or not data.get("objectives"):
+    if not isinstance(data, dict) or not data.get("version") or not data.get("objectives"):
         raise ReportError(f"{path}: the scorecard layout needs a version and objectives")
+    try:
+        return _parse_layout(path, data)
+    except ReportError:
+        raise
+    except (AttributeError, TypeError, KeyError, ValueError) as exc:
+        # an entry of the wrong shape (a number where a list of objectives belongs, ...)
+        raise ReportError(f"{path}: the scorecard layout is not shaped as expected: objectives > sub_objectives > kpis > figures, each a list of mappings ({type(exc).__name__})") from exc
+
+
+def _parse_layout(path: Path, data: dict) -> ScorecardLayout:
     defaults = data.get("defaults") or {}
     seen: set[str] = set()
     objectives = []

@@ -14,6 +14,7 @@ Schedule the monthly load with a served deployment, e.g.::
 from __future__ import annotations
 
 import datetime
+import subprocess
 import sys
 
 from prefect import flow, task
@@ -28,13 +29,15 @@ from etl.periods import Month, months_between
 @task(name="load-month", cache_policy=NO_CACHE)
 def load_month_task(source: str, month: str, warehouse: str, force_id: str | None, compute: bool) -> list[dict]:
     """One month of the source: a force folder, or data.police.uk files (one run per force found)."""
+    rule = None
     try:
         reports = pipeline.load_source_month(source, month, warehouse, force_id=force_id, compute=compute)
     except pipeline.LoadFailed as exc:
         reports = [pipeline.MonthReport(month=month, outcome="missing" if exc.rule == "missing_month" else "failed", message=exc.message)]
+        rule = exc.rule  # the failed file rule: the command line's exit code depends on it (data 1, path 2)
     for report in reports:
         progress.emit("month", report=report)
-    return [r.to_dict() for r in reports]
+    return [r.to_dict() | ({"rule": rule} if rule else {}) for r in reports]
 
 
 @task(name="refresh-measures", cache_policy=NO_CACHE)
@@ -90,6 +93,111 @@ def backfill(source: str, first: str, last: str, warehouse: str, force_id: str |
     return {"months": reports, "measures_run_id": measures["run_id"], "measure_rows": measures["rows"], "expectations": expectations}
 
 
+# ---------------------------------------------------------------------------------------------------
+# The ephemeral Prefect server never outlives the process that started it.
+#
+# Without PREFECT_API_URL, Prefect starts a temporary API server as a child process (uvicorn, from
+# `prefect.server.api.server.SubprocessASGIServer._run_uvicorn_command`) and stops it at normal exit
+# (atexit). A process killed by SIGKILL (or SIGTERM without a handler) runs no atexit handler, so the
+# server would keep running. A watchdog - a tiny Python process in its own session, started before the
+# first server - is told the pid of every server started; it holds the read end of a pipe whose only
+# write end is in this process, so it sees end-of-file the moment this process ends, however it ends,
+# and then stops the servers it was told about (SIGTERM, SIGKILL after 5 s). A pid is checked against
+# its start time so a recycled pid is never signalled.
+
+_WATCHDOG = r"""
+import os, signal, sys, time
+
+def start_time(pid):
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return "?"
+    return None if fields[0] in (b"Z", b"X") else fields[19].decode()
+
+def alive(pid, started):
+    if not os.path.isdir("/proc/self"):  # no procfs: the pid alone
+        try:
+            os.kill(pid, 0)
+            return True
+        except OSError:
+            return False
+    now = start_time(pid)
+    return now is not None and (started in ("", "?") or now == started)
+
+servers = []
+for line in sys.stdin:  # "pid start-time" per server; end of file = the process that started them ended
+    parts = line.split()
+    if parts and parts[0].isdigit():
+        servers.append((int(parts[0]), parts[1] if len(parts) > 1 else ""))
+for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 2.0)):
+    live = [(pid, st) for pid, st in servers if alive(pid, st)]
+    for pid, _ in live:
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass
+    deadline = time.monotonic() + wait
+    while live and time.monotonic() < deadline:
+        time.sleep(0.1)
+        live = [(pid, st) for pid, st in live if alive(pid, st)]
+    if not live:
+        break
+"""
+
+_watchdog: subprocess.Popen | None = None
+
+
+def _start_time(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return ""
+
+
+def _ensure_watchdog() -> subprocess.Popen:
+    global _watchdog
+    if _watchdog is None or _watchdog.poll() is not None:
+        _watchdog = subprocess.Popen(
+            [sys.executable, "-c", _WATCHDOG], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True, text=True,
+        )
+    return _watchdog
+
+
+def _watch(watchdog: subprocess.Popen, pid: int) -> None:
+    assert watchdog.stdin is not None
+    watchdog.stdin.write(f"{pid} {_start_time(pid)}\n")
+    watchdog.stdin.flush()
+
+
+def guard_ephemeral_server() -> None:
+    """Make every ephemeral Prefect server started from now on in this process end with it (idempotent)."""
+    from prefect.server.api.server import SubprocessASGIServer
+
+    start = getattr(SubprocessASGIServer, "_run_uvicorn_command", None)
+    if start is None:  # a Prefect release that starts its server another way: say so, run unguarded
+        import logging
+
+        logging.getLogger(__name__).warning("this Prefect release has no SubprocessASGIServer._run_uvicorn_command; the ephemeral server is not guarded")
+        return
+    if getattr(start, "_etl_guarded", False):
+        return
+
+    def run_uvicorn_command(self):  # type: ignore[no-untyped-def]
+        watchdog = _ensure_watchdog()  # before the server, so no moment has a server and no watchdog
+        process = start(self)
+        _watch(watchdog, process.pid)
+        return process
+
+    run_uvicorn_command._etl_guarded = True  # type: ignore[attr-defined]
+    SubprocessASGIServer._run_uvicorn_command = run_uvicorn_command  # type: ignore[method-assign]
+
+
 if __name__ == "__main__":  # pragma: no cover - deployment entry point
     import argparse
 
@@ -99,5 +207,6 @@ if __name__ == "__main__":  # pragma: no cover - deployment entry point
     parser.add_argument("--warehouse", required=True)
     parser.add_argument("--cron", default="0 3 5 * *")
     args = parser.parse_args()
+    guard_ephemeral_server()
     print("Serving 'monthly-load'; each run loads the previous month.", file=sys.stderr)
     monthly_load.serve(name="monthly-load", cron=args.cron, parameters={"source": args.source, "warehouse": args.warehouse, "month": "previous"})

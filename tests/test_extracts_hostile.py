@@ -221,7 +221,7 @@ def test_a_device():
 
 def test_a_dangling_symlink(tmp_path):
     (tmp_path / "x.csv").symlink_to(tmp_path / "gone.csv")
-    _fails(tmp_path / "x.csv", "missing_file", "symbolic link to a file that does not exist")
+    _fails(tmp_path / "x.csv", "broken_link", "symbolic link to a file that does not exist")
 
 
 def test_a_symlink_to_a_directory(tmp_path):
@@ -240,7 +240,7 @@ def test_a_symlink_to_a_file_reads_the_file(tmp_path):
 def test_a_file_without_read_permission(tmp_path):
     p = _write(tmp_path, b"a\n1\n")
     p.chmod(0)
-    _fails(p, "unreadable", "permission denied")
+    _fails(p, "unreadable_file", "permission denied")
 
 
 def test_a_permission_error_on_open_is_unreadable(tmp_path, monkeypatch):
@@ -251,7 +251,7 @@ def test_a_permission_error_on_open_is_unreadable(tmp_path, monkeypatch):
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(p))
 
     monkeypatch.setattr(extracts.os, "open", refuse)
-    _fails(p, "unreadable", "cannot be read: permission denied")
+    _fails(p, "unreadable_file", "cannot be read: permission denied")
 
 
 def test_another_os_error_names_the_reason_in_words(tmp_path, monkeypatch):
@@ -261,7 +261,7 @@ def test_another_os_error_names_the_reason_in_words(tmp_path, monkeypatch):
         raise OSError(errno.EIO, os.strerror(errno.EIO), str(p))
 
     monkeypatch.setattr(extracts.os, "open", broken)
-    _fails(p, "unreadable", "cannot be read: input/output error")
+    _fails(p, "unreadable_file", "cannot be read: input/output error")
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/self/mem is Linux")
@@ -269,7 +269,7 @@ def test_a_regular_file_that_fails_to_read():
     # /proc/self/mem looks like a regular file, but reading its first page is an I/O error
     with pytest.raises(ExtractError) as exc:
         read_extract("/proc/self/mem")
-    assert exc.value.reason == "unreadable" and "cannot be read: input/output error" in exc.value.message
+    assert exc.value.reason == "unreadable_file" and "cannot be read: input/output error" in exc.value.message
 
 
 def test_a_path_through_a_file_is_a_missing_file(tmp_path):
