@@ -25,7 +25,16 @@ LOGICAL_TYPES = {"string", "date", "timestamp", "integer", "number", "boolean"}
 
 
 class ContractError(ValueError):
-    """A contract file that cannot be used, with the file and the problem in plain words."""
+    """A contract file that cannot be used, with the file and the problem in plain words.
+
+    ``problems`` lists each problem found as (where, message) - ``where`` names the part of the
+    contract (``property victim_age``, ``rejectThreshold``, ``crossMonthChecks``, ``quality <rule>``)
+    - so that `lint_contract` reports every one; the message names the file and all of them.
+    """
+
+    def __init__(self, message: str, problems: list[tuple[str, str]] | None = None):
+        super().__init__(message)
+        self.problems: list[tuple[str, str]] = list(problems or [])
 
 
 @dataclass(frozen=True)
@@ -122,54 +131,287 @@ def _schema_errors(data: dict) -> list[str]:
     return errors
 
 
-def _column(prop: SchemaProperty, path: Path) -> Column:
+# What the project reads from a contract. Anything else under these names would be silently ignored
+# (a rule that never runs), so it is a problem; unknown customProperties names are lint warnings.
+CONTRACT_PROPERTIES = {"extract", "fileName", "monthColumn", "monthRule", "forceColumn", "rejectThreshold", "crossMonthChecks", "optional", "reference", "profile"}
+COLUMN_PROPERTIES = {"booleanValues", "codeList", "referenceList"}
+TYPE_OPTIONS = {"minimum", "maximum", "pattern", "format"}
+PROFILES = {"force", "police_uk"}
+ETL_RULES = {"not_after": ("column", "other"), "not_before_lookup": ("column", "key", "other", "lookup")}
+# crossMonthChecks: check -> (required arguments, optional arguments)
+CROSS_MONTH_ARGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "continuity": ((), ()),
+    "key_in_other_months": (("column",), ()),
+    "key_loaded": (("column", "lookup"), ("lookupColumn",)),
+    "volume_vs_history": ((), ("baselineMonths", "minimumMonths")),
+    "reconcile_published": (("tolerancePercent",), ()),
+}
+
+
+def _kind(value: Any) -> str:
+    """What a YAML value is, in words (for messages: the contract's own values are not personal data)."""
+    if value is None:
+        return "empty"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the text '{value}'"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value and value not in (float("inf"), float("-inf"))
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str) and value.strip() != ""
+
+
+class _Problems:
+    """Problems found while reading a contract, each with where it is."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str]] = []
+
+    def add(self, where: str, message: str) -> None:
+        self.items.append((where, message))
+
+    def raise_if_any(self, path: Path) -> None:
+        if not self.items:
+            return
+        if len(self.items) == 1:
+            where, message = self.items[0]
+            text = f"{path}: {where}: {message}"
+        else:
+            text = f"{path}: {len(self.items)} problems:\n  " + "\n  ".join(f"{w}: {m}" for w, m in self.items)
+        raise ContractError(text, self.items)
+
+
+def _mapping(value: Any, where: str, name: str, problems: _Problems, allowed: set[str], required: tuple[str, ...] = ()) -> dict | None:
+    """VALUE as a mapping with only ALLOWED keys and every REQUIRED key, else None (problems recorded)."""
+    if not isinstance(value, dict):
+        problems.add(where, f"{name} must be a mapping ({', '.join(sorted(allowed))}), not {_kind(value)}")
+        return None
+    ok = True
+    unknown = sorted(str(k) for k in value if k not in allowed)
+    if unknown:
+        problems.add(where, f"{name} has unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(allowed))})")
+        ok = False
+    missing = [k for k in required if k not in value]
+    if missing:
+        problems.add(where, f"{name} needs {', '.join(missing)}")
+        ok = False
+    return value if ok else None
+
+
+def _column(prop: SchemaProperty, path: Path, problems: _Problems) -> Column | None:
     if not prop.name:
-        raise ContractError(f"{path}: a property has no name")
+        problems.add("schema properties", "a property has no name")
+        return None
+    where = f"property {prop.name}"
+    n_before = len(problems.items)
     lt = (prop.logicalType or "string").lower()
     if lt not in LOGICAL_TYPES:
-        raise ContractError(f"{path}: property '{prop.name}' has logicalType '{lt}', expected one of {sorted(LOGICAL_TYPES)}")
+        problems.add(where, f"logicalType '{lt}' is not supported; expected one of {', '.join(sorted(LOGICAL_TYPES))}")
     opts = prop.logicalTypeOptions or {}
-    custom = _custom(prop.customProperties)
-    booleans = custom.get("booleanValues") or {}
+    if not isinstance(opts, dict):
+        problems.add(where, f"logicalTypeOptions must be a mapping, not {_kind(opts)}")
+        opts = {}
+    unknown = sorted(str(k) for k in opts if k not in TYPE_OPTIONS)
+    if unknown:
+        problems.add(where, f"logicalTypeOptions {', '.join(unknown)} not supported by this project (a rule that would never run); supported: {', '.join(sorted(TYPE_OPTIONS))}")
+    lo, hi = opts.get("minimum"), opts.get("maximum")
+    for key, value in (("minimum", lo), ("maximum", hi)):
+        if value is not None and not _is_number(value):
+            problems.add(where, f"{key} must be a number, not {_kind(value)}")
+        elif value is not None and lt not in ("integer", "number"):
+            problems.add(where, f"{key} applies to integer and number properties only (this one is {lt})")
+    if _is_number(lo) and _is_number(hi) and lo > hi:
+        problems.add(where, f"minimum is above maximum ({lo} > {hi}): no value could pass")
+    pattern = opts.get("pattern")
+    if pattern is not None and not _is_text(pattern):
+        problems.add(where, f"pattern must be a text, not {_kind(pattern)}")
     fmt = opts.get("format")
     if lt == "date" and fmt not in (None, "yyyy-MM-dd"):
-        raise ContractError(f"{path}: property '{prop.name}': only the date format yyyy-MM-dd is supported, not '{fmt}'")
-    if lt == "timestamp" and fmt not in (None, "yyyy-MM-dd HH:mm:ss", "yyyy-MM-dd'T'HH:mm:ss"):
-        raise ContractError(f"{path}: property '{prop.name}': timestamps are yyyy-MM-dd HH:mm:ss (or with a T), not '{fmt}'")
+        problems.add(where, f"only the date format yyyy-MM-dd is supported, not '{fmt}'")
+    elif lt == "timestamp" and fmt not in (None, "yyyy-MM-dd HH:mm:ss", "yyyy-MM-dd'T'HH:mm:ss"):
+        problems.add(where, f"timestamps are yyyy-MM-dd HH:mm:ss (or with a T), not '{fmt}'")
+    elif fmt is not None and lt not in ("date", "timestamp"):
+        problems.add(where, f"format applies to date and timestamp properties only (this one is {lt})")
+    enum = prop.enum or []
+    if not isinstance(enum, list):
+        problems.add(where, f"enum must be a list, not {_kind(enum)}")
+        enum = []
+    values = []
+    for e in enum:
+        v = getattr(e, "value", e)
+        if v is None or isinstance(v, (dict, list)):
+            problems.add(where, f"enum value {_kind(v)} is not a value")
+        else:
+            values.append(str(v))
+
+    custom = {}
+    for cp in prop.customProperties or []:
+        if not cp.property:
+            continue
+        if cp.property not in COLUMN_PROPERTIES:
+            problems.add(where, f"customProperty '{cp.property}' is not one this project reads (known: {', '.join(sorted(COLUMN_PROPERTIES))})")
+        custom[cp.property] = cp.value
+    true_value, false_value = ("Y", "N") if lt == "boolean" else (None, None)
+    if "booleanValues" in custom:
+        booleans = custom["booleanValues"]
+        if lt != "boolean":
+            problems.add(where, f"booleanValues applies to boolean properties only (this one is {lt})")
+        elif isinstance(booleans, dict):
+            # YAML reads an unquoted true/false key as a boolean: accept both spellings
+            named = {(str(k).lower() if isinstance(k, (str, bool)) else k): v for k, v in booleans.items()}
+            if _mapping(named, where, "booleanValues", problems, {"true", "false"}, ("true", "false")) is not None:
+                tv, fv = named["true"], named["false"]
+                if not all(isinstance(v, (str, int)) and not isinstance(v, bool) and str(v) != "" for v in (tv, fv)):
+                    problems.add(where, "booleanValues true and false must be non-empty texts")
+                elif str(tv) == str(fv):
+                    problems.add(where, f"booleanValues true and false are both '{tv}'")
+                else:
+                    true_value, false_value = str(tv), str(fv)
+        else:
+            problems.add(where, f"booleanValues must be a mapping of true and false to texts, not {_kind(booleans)}")
+    code_list = custom.get("codeList")
+    if "codeList" in custom and _mapping(code_list, where, "codeList", problems, {"reference", "validOnColumn"}) is not None:
+        for key in ("reference", "validOnColumn"):
+            if key in code_list and not _is_text(code_list[key]):
+                problems.add(where, f"codeList {key} must be a text, not {_kind(code_list[key])}")
+    reference_list = custom.get("referenceList")
+    if "referenceList" in custom and _mapping(reference_list, where, "referenceList", problems, {"file", "column", "keyColumn", "optional"}, ("file",)) is not None:
+        for key in ("file", "column", "keyColumn"):
+            if key in reference_list and not _is_text(reference_list[key]):
+                problems.add(where, f"referenceList {key} must be a text, not {_kind(reference_list[key])}")
+        if "optional" in reference_list and not isinstance(reference_list["optional"], bool):
+            problems.add(where, f"referenceList optional must be true or false, not {_kind(reference_list['optional'])}")
+    if len(problems.items) > n_before:
+        return None
     return Column(
         name=prop.name,
         source_name=prop.physicalName or prop.name,
         logical_type=lt,
         required=bool(prop.required),
         unique=bool(prop.unique),
-        minimum=opts.get("minimum"),
-        maximum=opts.get("maximum"),
-        pattern=opts.get("pattern"),
+        minimum=lo,
+        maximum=hi,
+        pattern=pattern,
         date_format="%Y-%m-%d" if lt == "date" else None,
-        enum=tuple(str(e.value) for e in (prop.enum or [])),
-        true_value=str(booleans["true"]) if "true" in booleans else ("Y" if lt == "boolean" else None),
-        false_value=str(booleans["false"]) if "false" in booleans else ("N" if lt == "boolean" else None),
-        code_list=custom.get("codeList"),
-        reference_list=custom.get("referenceList"),
+        enum=tuple(values),
+        true_value=true_value,
+        false_value=false_value,
+        code_list=code_list,
+        reference_list=reference_list,
         classification=prop.classification,
         description=(prop.description or "").strip(),
     )
 
 
+def _reject_threshold(value: Any, problems: _Problems) -> tuple[float, int]:
+    """rejectThreshold {fraction: 0..1, minimumRows: whole number >= 0}; both keys are needed."""
+    where = "rejectThreshold"
+    spec = _mapping(value, where, "the value", problems, {"fraction", "minimumRows"}, ("fraction", "minimumRows"))
+    if spec is None:
+        return 0.05, 25
+    fraction, rows = spec["fraction"], spec["minimumRows"]
+    ok = True
+    if not _is_number(fraction) or not 0 <= fraction <= 1:
+        problems.add(where, f"fraction must be a number from 0 to 1 (a share of the rows), not {_kind(fraction)}")
+        ok = False
+    if not _is_int(rows) or rows < 0:
+        problems.add(where, f"minimumRows must be a whole number of rows, 0 or more, not {_kind(rows)}")
+        ok = False
+    return (float(fraction), int(rows)) if ok else (0.05, 25)
+
+
+def _cross_month_checks(value: Any, names: list[str], problems: _Problems) -> None:
+    """crossMonthChecks: a list of {check: <kind>, <arguments>} (read by etl.cross_month)."""
+    where = "crossMonthChecks"
+    if value is None:
+        return
+    if not isinstance(value, list):
+        problems.add(where, f"must be a list of checks ({{check: ...}}), not {_kind(value)}")
+        return
+    for k, spec in enumerate(value, 1):
+        if not isinstance(spec, dict):
+            problems.add(where, f"entry {k} must be a mapping with a 'check', not {_kind(spec)}")
+            continue
+        kind = spec.get("check")
+        if not isinstance(kind, str) or kind not in CROSS_MONTH_ARGS:
+            problems.add(where, f"entry {k}: unknown check {_shown(kind)} (known: {', '.join(CROSS_MONTH_ARGS)})")
+            continue
+        needed, optional = CROSS_MONTH_ARGS[kind]
+        for arg in needed:
+            if arg not in spec:
+                problems.add(where, f"entry {k}: {kind} needs '{arg}'")
+        unknown = sorted(str(a) for a in spec if a not in {"check", "description", *needed, *optional})
+        if unknown:
+            problems.add(where, f"entry {k}: {kind} does not take {', '.join(unknown)} (it takes: {', '.join((*needed, *optional)) or 'nothing'})")
+        for arg in ("column", "lookup", "lookupColumn"):
+            if arg in spec and not _is_text(spec[arg]):
+                problems.add(where, f"entry {k}: {kind}: {arg} must be a text, not {_kind(spec[arg])}")
+        if _is_text(spec.get("column")) and spec["column"] not in names:
+            problems.add(where, f"entry {k}: {kind}: column '{spec['column']}' is not a property")
+        for arg in ("baselineMonths", "minimumMonths"):
+            if arg in spec and (not _is_int(spec[arg]) or spec[arg] < 1):
+                problems.add(where, f"entry {k}: {kind}: {arg} must be a whole number of months, 1 or more, not {_kind(spec[arg])}")
+        if "tolerancePercent" in spec and (not _is_number(spec["tolerancePercent"]) or spec["tolerancePercent"] < 0):
+            problems.add(where, f"entry {k}: {kind}: tolerancePercent must be a number, 0 or more, not {_kind(spec['tolerancePercent'])}")
+
+
+def _shown(value: Any) -> str:
+    """A contract value as quoted in a message ('text', or what it is when it is not a text)."""
+    return f"'{value}'" if isinstance(value, str) else _kind(value)
+
+
+def _temporal_column(columns: dict[str, Column], names: list[str], name: Any, where: str, what: str, problems: _Problems) -> None:
+    """NAME must be a date or timestamp property (a rule comparing dates of anything else never fails).
+    A property with problems of its own (not in COLUMNS) is not judged again here."""
+    if not _is_text(name):
+        problems.add(where, f"{what} must name a property, not {_kind(name)}")
+    elif name not in names:
+        problems.add(where, f"{what} '{name}' is not a property")
+    elif name in columns and columns[name].logical_type not in ("date", "timestamp"):
+        problems.add(where, f"{what} '{name}' must be a date or timestamp property (it is {columns[name].logical_type})")
+
+
 def parse_contract(path: str | Path) -> Contract:
-    """Read and check one ODCS contract file."""
+    """Read and check one ODCS contract file.
+
+    Raises `ContractError` naming the file and the part of the contract for anything the project
+    cannot use as written - never a KeyError or TypeError from a malformed value.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise ContractError(f"{path}: contract file not found") from exc
+    except UnicodeDecodeError as exc:
+        raise ContractError(f"{path}: not UTF-8 text (byte {exc.start} cannot be decoded)") from exc
+    except OSError as exc:
+        raise ContractError(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})") from exc
     try:
         data = yaml_load(text)
     except yaml.YAMLError as exc:
         raise ContractError(f"{path}: not valid YAML ({exc})") from exc
     if not isinstance(data, dict):
         raise ContractError(f"{path}: a contract must be a YAML mapping")
-    errors = _schema_errors(data)
+    try:
+        errors = _schema_errors(data)
+    except Exception as exc:  # e.g. a YAML date or a key that is not text: not JSON, not ODCS
+        raise ContractError(f"{path}: not a valid ODCS document ({type(exc).__name__}: {exc})") from exc
     if errors:
         raise ContractError(f"{path}: not a valid ODCS document:\n  " + "\n  ".join(errors[:10]))
     try:
@@ -179,39 +421,85 @@ def parse_contract(path: str | Path) -> Contract:
     if not model.schema_ or len(model.schema_) != 1:
         raise ContractError(f"{path}: expected exactly one schema object (one extract per contract)")
     obj = model.schema_[0]
+    problems = _Problems()
     custom = _custom(model.customProperties)
-    columns = tuple(_column(p, path) for p in (obj.properties or []))
-    names = [c.name for c in columns]
+    parsed = [_column(p, path, problems) for p in (obj.properties or [])]
+    columns = tuple(c for c in parsed if c is not None)
+    names = [p.name for p in (obj.properties or []) if p.name]
     if len(set(names)) != len(names):
-        raise ContractError(f"{path}: a property name is used twice")
+        twice = sorted({n for n in names if names.count(n) > 1})
+        problems.add("schema properties", f"property name(s) {', '.join(twice)} used twice")
+    by_name = {c.name: c for c in columns}
+    for c in columns:
+        valid_on = (c.code_list or {}).get("validOnColumn")
+        if valid_on:
+            _temporal_column(by_name, names, valid_on, f"property {c.name}", "codeList validOnColumn", problems)
 
     rules: list[Rule] = []
     keys: list[UniqueKey] = []
+    seen: set[str] = set()
     for q in obj.quality or []:
         rid = q.name or q.id
         if not rid:
-            raise ContractError(f"{path}: a quality rule has no name")
+            problems.add("quality", "a quality rule has no name")
+            continue
+        where = f"quality {rid}"
+        if rid in seen:
+            problems.add(where, "the rule name is used twice")
+        seen.add(rid)
         if q.type == "custom" and (q.engine or "").lower() == "etl":
-            impl = q.implementation if isinstance(q.implementation, dict) else {}
+            impl = q.implementation
+            if not isinstance(impl, dict):
+                problems.add(where, f"implementation must be a mapping with rule: {' or '.join(ETL_RULES)} and its columns, not {_kind(impl)}")
+                continue
             kind = impl.get("rule")
-            if kind not in {"not_after", "not_before_lookup"}:
-                raise ContractError(f"{path}: quality rule '{rid}' has unknown etl rule '{kind}'")
-            for col in (impl.get("column"), impl.get("other") if kind == "not_after" else None):
-                if col and col not in names:
-                    raise ContractError(f"{path}: quality rule '{rid}' names column '{col}', which the contract does not have")
-            rules.append(Rule(rid, kind, {k: v for k, v in impl.items() if k != "rule"}, (q.description or "").strip(), q.severity or "error"))
+            if not isinstance(kind, str) or kind not in ETL_RULES:
+                problems.add(where, f"unknown etl rule {_shown(kind)} (known: {', '.join(ETL_RULES)})")
+                continue
+            args = ETL_RULES[kind]
+            n_before = len(problems.items)
+            if _mapping(impl, where, "implementation", problems, {"rule", *args}, args) is None:
+                continue
+            _temporal_column(by_name, names, impl["column"], where, "column", problems)
+            if kind == "not_after":
+                _temporal_column(by_name, names, impl["other"], where, "other", problems)
+            else:
+                if not _is_text(impl["key"]) or impl["key"] not in names:
+                    problems.add(where, f"key {_shown(impl['key'])} is not a property")
+                for arg in ("other", "lookup"):
+                    if not _is_text(impl[arg]):
+                        problems.add(where, f"{arg} must be a text, not {_kind(impl[arg])}")
+            if len(problems.items) == n_before:
+                rules.append(Rule(rid, kind, {k: v for k, v in impl.items() if k != "rule"}, (q.description or "").strip(), q.severity or "error"))
         elif q.type == "library" and q.metric == "duplicateValues":
-            cols = tuple((q.arguments or {}).get("properties") or [])
-            if not cols or any(c not in names for c in cols):
-                raise ContractError(f"{path}: quality rule '{rid}' must list contract properties")
-            keys.append(UniqueKey(rid, cols, (q.description or f"one row per {', '.join(cols)}").strip()))
+            cols = (q.arguments or {}).get("properties") if isinstance(q.arguments, dict) else None
+            if not isinstance(cols, list) or not cols or any(not isinstance(c, str) or c not in names for c in cols):
+                problems.add(where, "arguments.properties must list contract properties")
+                continue
+            keys.append(UniqueKey(rid, tuple(cols), (q.description or f"one row per {', '.join(cols)}").strip()))
         else:
-            raise ContractError(f"{path}: quality rule '{rid}' (type {q.type}) is not supported by this project")
+            problems.add(where, f"quality rule of type {q.type} is not supported by this project (supported: custom with engine etl, library duplicateValues)")
 
-    threshold = custom.get("rejectThreshold") or {}
+    for key in ("extract", "fileName"):
+        if key in custom and not _is_text(custom[key]):
+            problems.add(key, f"must be a text, not {_kind(custom[key])}")
     month_column = custom.get("monthColumn")
-    if month_column and month_column not in names:
-        raise ContractError(f"{path}: monthColumn '{month_column}' is not a property")
+    if month_column is not None and (not _is_text(month_column) or month_column not in names):
+        problems.add("monthColumn", f"{_shown(month_column)} is not a property")
+        month_column = None
+    force_column = custom.get("forceColumn")
+    if force_column is not None and (not _is_text(force_column) or force_column not in names):
+        problems.add("forceColumn", f"{_shown(force_column)} is not a property")
+        force_column = None
+    fraction, min_rows = _reject_threshold(custom["rejectThreshold"], problems) if "rejectThreshold" in custom else (0.05, 25)
+    for key in ("optional", "reference"):
+        if key in custom and not isinstance(custom[key], bool):
+            problems.add(key, f"must be true or false, not {_kind(custom[key])}")
+    profile = custom.get("profile", "force")
+    if not isinstance(profile, str) or profile not in PROFILES:
+        problems.add("profile", f"{_shown(profile)} is not a source profile (known: {', '.join(sorted(PROFILES))})")
+    _cross_month_checks(custom.get("crossMonthChecks"), names, problems)
+    problems.raise_if_any(path)
     return Contract(
         id=model.id or path.stem,
         version=str(model.version),
@@ -223,12 +511,12 @@ def parse_contract(path: str | Path) -> Contract:
         rules=tuple(rules),
         unique_keys=tuple(keys),
         month_column=month_column,
-        force_column=custom.get("forceColumn"),
-        reject_fraction=float(threshold.get("fraction", 0.05)),
-        reject_min_rows=int(threshold.get("minimumRows", 25)),
-        optional=bool(custom.get("optional", False)),
-        reference=bool(custom.get("reference", False)),
-        profile=str(custom.get("profile", "force")),
+        force_column=force_column,
+        reject_fraction=fraction,
+        reject_min_rows=min_rows,
+        optional=custom.get("optional", False) is True,
+        reference=custom.get("reference", False) is True,
+        profile=str(profile),
         model=model,
     )
 
@@ -257,7 +545,7 @@ def load_contract(name: str) -> Contract:
 # --------------------------------------------------------------------------------------------------
 # Lint: the ODCS model and JSON schema (checked by parse_contract) plus the project's own rules.
 
-CROSS_MONTH_KINDS = {"continuity": (), "key_in_other_months": ("column",), "key_loaded": ("column", "lookup"), "volume_vs_history": (), "reconcile_published": ("tolerancePercent",)}
+CROSS_MONTH_KINDS = {kind: needed for kind, (needed, _) in CROSS_MONTH_ARGS.items()}
 IDENTIFIER_HINTS = ("_ref", "_id", "person", "response_id")
 
 
@@ -269,13 +557,46 @@ class Finding:
     message: str
 
 
+def pattern_error(pattern: str) -> str | None:
+    """Why the validation engine (the polars regex engine) cannot compile PATTERN, or None if it can.
+
+    Python's ``re`` is not the engine: it accepts look-arounds and backreferences that polars rejects
+    (a check using such a pattern would raise on every file), and rejects some that polars accepts.
+    """
+    import polars as pl
+
+    try:
+        pl.select(pl.lit("", pl.Utf8).str.contains(pattern))
+    except pl.exceptions.PolarsError as exc:
+        lines = [line.strip() for line in str(exc).splitlines()]
+        reason = next((line[len("error:"):].strip() for line in lines if line.startswith("error:")), "") or (lines[0] if lines else type(exc).__name__)
+        return reason
+    return None
+
+
 def lint_contract(path: Path) -> list[Finding]:
-    """Problems with one contract file; an unparseable file is one error finding."""
+    """Problems with one contract file. A contract `parse_contract` rejects gives one error finding
+    per problem (or one for the file when it is not a readable ODCS document); never an exception."""
+    path = Path(path)
     name = path.stem
     try:
         c = parse_contract(path)
     except ContractError as exc:
+        if exc.problems:
+            return [Finding(name, "error", where, message) for where, message in exc.problems]
         return [Finding(name, "error", "file", str(exc))]
+    except Exception as exc:  # a bug here must not stop the lint of the other contracts
+        return [Finding(name, "error", "file", f"{path}: could not be checked ({type(exc).__name__}: {exc}); please report this")]
+    try:
+        return _lint(c, path)
+    except Exception as exc:
+        return [Finding(name, "error", "file", f"{path}: could not be checked ({type(exc).__name__}: {exc}); please report this")]
+
+
+def _lint(c: Contract, path: Path) -> list[Finding]:
+    import re
+
+    name = path.stem
     found: list[Finding] = []
 
     def add(sev: str, where: str, msg: str) -> None:
@@ -283,34 +604,29 @@ def lint_contract(path: Path) -> list[Finding]:
 
     if c.id != path.stem:
         add("error", "id", f"id '{c.id}' differs from the file name '{path.stem}'")
-    import re
-
     if not re.match(r"^\d+\.\d+\.\d+$", c.version):
         add("error", "version", f"version '{c.version}' is not MAJOR.MINOR.PATCH")
     if c.model and c.model.status not in ("active", "draft", "deprecated", "retired", "proposed"):
         add("warning", "status", f"status '{c.model.status}' is unusual")
     if not (c.model and c.model.description and c.model.description.purpose):
         add("warning", "description", "no description.purpose")
-    if not 0 <= c.reject_fraction <= 1:
-        add("error", "rejectThreshold", "fraction must be between 0 and 1")
+    for prop in (c.model.customProperties or []) if c.model else []:
+        if prop.property and prop.property not in CONTRACT_PROPERTIES:
+            add("warning", "customProperties", f"'{prop.property}' is not read by this project (known: {', '.join(sorted(CONTRACT_PROPERTIES))})")
     if c.month_column:
         col = c.column(c.month_column)
         if col.logical_type not in ("date", "timestamp") and not (col.logical_type == "string" and col.pattern and "\\d{4}" in col.pattern.replace("[0-9]{4}", "\\d{4}")):
             add("error", "monthColumn", f"monthColumn '{c.month_column}' must be a date, a timestamp or a YYYY-MM string with a pattern")
-    names = set(c.column_names)
     for col in c.columns:
         where = f"property {col.name}"
         if not col.description:
             add("warning", where, "no description")
         if col.enum and len(set(col.enum)) != len(col.enum):
             add("error", where, "enum lists a value twice")
-        if col.minimum is not None and col.maximum is not None and col.minimum > col.maximum:
-            add("error", where, "minimum is above maximum")
         if col.pattern:
-            try:
-                re.compile(col.pattern)
-            except re.error as exc:
-                add("error", where, f"pattern does not compile: {exc}")
+            reason = pattern_error(col.pattern)
+            if reason:
+                add("error", where, f"pattern of {col.name} does not compile with the validation engine (polars regex): {reason}")
         if col.code_list:
             ref = col.code_list.get("reference")
             from etl.reference import ReferenceError_, load_code_list
@@ -319,23 +635,10 @@ def lint_contract(path: Path) -> list[Finding]:
                 load_code_list(contracts_dir() / ref if ref else None)
             except ReferenceError_ as exc:
                 add("error", where, f"codeList: {exc}")
-            valid_on = col.code_list.get("validOnColumn")
-            if valid_on and valid_on not in names:
-                add("error", where, f"codeList validOnColumn '{valid_on}' is not a property")
         if col.name != "force_id" and any(h in col.name for h in IDENTIFIER_HINTS) and not col.classification:
             add("warning", where, "looks like an identifier but has no classification (reports must not show it)")
         if col.name in ("force_id", "month", "source_file", "source_sha256", "source_row") and not (col.name == "force_id" and (c.force_column == "force_id" or c.reference)):
             add("error", where, f"'{col.name}' is a lineage column the warehouse adds; rename the property")
-    for spec in _custom(c.model.customProperties if c.model else None).get("crossMonthChecks") or []:
-        kind = spec.get("check")
-        if kind not in CROSS_MONTH_KINDS:
-            add("error", "crossMonthChecks", f"unknown check '{kind}' (known: {', '.join(CROSS_MONTH_KINDS)})")
-            continue
-        for arg in CROSS_MONTH_KINDS[kind]:
-            if arg not in spec:
-                add("error", "crossMonthChecks", f"{kind} needs '{arg}'")
-        if spec.get("column") and spec["column"] not in names:
-            add("error", "crossMonthChecks", f"{kind}: column '{spec['column']}' is not a property")
     return found
 
 

@@ -3,11 +3,15 @@
 Two kinds of failure, kept apart on purpose:
 
 * file failures (`FileFailure`): a missing or renamed column, a row dated outside the extract's month,
-  an empty, truncated or undecodable file, or more rejected rows than the contract allows. The run
-  stops with one plain message and writes nothing.
+  an empty, truncated or undecodable file, more rejected rows than the contract allows, or a rule that
+  could not be run at all (e.g. a contract pattern the polars regex engine rejects: a rule that judged
+  no row is never reported as passed). The run stops with one plain message and writes nothing.
 * row failures: a row that breaks a row rule (type, required, unique, range, pattern, code list,
   cross-column rule) is quarantined whole, with its row number and every rule it failed. Every other
-  row is loaded. Rows in = rows loaded + rows quarantined, always.
+  row is loaded. Rows in = rows loaded + rows quarantined, always. A value arrives exactly or its row
+  is quarantined: a number too large for a 64-bit integer, an infinite or NaN number or an impossible
+  date fails its type rule instead of becoming null (and a guard fails the file should one ever slip
+  through).
 
 Row rules run as a pandera-polars schema built from the contract over the text columns as read
 (pandera reports the row index of every failure, which maps to the row number). Values of personal
@@ -189,9 +193,12 @@ class _SchemaBuilder:
         elif c.logical_type == "timestamp":
             checks.append(self._check(RuleInfo(f"{n}.type", n, f"{n} must be a date and time written YYYY-MM-DD HH:MM:SS", "not a date-time"), lambda: _null_or(_as_timestamp(n).is_not_null(), n), n))
         elif c.logical_type == "integer":
-            checks.append(self._check(RuleInfo(f"{n}.type", n, f"{n} must be a whole number", "not a whole number"), lambda: _null_or(pl.col(n).str.contains(r"^[+-]?\d+$"), n), n))
+            # Written as digits AND exactly representable as a 64-bit integer: a value too large to store
+            # (which the conversion would silently turn into null) fails here instead of being lost.
+            checks.append(self._check(RuleInfo(f"{n}.type", n, f"{n} must be a whole number", "not a whole number within range"), lambda: _null_or(pl.col(n).str.contains(r"^[+-]?\d+$") & _as_number(n, True).is_not_null(), n), n))
         elif c.logical_type == "number":
-            checks.append(self._check(RuleInfo(f"{n}.type", n, f"{n} must be a number", "not a number"), lambda: _null_or(_as_number(n, False).is_not_null(), n), n))
+            # A finite number: text that converts to infinity or NaN ("1e999", "nan", "inf") is not a value.
+            checks.append(self._check(RuleInfo(f"{n}.type", n, f"{n} must be a number", "not a number"), lambda: _null_or(_as_number(n, False).is_finite(), n), n))
         elif c.logical_type == "boolean":
             allowed = [c.true_value, c.false_value]
             checks.append(self._check(RuleInfo(f"{n}.flag", n, f"{n} must be {c.true_value} or {c.false_value}", f"not {c.true_value}/{c.false_value}"), lambda: _null_or(pl.col(n).is_in(allowed), n), n))
@@ -299,7 +306,8 @@ class _SchemaBuilder:
     def build(self) -> pa.DataFrameSchema:
         columns = {}
         for c in self.contract.columns:
-            self.rules[f"{c.name}.required"] = RuleInfo(f"{c.name}.required", c.name, f"{c.name} must not be empty", "empty")
+            if c.required:  # an optional column has no such rule: it must not be reported as a check that passed
+                self.rules[f"{c.name}.required"] = RuleInfo(f"{c.name}.required", c.name, f"{c.name} must not be empty", "empty")
             columns[c.name] = pa.Column(pl.Utf8, checks=self.column_checks(c), nullable=not c.required, required=True)
         return pa.DataFrameSchema(columns, checks=self.frame_checks(), strict=False, name=self.contract.id)
 
@@ -416,7 +424,7 @@ def validate_extracts(contract: Contract, inputs: list[ExtractInput]) -> list[Ex
     builder = _SchemaBuilder(contract, [item.ctx for item in inputs], forces)
     schema = builder.build()
     batch = pl.concat(list(frames.values()), how="vertical") if len(frames) > 1 else next(iter(frames.values()))
-    failures = _run_schema(schema, builder.prepare(batch).drop(ROW_NUMBER))
+    failures, rule_errors = _run_schema(schema, builder.prepare(batch).drop(ROW_NUMBER))
     # failures: index (position in the batch), rule id -> the file and row number they belong to
     position = batch.select(pl.int_range(pl.len()).cast(pl.Int64).alias("index"), pl.col(_FILE), pl.col(ROW_NUMBER))
     failed = failures.join(position, on="index", how="left")
@@ -435,6 +443,7 @@ def validate_extracts(contract: Contract, inputs: list[ExtractInput]) -> list[Ex
     per_row_by_file = per_row.partition_by(_FILE, as_dict=True, include_key=False) if per_row.height else {}
     passed = batch.filter(~pl.int_range(pl.len(), dtype=pl.Int64).is_in(failures["index"].unique().implode())) if failures.height else batch
     typed = _typed(contract, passed)
+    lost = _lost_values(contract, passed, typed)  # file -> (column, rows, first row): must never happen
     typed_by_file = typed.partition_by(_FILE, as_dict=True, include_key=False) if len(frames) > 1 else {(i,): typed.drop(_FILE) for i in frames}
     empty_typed = typed.clear().drop(_FILE)
     empty_per_row = per_row.clear().drop(_FILE)
@@ -443,6 +452,29 @@ def validate_extracts(contract: Contract, inputs: list[ExtractInput]) -> list[Ex
         item = inputs[i]
         raw, path = item.raw, item.path
         rows_in = raw.rows_in
+        broken = sorted(rid for rid in rule_errors if rid not in builder.applies or i in builder.applies[rid])
+        if broken:
+            # A rule that raised judged no row: it must not count as passed (nothing is loaded).
+            rid = broken[0]
+            also = f"; rule(s) {', '.join(broken[1:])} could not be run either" if len(broken) > 1 else ""
+            outcomes[i] = FileFailure(
+                path,
+                rid,
+                f"rule {rid} could not be run ({rule_errors[rid]}){also}; the contract {contract.id} v{contract.version} "
+                f"needs fixing; nothing was loaded",
+            )
+            continue
+        if i in lost:
+            col, n_lost, first = lost[i]
+            kind = contract.column(col).logical_type
+            outcomes[i] = FileFailure(
+                path,
+                f"{col}.type",
+                f"{n_lost} row(s) (first at row {first}) have a {col} value that passed every rule of the contract "
+                f"{contract.id} v{contract.version} but cannot be stored as {kind}; rather than lose the value nothing was loaded "
+                f"(the {col}.type rule must reject such values: please report this)",
+            )
+            continue
         checks = [month_checks[i]] if i in month_checks else []
         for rid, info in builder.rules.items():
             if rid in builder.applies and i not in builder.applies[rid]:
@@ -455,6 +487,13 @@ def validate_extracts(contract: Contract, inputs: list[ExtractInput]) -> list[Ex
         )
         if not raw.ends_with_newline:
             checks.append(CheckResult("file.ends_with_newline", None, "the file ends with a newline (a missing one can mean a cut-off export)", "warning", False, 0, rows_in))
+        fallback = raw.encoding == "windows-1252"  # not UTF-8: the reader fell back to Windows-1252
+        checks.append(
+            CheckResult(
+                "file.encoding", None, "the file is UTF-8 (a file read as Windows-1252 may show accented characters wrongly)", "warning",
+                not fallback, 0, rows_in, "read as Windows-1252 (not UTF-8); check accented characters" if fallback else None,
+            )
+        )
         rows_failed = per_row_by_file.get((i,), empty_per_row)
         bad_rows = rows_failed.height + len(raw.malformed)
         limit = contract.reject_limit(rows_in)
@@ -480,7 +519,7 @@ def validate_extracts(contract: Contract, inputs: list[ExtractInput]) -> list[Ex
             "source_sha256": raw.sha256,
             "contract_version": contract.version,
         }
-        quarantine = _quarantine_frame(raw, rows_failed, lineage)
+        quarantine = _quarantine_frame(raw, rows_failed, lineage, contract)
         clean = typed_by_file.get((i,), empty_typed).with_columns(
             [pl.lit(lineage[k], dtype=pl.Utf8).alias(k) for k in ("month", "source_file", "source_sha256")]
         ).select([c for c in empty_typed.columns])
@@ -490,34 +529,132 @@ def validate_extracts(contract: Contract, inputs: list[ExtractInput]) -> list[Ex
     return outcomes  # type: ignore[return-value]
 
 
-def _run_schema(schema: pa.DataFrameSchema, frame: pl.DataFrame) -> pl.DataFrame:
-    """Failure cases as (index, rule): index is the 0-based position of the failing row."""
+def _run_schema(schema: pa.DataFrameSchema, frame: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, str]]:
+    """The row failures as (index, rule) - index is the 0-based position of the failing row - and the
+    rules that could not be run at all, as rule id -> the reason in plain words.
+
+    pandera reports a check that raised (e.g. a pattern the polars regex engine rejects) or a schema
+    error (a column of the wrong dtype) as a failure case WITHOUT a row index. Such a rule has judged
+    no row, so it must not be counted as passed: the caller fails every file it applies to.
+    """
     empty = pl.DataFrame(schema={"index": pl.Int64, "rule": pl.Utf8})
     try:
         schema.validate(frame, lazy=True)
-        return empty
+        return empty, {}
     except SchemaErrors as exc:
         fc = exc.failure_cases
     except SchemaError as exc:  # pragma: no cover - lazy=True collects errors; kept for safety
         fc = exc.failure_cases if isinstance(exc.failure_cases, pl.DataFrame) else None
         if fc is None:
             raise
-    fc = fc.filter(pl.col("index").is_not_null())
     rule = (
         pl.when(pl.col("check") == "not_nullable")
         .then(pl.col("column") + ".required")
         .otherwise(pl.col("check"))
     )
-    return fc.select(pl.col("index").cast(pl.Int64), rule.alias("rule")).unique()
+    errors: dict[str, str] = {}
+    for row in fc.filter(pl.col("index").is_null()).select("column", "check", "failure_case").unique(maintain_order=True).iter_rows(named=True):
+        rid, reason = _rule_error(row["column"], row["check"], row["failure_case"])
+        errors.setdefault(rid, reason)
+    rows = fc.filter(pl.col("index").is_not_null())
+    return rows.select(pl.col("index").cast(pl.Int64), rule.alias("rule")).unique(), errors
 
 
-def _quarantine_frame(raw: RawExtract, per_row: pl.DataFrame, lineage: dict) -> pl.DataFrame:
+def _rule_error(column: str | None, check: str | None, failure_case: str | None) -> tuple[str, str]:
+    """The rule id and, in plain words, why it could not be run, from a failure case without a row index.
+
+    Error texts from polars can quote cell values (e.g. a failed conversion lists them), so only the
+    kind of error is used - except the regex engine's own words on why a pattern does not compile,
+    which describe the contract's pattern, never the data.
+    """
+    text = str(failure_case or "")
+    check = str(check or "")
+    if check.startswith("dtype("):
+        return f"{column}.dtype", f"column {column} holds {text or 'non-text'} values, not text as read from the file"
+    if check == "column_in_dataframe":
+        return f"{column}.present", f"column {column} is not in the data"
+    if check == "not_nullable":
+        rid = f"{column}.required"
+    else:
+        rid = check or (f"{column}.schema" if column else "schema")
+    reason = _engine_reason(text)
+    return rid, reason
+
+
+def _engine_reason(error_text: str) -> str:
+    """Plain words for an error raised inside a check (no values from the data)."""
+    if error_text.startswith('ComputeError("regex error'):
+        detail = next((line.strip()[len("error:"):].strip() for line in error_text.splitlines() if line.strip().startswith("error:")), "")
+        return "its pattern is not supported by the polars regex engine validation uses" + (f": {detail}" if detail else "")
+    kind = error_text.split("(", 1)[0].strip() if error_text else ""
+    if kind == "ColumnNotFoundError":
+        return "a column it reads is not in the data"
+    if kind in ("InvalidOperationError", "SchemaError", "ComputeError"):
+        return f"the validation engine cannot evaluate it on this data ({kind})"
+    return f"the check raised an error ({kind})" if kind and kind.isidentifier() else "the check raised an error"
+
+
+# What a quarantine record holds instead of the value of a column its contract does not name.
+_NOT_IN_CONTRACT = "[redacted: not in contract]"
+
+
+def _quarantine_contract(lineage: dict) -> Contract | None:
+    """The contract of a quarantined extract when the caller did not pass it: by extract name (the
+    contract id for every contract in contracts/), else the contract whose `extract` is that name."""
+    from etl.contracts import ContractError, list_contracts, load_contract
+
+    name = lineage.get("extract")
+    if not name:
+        return None
+    try:
+        return load_contract(name)
+    except ContractError:
+        return next((c for c in list_contracts() if c.extract == name), None)
+
+
+def _redaction_markers(header: list[str], contract: Contract | None) -> dict[str, str | None]:
+    """Per header column: the marker replacing its values in the quarantine record, or None to keep them.
+
+    A header name is matched to the contract by the file's own column name (`Column.source_name`, the
+    physicalName). A column classified identifier/personal/sensitive/restricted says its class; a
+    column the contract does not know (an extra column a force adds) may hold anything: redacted too.
+    """
+    by_source = {c.source_name: c for c in contract.columns} if contract is not None else {}
+    markers: dict[str, str | None] = {}
+    for h in header:
+        c = by_source.get(h)
+        if c is None:
+            markers[h] = _NOT_IN_CONTRACT
+        elif c.personal:
+            markers[h] = f"[redacted: {(c.classification or '').strip().lower()}]"
+        else:
+            markers[h] = None
+    return markers
+
+
+def _quarantine_frame(raw: RawExtract, per_row: pl.DataFrame, lineage: dict, contract: Contract | None = None) -> pl.DataFrame:
+    """The quarantine rows of one file: row number, failed rules and the row as a JSON ``record``.
+
+    The record keeps every column (so the force can see which row and fix it in its own file), but the
+    value of a classified column (identifier, personal, sensitive, restricted) or of a column not in the
+    contract is replaced by a marker saying why (``"[redacted: identifier]"``); an empty value stays
+    null. A malformed row (wrong field count) cannot be split into columns reliably, so its text is not
+    kept at all: ``{"_raw_line": "[redacted: malformed row, N fields]"}``. ``contract`` defaults to the
+    contract of ``lineage["extract"]``.
+    """
+    if contract is None:
+        contract = _quarantine_contract(lineage)
     header = raw.header
+    markers = _redaction_markers(header, contract)
+    fields = [
+        pl.col(h) if markers[h] is None else pl.when(pl.col(h).is_null()).then(pl.lit(None, pl.Utf8)).otherwise(pl.lit(markers[h], pl.Utf8)).alias(h)
+        for h in header
+    ]
     rows = raw.frame.join(per_row, on=ROW_NUMBER, how="inner").select(
         pl.col(ROW_NUMBER),
         pl.col("failed_checks"),
         pl.col("failure_detail"),
-        pl.struct(header).struct.json_encode().alias("record"),
+        pl.struct(fields).struct.json_encode().alias("record"),
     )
     if raw.malformed:
         bad = pl.DataFrame(
@@ -525,7 +662,7 @@ def _quarantine_frame(raw: RawExtract, per_row: pl.DataFrame, lineage: dict) -> 
                 ROW_NUMBER: [m.row_number for m in raw.malformed],
                 "failed_checks": ["row.field_count"] * len(raw.malformed),
                 "failure_detail": [f"row: {m.actual_fields} fields, the header has {m.expected_fields}" for m in raw.malformed],
-                "record": [json.dumps({"_raw_line": m.text}) for m in raw.malformed],
+                "record": [json.dumps({"_raw_line": f"[redacted: malformed row, {m.actual_fields} fields]"}) for m in raw.malformed],
             },
             schema={ROW_NUMBER: pl.Int64, "failed_checks": pl.Utf8, "failure_detail": pl.Utf8, "record": pl.Utf8},
         )
@@ -563,6 +700,33 @@ def _typed(contract: Contract, frame: pl.DataFrame) -> pl.DataFrame:
     lin = [pl.lit(None, dtype=pl.Utf8).alias(k) for k in ("month", "source_file", "source_sha256")]
     # rows stay in file order and, within a file, in line order (as read)
     return frame.select(exprs + lin + [pl.col(ROW_NUMBER).alias("source_row"), pl.col(_FILE)])
+
+
+def _lost_values(contract: Contract, passed: pl.DataFrame, typed: pl.DataFrame) -> dict[int, tuple[str, int, int]]:
+    """Guard: per file, a typed column where a non-empty text value became null in the typed frame.
+
+    The type rules reject every value that cannot be converted, so this finds nothing; it exists so
+    that no future rule gap can silently turn a value into null. Returns file -> (column, rows, first row).
+    ``passed`` and ``typed`` hold the same rows in the same order.
+    """
+    cols = [c.name for c in contract.columns if c.logical_type != "string"]
+    if not cols or not passed.height:
+        return {}
+    flags = pl.concat(
+        [
+            passed.select([pl.col(n).is_not_null().alias(f"__text_{k}") for k, n in enumerate(cols)]),
+            typed.select(pl.col(_FILE), pl.col("source_row"), *[pl.col(n).is_null().alias(f"__null_{k}") for k, n in enumerate(cols)]),
+        ],
+        how="horizontal",
+    ).select(pl.col(_FILE), pl.col("source_row"), *[(pl.col(f"__text_{k}") & pl.col(f"__null_{k}")).alias(n) for k, n in enumerate(cols)])
+    if not flags.select(pl.any_horizontal(pl.col(cols).any())).item():
+        return {}
+    out: dict[int, tuple[str, int, int]] = {}
+    for n in cols:
+        hits = flags.filter(pl.col(n)).group_by(_FILE).agg(pl.len().alias("rows"), pl.col("source_row").min().alias("first"))
+        for r in hits.iter_rows(named=True):
+            out.setdefault(r[_FILE], (n, r["rows"], r["first"]))
+    return out
 
 
 def describe_failure_rows(result: ExtractResult, limit: int = 20) -> list[str]:

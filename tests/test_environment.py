@@ -8,7 +8,7 @@ def test_prefect_server_app_builds_with_the_installed_fastapi():
 
     app = create_app(ephemeral=True)
     assert app is not None
-    assert len(app.routes) > 10  # the API routes were registered
+    assert "/api" in {getattr(r, "path", None) for r in app.routes}  # the API is mounted
 
 
 def test_chosen_libraries_import():

@@ -63,9 +63,11 @@ def test_each_bad_row_is_quarantined_with_its_rule(tmp_path, rule, change):
     assert q["row_number"] == 9  # line 9: header + 8th data row
     assert q["failed_checks"] == rule
     assert q["extract"] == "recorded_crime" and q["month"] == "2019-03"
-    # the whole row is kept, as read
+    # every column is kept, as read, except the classified ones (crime_ref identifier, victim_age personal)
     record = json.loads(q["record"])
-    assert record["crime_ref"] == "R7" and list(record) == CRIME_HEADER
+    assert list(record) == CRIME_HEADER
+    assert record["crime_ref"] == "[redacted: identifier]" and record["victim_age"] == "[redacted: personal]"
+    assert {h: v for h, v in record.items() if h not in ("crime_ref", "victim_age")} == {h: rows[7][h] or None for h in CRIME_HEADER if h not in ("crime_ref", "victim_age")}
     assert "R7" not in r.clean["crime_ref"].to_list()
     failing = {c.check: c.failing_rows for c in r.checks}
     assert failing[rule] == 1
@@ -92,7 +94,7 @@ def test_a_row_failing_several_rules_is_quarantined_once_with_all_of_them(tmp_pa
     assert "-4" not in detail  # personal values are described, not shown
 
 
-def test_malformed_row_is_quarantined_whole(tmp_path):
+def test_malformed_row_is_quarantined_without_its_text(tmp_path):
     p = tmp_path / "rc.csv"
     lines = [",".join(CRIME_HEADER)] + [",".join(crime(f"R{i}", "2019-03-05").values()) for i in range(3)]
     lines.insert(2, "R9,test-force,2019-03-05,,8N")
@@ -100,7 +102,8 @@ def test_malformed_row_is_quarantined_whole(tmp_path):
     r = validate(p)
     assert (r.rows_in, r.rows_loaded, r.rows_quarantined) == (4, 3, 1)
     assert r.quarantine.row(0, named=True)["row_number"] == 3
-    assert json.loads(r.quarantine["record"][0]) == {"_raw_line": "R9,test-force,2019-03-05,,8N"}
+    assert json.loads(r.quarantine["record"][0]) == {"_raw_line": "[redacted: malformed row, 5 fields]"}
+    assert r.quarantine["failure_detail"][0] == "row: 5 fields, the header has 15"
 
 
 def test_missing_column_fails_the_file_and_names_the_likely_rename(tmp_path):
