@@ -3,7 +3,7 @@ validates it row by row against one suite built from the SAME rules as contracts
 the failing rows are found from the COMPLETE result (unexpected_index_column_names=["row_number"]) and
 quarantined, and the clean rows are written to zstd Parquet - one file per force-month, like the project.
 
-The suite is generated from the project's parsed contract (`etl.contracts.load_contract`) so it cannot
+The suite is generated from the project's parsed contract (`etl.core.contracts.load_contract`) so it cannot
 drift from it:
 
 * required -> expect_column_values_to_not_be_null            (12 columns)
@@ -44,8 +44,8 @@ def build_suite():
     """(expectations, helper columns) from the recorded_crime contract."""
     import great_expectations.expectations as gxe
 
-    from etl.contracts import load_contract
-    from etl.reference import contracts_dir, load_code_list
+    from etl.core.contracts import load_contract
+    from etl.core.reference import contracts_dir, load_code_list
 
     contract = load_contract("recorded_crime")
     ex = []

@@ -1,6 +1,6 @@
 """Synthetic extracts for the benchmark sizes, generated once into a cache under /tmp.
 
-Each force is a source folder written by the project's demo generator (`etl.demo.generate_demo`)
+Each force is a source folder written by the project's demo generator (`etl.demo.generator.generate_demo`)
 with its own seed and size: CACHE/data/<key>/<force_id>/YYYY-MM/recorded_crime.csv plus
 reference/population.csv and reference/areas.csv. Only recorded crime is benchmarked: the generator's
 crime_outcomes.csv files are deleted after generation, on every side alike (the outcomes extract is
@@ -45,7 +45,7 @@ def generator_fingerprint() -> str:
 
 def _wanted(size: Size, force_id: str, cpm: int) -> dict:
     return {"force_id": force_id, "crimes_per_month": cpm, "seed": force_seed(force_id), "first_month": size.first_month,
-            "bad_rows_per_month": BAD_ROWS_PER_MONTH, "generator": "etl.demo.generate_demo", "generator_sha256": generator_fingerprint(),
+            "bad_rows_per_month": BAD_ROWS_PER_MONTH, "generator": "etl.demo.generator.generate_demo", "generator_sha256": generator_fingerprint(),
             "outcomes": "deleted"}
 
 
@@ -63,7 +63,7 @@ def _covered(folder: Path, wanted: dict, months: list[str]) -> dict | None:
 
 def _generate_force(args: tuple[str, dict, list[str]]) -> dict:
     folder, wanted, months = args
-    from etl.demo import generate_demo
+    from etl.demo.generator import generate_demo
 
     folder = Path(folder)
     rows: dict[str, int] = {}

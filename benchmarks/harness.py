@@ -439,7 +439,7 @@ def measure_measures_10y(args, small: bool = False) -> dict:
     return {
         "size": name, "measured": True, "measured_at": dt.datetime.now().isoformat(timespec="seconds"),
         "code_sha256": machine.code_fingerprint(),
-        "method": "curated recorded_crime Delta table (etl.validation.curated_schema) + population + one audit_runs load row per "
+        "method": "curated recorded_crime Delta table (etl.core.validation.curated_schema) + population + one audit_runs load row per "
                   "force-month written directly from the demo generator's valid rows (benchmarks/measures_table.py); only "
                   "pipeline.refresh_measures is timed, in its own process, on a pristine copy",
         "forces": spec["forces"], "months": spec["months"], "first_month": spec["first_month"], "rows": t["rows"],

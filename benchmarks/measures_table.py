@@ -2,8 +2,8 @@
 
 Loading 5,160 force-months (~65M rows) through the monthly load would take hours on 2 cores, so the
 curated `recorded_crime` Delta table is written straight from the demo generator's valid rows
-(`etl.demo._Generator.crimes`, the same rows its CSVs hold) in the curated schema
-(`etl.validation.curated_schema`), with a `population` table and one `audit_runs` row of kind
+(`etl.demo.generator._Generator.crimes`, the same rows its CSVs hold) in the curated schema
+(`etl.core.validation.curated_schema`), with a `population` table and one `audit_runs` row of kind
 `load` per force-month whose `table_versions` name the tables' versions - what a warehouse filled by
 the monthly load holds for the tables `refresh_measures` and `run_expectations` read (there is no
 quarantine or audit_checks table: the generator's valid rows only). Each phase is then timed in its
@@ -25,10 +25,10 @@ def build(job: dict) -> dict:
     import polars as pl
     from deltalake import DeltaTable, write_deltalake
 
-    from etl.contracts import load_contract
-    from etl.demo import _Generator, _load_profile
-    from etl.validation import curated_schema
-    from etl.warehouse import AUDIT_RUNS_SCHEMA
+    from etl.core.contracts import load_contract
+    from etl.demo.generator import _Generator, _load_profile
+    from etl.core.validation import curated_schema
+    from etl.core.warehouse import AUDIT_RUNS_SCHEMA
 
     from benchmarks.config import month_range
     from benchmarks.data import force_seed

@@ -7,7 +7,7 @@ files and each in its own process (so peak memory is per side):
 * project      the project's own functions: `pipeline.load_source_month(..., compute=False)` per month
                (every force folder of the month in one run when there are several forces, as `etl backfill`
                does for a SOURCE/<force>/YYYY-MM/ source; stage events read / validate / cross_month / write),
-               then `pipeline.refresh_measures`, then `etl.expectations.run_expectations` - three processes,
+               then `pipeline.refresh_measures`, then `etl.quality.expectations.run_expectations` - three processes,
                one warehouse;
 * alternative  pandas + Great Expectations (one suite from the recorded_crime contract, COMPLETE
                results with row numbers, quarantine), then Parquet;

@@ -82,7 +82,8 @@ def _batches(files: list[dict]) -> list[list[dict]]:
 
 def side_project_load(job: dict) -> dict:
     t = time.perf_counter()
-    from etl import pipeline, progress
+    from etl.loading import pipeline
+    from etl.core import progress
 
     imported = time.perf_counter() - t
     wh = job["warehouse"]
@@ -103,7 +104,7 @@ def side_project_load(job: dict) -> dict:
             stages.month = f["month"]
             t0 = time.perf_counter()
             try:
-                if len(batch) > 1:  # every force of the month in one run: SOURCE/<force>/YYYY-MM/ (etl.pipeline.force_folders)
+                if len(batch) > 1:  # every force of the month in one run: SOURCE/<force>/YYYY-MM/ (etl.loading.pipeline.force_folders)
                     reps = pipeline.load_source_month(str(Path(f["source"]).parent), f["month"], wh, compute=False)
                 else:
                     reps = [pipeline.load_month(f["source"], f["month"], wh, force_id=f["force_id"], compute=False)]
@@ -149,7 +150,8 @@ def side_project_load(job: dict) -> dict:
 
 def side_project_measures(job: dict) -> dict:
     t = time.perf_counter()
-    from etl import pipeline, progress
+    from etl.loading import pipeline
+    from etl.core import progress
 
     imported = time.perf_counter() - t
     stages = Stages()
@@ -167,8 +169,8 @@ def side_project_expectations(job: dict) -> dict:
 
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     t = time.perf_counter()
-    from etl import progress
-    from etl.expectations import run_expectations
+    from etl.core import progress
+    from etl.quality.expectations import run_expectations
     import great_expectations  # noqa: F401  (imported lazily by run_expectations; timed here as import)
 
     imported = time.perf_counter() - t
@@ -228,8 +230,8 @@ def side_prefect(job: dict) -> dict:
     out: dict = {"force_id": f["force_id"], "month": f["month"], "rows": f["rows"], "repeats": repeats}
 
     t = time.perf_counter()
-    from etl import pipeline
-    from etl.expectations import run_expectations
+    from etl.loading import pipeline
+    from etl.quality.expectations import run_expectations
 
     out["import_project_seconds"] = time.perf_counter() - t
 
@@ -255,7 +257,7 @@ def side_prefect(job: dict) -> dict:
     t = time.perf_counter()
     from prefect import flow
 
-    from flows import monthly
+    from etl.flows import monthly
 
     out["import_prefect_seconds"] = time.perf_counter() - t
 

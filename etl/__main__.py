@@ -1,3 +1,3 @@
-from etl.cli import main
+from etl.cli.app import main
 
 main()

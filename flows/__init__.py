@@ -1,1 +1,1 @@
-"""Prefect flows: thin orchestration over the plain functions in `etl.pipeline`."""
+"""Deployment entry points; the flows ship inside the package as `etl.flows`."""

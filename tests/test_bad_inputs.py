@@ -25,7 +25,7 @@ from typing import Callable
 import pytest
 from typer.testing import CliRunner
 
-from etl.cli import app
+from etl.cli.app import app
 from tests.conftest import CRIME_HEADER, crime, write_csv, write_month, write_population
 
 runner = CliRunner()
@@ -495,7 +495,7 @@ def test_a_huge_field_in_a_row_is_quarantined_without_printing_it(ctx):
     assert "ZZZZ" not in r.output
     import polars as pl
 
-    from etl.warehouse import Warehouse
+    from etl.core.warehouse import Warehouse
 
     q = Warehouse(ctx.warehouse).read("quarantine").filter(pl.col("month") == MONTH)
     assert q["row_number"].to_list() == [6]
@@ -517,7 +517,7 @@ def test_demo_refuses_a_folder_it_did_not_create(tmp_path):
 
 
 def test_demo_refuses_a_non_empty_folder_without_its_marker(tmp_path):
-    from etl.demo import DemoFolderError, prepare_demo_dir
+    from etl.demo.generator import DemoFolderError, prepare_demo_dir
 
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(DemoFolderError, match="not created by `etl demo`"):
@@ -526,7 +526,7 @@ def test_demo_refuses_a_non_empty_folder_without_its_marker(tmp_path):
 
 
 def test_demo_takes_a_new_or_empty_folder_and_then_replaces_only_its_own_warehouse(tmp_path):
-    from etl.demo import DEMO_MARKER, DemoFolderError, prepare_demo_dir
+    from etl.demo.generator import DEMO_MARKER, DemoFolderError, prepare_demo_dir
 
     paths = prepare_demo_dir(tmp_path / "new")
     assert (tmp_path / "new" / DEMO_MARKER).is_file() and paths.warehouse == tmp_path / "new" / "warehouse"
@@ -552,25 +552,34 @@ def test_demo_takes_a_new_or_empty_folder_and_then_replaces_only_its_own_warehou
 
 
 def test_every_project_error_class_has_an_exit_code():
-    """Every exception class defined in etl/*.py is mapped (directly or through its base) in etl.cli."""
+    """Every exception class defined in etl/ derives from the one taxonomy (etl.errors), so the command
+    line maps it: data errors exit 1, configuration and transient errors exit 2."""
     import ast
     import importlib
 
-    from etl.cli import exit_code_for
+    from etl.cli.app import exit_code_for
+    from etl.errors import ConfigError, DataError, EtlError, TransientError
 
     found = []
-    for path in sorted((REPO / "etl").glob("*.py")):
+    for path in sorted((REPO / "etl").rglob("*.py")):
+        module_name = ".".join(path.relative_to(REPO).with_suffix("").parts)
         tree = ast.parse(path.read_text())
         for node in tree.body:
             if isinstance(node, ast.ClassDef):
-                module = importlib.import_module(f"etl.{path.stem}")
+                module = importlib.import_module(module_name)
                 kind = getattr(module, node.name, None)
                 if isinstance(kind, type) and issubclass(kind, BaseException):
                     found.append(kind)
     names = {k.__name__ for k in found}
     assert {"ContractError", "ExtractError", "FileFailure", "LoadFailed", "PeriodError", "PublishedError", "ReferenceError_", "WarehouseError", "DefinitionError", "ReportError"} <= names
-    unmapped = [f"{k.__module__}.{k.__name__}" for k in found if exit_code_for(k) is None]
-    assert not unmapped, f"add these to etl.cli.PROJECT_ERRORS: {unmapped}"
+    outside = [f"{k.__module__}.{k.__name__}" for k in found if not issubclass(k, EtlError)]
+    assert not outside, f"derive these from a class of etl.errors: {outside}"
+    for k in found:
+        assert exit_code_for(k) == (1 if issubclass(k, DataError) else 2), k
+    from etl.core.warehouse import StaleSnapshot, WarehouseBusy
+
+    assert issubclass(WarehouseBusy, TransientError) and issubclass(StaleSnapshot, TransientError)
+    assert issubclass(found[0], (ConfigError, DataError, TransientError))
 
 
 @pytest.mark.parametrize(
@@ -584,7 +593,7 @@ def test_every_project_error_class_has_an_exit_code():
     ids=["permission", "is-a-directory", "not-a-directory", "not-found"],
 )
 def test_os_errors_become_one_line_naming_the_path(exc, code, line):
-    from etl.cli import error_line
+    from etl.cli.app import error_line
 
     assert error_line(exc) == (line, code)
 
@@ -593,7 +602,7 @@ def test_importing_the_cli_leaves_the_environment_alone():
     import subprocess
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "GX_", "DO_NOT_TRACK"))}
-    code = "import os; before = dict(os.environ); import etl.cli; print(sorted(set(os.environ) - set(before)))"
+    code = "import os; before = dict(os.environ); import etl.cli.app; print(sorted(set(os.environ) - set(before)))"
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
@@ -603,7 +612,7 @@ def test_measures_csv_neutralises_spreadsheet_formulas(ctx, monkeypatch):
     """A text cell that a spreadsheet would run as a formula is written with a leading quote."""
     import polars as pl
 
-    from etl.warehouse import Warehouse
+    from etl.core.warehouse import Warehouse
 
     read = Warehouse.read
 

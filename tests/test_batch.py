@@ -9,12 +9,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from etl import pipeline
-from etl.validation import ExtractInput, FileFailure, ValidationContext, validate_extract, validate_extracts
-from etl.contracts import load_contract
-from etl.extracts import read_extract
-from etl.periods import Month
-from etl.warehouse import Warehouse
+from etl.loading import pipeline
+from etl.core.validation import ExtractInput, FileFailure, ValidationContext, validate_extract, validate_extracts
+from etl.core.contracts import load_contract
+from etl.core.extracts import read_extract
+from etl.core.periods import Month
+from etl.core.warehouse import Warehouse
 from tests.conftest import crime, write_month, write_population
 
 MONTHS = ["2019-01", "2019-02", "2019-03"]
@@ -149,7 +149,7 @@ def test_batch_validation_judges_each_file_alone(tmp_path: Path) -> None:
 def test_run_command_on_a_region_loads_the_good_forces_and_exits_1(region: Path, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from etl.cli import app
+    from etl.cli.app import app
 
     (region / "north" / "2019-01" / "recorded_crime.csv").write_bytes(b"")
     r = CliRunner().invoke(app, ["run", "--source", str(region), "--month", "2019-01", "--warehouse", str(tmp_path / "wh"), "--engine", "local"])

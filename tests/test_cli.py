@@ -5,7 +5,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from etl.cli import app
+from etl.cli.app import app
 from tests.conftest import CRIME_HEADER, crime, write_csv, write_month, write_population
 
 runner = CliRunner()

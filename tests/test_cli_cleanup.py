@@ -129,7 +129,7 @@ def _warehouse_without_audit_runs(tmp_path: Path) -> str:
 
     from typer.testing import CliRunner
 
-    from etl.cli import app
+    from etl.cli.app import app
 
     args = ["run", "--source", str(tmp_path / "source"), "--month", "2019-03", "--warehouse", str(tmp_path / "warehouse"), "--engine", "local"]
     assert CliRunner().invoke(app, args).exit_code == 0

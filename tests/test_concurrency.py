@@ -16,9 +16,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-import etl.warehouse as warehouse_mod
-from etl import pipeline, progress
-from etl.warehouse import StaleSnapshot, Warehouse, WarehouseBusy
+import etl.core.warehouse as warehouse_mod
+from etl.loading import pipeline
+from etl.core import progress
+from etl.core.warehouse import StaleSnapshot, Warehouse, WarehouseBusy
 from tests.conftest import crime, write_month, write_population
 
 REPO = Path(__file__).resolve().parents[1]

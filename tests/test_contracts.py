@@ -5,9 +5,9 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
-from etl.cli import app
-from etl.contracts import ContractError, lint_all, lint_contract, list_contracts, load_contract, parse_contract
-from etl.reference import contracts_dir
+from etl.cli.app import app
+from etl.core.contracts import ContractError, lint_all, lint_contract, list_contracts, load_contract, parse_contract
+from etl.core.reference import contracts_dir
 
 runner = CliRunner()
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from etl.demo import DemoSummary, generate_demo
+from etl.demo.generator import DemoSummary, generate_demo
 
 RECORDED_HEADER = ("crime_ref,force_id,recorded_date,offence_date,hocr_code,status,npu,lsoa_code,"
                    "domestic_abuse,hate_crime,knife_sharp,firearm,online,business_victim,victim_age")

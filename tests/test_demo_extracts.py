@@ -9,11 +9,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from etl.contracts import load_contract
-from etl.demo_extracts import COLUMNS, EXTRACTS, FAULTS, generate_extracts
-from etl.extracts import read_extract
-from etl.periods import Month
-from etl.validation import ValidationContext, validate_extract
+from etl.core.contracts import load_contract
+from etl.demo.extracts import COLUMNS, EXTRACTS, FAULTS, generate_extracts
+from etl.core.extracts import read_extract
+from etl.core.periods import Month
+from etl.core.validation import ValidationContext, validate_extract
 
 MONTHS = ["2020-03", "2020-04", "2020-05"]
 SCALE = 0.05  # ~7k calls and ~3.5k incidents a month: small and quick, large enough for shares

@@ -2,9 +2,9 @@
 
 import polars as pl
 
-from etl import pipeline
-from etl.expectations import load_suites, run_expectations
-from etl.warehouse import Warehouse
+from etl.loading import pipeline
+from etl.quality.expectations import load_suites, run_expectations
+from etl.core.warehouse import Warehouse
 from tests.conftest import crime, write_month
 
 
@@ -61,7 +61,7 @@ def _results(report):
 
 
 def test_partitioned_run_gives_the_whole_table_results(tmp_path, warehouse, monkeypatch):
-    import etl.expectations as E
+    import etl.quality.expectations as E
 
     _two_force_warehouse(tmp_path, warehouse)
     suites = tmp_path / "suites"  # the suites of the tables with partition keys (measures has ~1,000 rows: slow in 2-row partitions)
@@ -95,7 +95,7 @@ def test_partitioned_run_gives_the_whole_table_results(tmp_path, warehouse, monk
 
 
 def test_partition_plan_keeps_each_key_whole(tmp_path, warehouse, monkeypatch):
-    import etl.expectations as E
+    import etl.quality.expectations as E
 
     _two_force_warehouse(tmp_path, warehouse)
     monkeypatch.setattr(E, "CHUNK_ROWS", 20)
@@ -113,7 +113,7 @@ def test_partition_plan_keeps_each_key_whole(tmp_path, warehouse, monkeypatch):
 
 
 def test_data_docs_keep_the_latest_results_only(source, warehouse, monkeypatch):
-    import etl.expectations as E
+    import etl.quality.expectations as E
 
     monkeypatch.setattr(E, "KEEP_VALIDATION_RESULTS", 2)
     write_month(source, "2019-01", [crime("A", "2019-01-02"), crime("B", "2019-01-03")])

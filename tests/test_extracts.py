@@ -2,7 +2,7 @@
 
 import pytest
 
-from etl.extracts import ExtractError, read_extract
+from etl.core.extracts import ExtractError, read_extract
 
 
 def test_codes_stay_text_and_rows_keep_their_line_numbers(tmp_path):

@@ -11,8 +11,8 @@ import threading
 import pyarrow as pa
 import pytest
 
-import etl.extracts as extracts
-from etl.extracts import ExtractError, read_extract
+import etl.core.extracts as extracts
+from etl.core.extracts import ExtractError, read_extract
 
 
 def _write(tmp_path, data: bytes, name: str = "x.csv"):

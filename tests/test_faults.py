@@ -1,7 +1,7 @@
 """Crash safety: a run killed dead (``os._exit``, as ``kill -9``) at any commit point leaves the
 warehouse so that the next run succeeds and the tables equal a clean run's.
 
-`etl.faults.POINTS` lists the points; ``ETL_FAULT=<point>[#n]`` stops a real ``etl run`` process at
+`etl.core.faults.POINTS` lists the points; ``ETL_FAULT=<point>[#n]`` stops a real ``etl run`` process at
 the n-th time it reaches that point. The points inside recovery are reached by killing a run first
 (so that the next one has to recover) and then killing the recovering run too.
 """
@@ -17,9 +17,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from etl import pipeline
-from etl.faults import FAULT_EXIT, POINTS
-from etl.warehouse import Warehouse
+from etl.loading import pipeline
+from etl.core.faults import FAULT_EXIT, POINTS
+from etl.core.warehouse import Warehouse
 from tests.conftest import crime, write_month, write_population
 
 pytestmark = pytest.mark.slow

@@ -3,7 +3,7 @@
 import polars as pl
 import pytest
 
-from etl.warehouse import Warehouse
+from etl.core.warehouse import Warehouse
 from tests.conftest import crime, write_month, write_population
 
 pytestmark = pytest.mark.slow
@@ -18,7 +18,7 @@ def prefect():
 
 
 def test_monthly_flow_loads_and_a_bad_month_fails_cleanly(prefect, tmp_path):
-    from flows.monthly import backfill, monthly_load
+    from etl.flows.monthly import backfill, monthly_load
 
     source, warehouse = tmp_path / "s", tmp_path / "w"
     write_population(source, {2019: 100_000})

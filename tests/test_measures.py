@@ -3,8 +3,8 @@
 import polars as pl
 import pytest
 
-from etl.measures import compute_measures, load_definitions
-from etl.periods import Month, months_between
+from etl.measures.engine import compute_measures, load_definitions
+from etl.core.periods import Month, months_between
 
 
 FLAGS = ("domestic_abuse", "hate_crime", "knife_sharp", "firearm", "online", "business_victim")
@@ -119,7 +119,7 @@ def test_definitions_are_data():
 
 
 def test_bad_definition_files_are_rejected(tmp_path):
-    from etl.measures import DefinitionError
+    from etl.measures.engine import DefinitionError
 
     p = tmp_path / "m.yaml"
     p.write_text("version: '9'\nmeasures:\n  - {id: x, unit: count, count: {groups: [grp_nope]}}\n")

@@ -8,9 +8,9 @@ import statistics
 import polars as pl
 import pytest
 
-from etl.measures import DefinitionError, compute_measures, load_definitions
-from etl.periods import months_between
-from etl.spc import control_charts
+from etl.measures.engine import DefinitionError, compute_measures, load_definitions
+from etl.core.periods import months_between
+from etl.measures.spc import control_charts
 
 FLAGS = ("domestic_abuse", "hate_crime", "knife_sharp", "firearm", "online", "business_victim")
 
@@ -26,8 +26,8 @@ def crimes(rows):
 
 def shaped(extract, frame):
     """The frame with every other column of the extract's curated table, empty."""
-    from etl.contracts import load_contract
-    from etl.validation import curated_schema
+    from etl.core.contracts import load_contract
+    from etl.core.validation import curated_schema
 
     schema = curated_schema(load_contract(extract))
     return frame.with_columns([pl.lit(None, dtype=t).alias(c) for c, t in schema.items() if c not in frame.columns])

@@ -1,6 +1,6 @@
 import pytest
 
-from etl.periods import Month, PeriodError, Window, comparison_window, months_between, period_applies, period_window
+from etl.core.periods import Month, PeriodError, Window, comparison_window, months_between, period_applies, period_window
 
 
 def w(token, end):

@@ -3,7 +3,7 @@
 * the quarantine keeps every column of a rejected row, but the value of a column the contract
   classifies (identifier, personal, sensitive, restricted) or does not know is a redaction marker,
   and a malformed row's text is not kept at all;
-* CSV exports neutralise formula injection (`etl.exports.csv_safe`);
+* CSV exports neutralise formula injection (`etl.reporting.exports.csv_safe`);
 * no planted value of a classified column reaches the quarantine records, the audit tables, the
   measures table, the reports, the GX Data Docs or the logs.
 
@@ -20,16 +20,16 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from etl import pipeline
-from etl.contracts import Contract, list_contracts, load_contract
-from etl.demo_extracts import EXTRACTS, generate_extracts
-from etl.expectations import classified_columns_of, load_suites, run_expectations
-from etl.exports import classified_columns, csv_safe
-from etl.extracts import RawExtract, read_extract
-from etl.periods import Month
-from etl.reports import ReportError, _write_csv, write_report
-from etl.validation import QUARANTINE_SCHEMA, ValidationContext, _quarantine_frame, validate_extract
-from etl.warehouse import Warehouse
+from etl.loading import pipeline
+from etl.core.contracts import Contract, list_contracts, load_contract
+from etl.demo.extracts import EXTRACTS, generate_extracts
+from etl.quality.expectations import classified_columns_of, load_suites, run_expectations
+from etl.reporting.exports import classified_columns, csv_safe
+from etl.core.extracts import RawExtract, read_extract
+from etl.core.periods import Month
+from etl.reporting.reports import ReportError, _write_csv, write_report
+from etl.core.validation import QUARANTINE_SCHEMA, ValidationContext, _quarantine_frame, validate_extract
+from etl.core.warehouse import Warehouse
 from tests.conftest import CRIME_HEADER, crime, write_csv, write_population
 
 FORCE = "test-force"

@@ -19,10 +19,10 @@ import polars as pl
 import pytest
 import yaml
 
-from etl.contracts import parse_contract
-from etl.extracts import read_extract
-from etl.periods import Month
-from etl.validation import FileFailure, ValidationContext, validate_extract
+from etl.core.contracts import parse_contract
+from etl.core.extracts import read_extract
+from etl.core.periods import Month
+from etl.core.validation import FileFailure, ValidationContext, validate_extract
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 ROOT = Path(__file__).resolve().parents[1]

@@ -17,7 +17,7 @@ import polars as pl
 import pytest
 import yaml
 
-from etl.published import (
+from etl.core.published import (
     PUBLISHED_SCHEMA,
     PublishedError,
     force_area,

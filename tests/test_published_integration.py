@@ -8,9 +8,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from etl import pipeline
-from etl.published import read_pfa_table_p1
-from etl.warehouse import Warehouse
+from etl.loading import pipeline
+from etl.core.published import read_pfa_table_p1
+from etl.core.warehouse import Warehouse
 from tests.conftest import SHARED, crime, write_month
 
 REAL = SHARED / "data" / "real"

@@ -15,9 +15,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from etl.measures import MEASURE_SCHEMA
-from etl.periods import Month
-from etl.reports import (
+from etl.measures.engine import MEASURE_SCHEMA
+from etl.core.periods import Month
+from etl.reporting.reports import (
     ROUNDING_STATEMENT,
     ReportError,
     comparison_label,

@@ -16,8 +16,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from etl.periods import Month
-from etl.reports import load_scorecard_layout, write_report
+from etl.core.periods import Month
+from etl.reporting.reports import load_scorecard_layout, write_report
 from tests.test_reports import FORCE, MONTH, measures_frame, spc_frame
 
 pytestmark = pytest.mark.slow

@@ -7,7 +7,7 @@ rule (its row number exact) and every other row loaded. The rule ids come from t
 `test_every_rule_the_builder_makes_has_a_breaking_row`; SKIP may only list rules that cannot be
 broken by one row, each with its reason.
 
-Valid rows come from the demo generators (`etl.demo`, `etl.demo_extracts`), which write every
+Valid rows come from the demo generators (`etl.demo.generator`, `etl.demo.extracts`), which write every
 contract's extract except the data.police.uk public files; those get the sample rows below. One
 `validate_extracts` call per contract checks all its files at once (each file is judged alone).
 """
@@ -24,12 +24,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from etl.contracts import Contract, list_contracts
-from etl.demo import generate_demo
-from etl.demo_extracts import generate_extracts
-from etl.extracts import read_extract
-from etl.periods import Month
-from etl.validation import ExtractInput, ExtractResult, ValidationContext, _SchemaBuilder, validate_extracts
+from etl.core.contracts import Contract, list_contracts
+from etl.demo.generator import generate_demo
+from etl.demo.extracts import generate_extracts
+from etl.core.extracts import read_extract
+from etl.core.periods import Month
+from etl.core.validation import ExtractInput, ExtractResult, ValidationContext, _SchemaBuilder, validate_extracts
 
 MONTH = Month.parse("2019-03")
 FORCE = "demo-force"

@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from etl.contracts import load_contract
-from etl.extracts import read_extract
-from etl.periods import Month
-from etl.validation import FileFailure, ValidationContext, validate_extract
+from etl.core.contracts import load_contract
+from etl.core.extracts import read_extract
+from etl.core.periods import Month
+from etl.core.validation import FileFailure, ValidationContext, validate_extract
 from tests.conftest import CRIME_HEADER, crime, write_csv
 
 MARCH = Month.parse("2019-03")
@@ -149,7 +149,7 @@ def test_too_many_bad_rows_fails_the_file(tmp_path):
 def test_physical_name_maps_a_force_export(tmp_path, monkeypatch):
     import shutil
 
-    from etl import contracts
+    from etl.core import contracts
 
     cdir = tmp_path / "contracts"
     shutil.copytree(contracts.contracts_dir(), cdir)

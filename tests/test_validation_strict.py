@@ -8,12 +8,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from etl import validation
-from etl.contracts import ContractError, lint_contract, load_contract, parse_contract
-from etl.extracts import RawExtract, read_extract
-from etl.periods import Month
-from etl.reference import contracts_dir
-from etl.validation import ExtractInput, FileFailure, ValidationContext, validate_extract, validate_extracts
+from etl.core import validation
+from etl.core.contracts import ContractError, lint_contract, load_contract, parse_contract
+from etl.core.extracts import RawExtract, read_extract
+from etl.core.periods import Month
+from etl.core.reference import contracts_dir
+from etl.core.validation import ExtractInput, FileFailure, ValidationContext, validate_extract, validate_extracts
 from tests.conftest import CRIME_HEADER, crime, write_csv
 
 MARCH = Month.parse("2019-03")

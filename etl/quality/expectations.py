@@ -65,10 +65,10 @@ from pathlib import Path
 
 import polars as pl
 
-from etl import audit, progress
-from etl.reference import REPO_ROOT
-from etl.validation import CheckResult
-from etl.warehouse import Warehouse
+from etl.core import audit, progress
+from etl.core.reference import REPO_ROOT
+from etl.core.validation import CheckResult
+from etl.core.warehouse import Warehouse
 
 RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 0, "exclude_unexpected_values": True, "include_unexpected_rows": False}
 
@@ -147,9 +147,9 @@ class ExpectationsReport:
 def classified_columns_of(table: str) -> frozenset[str]:
     """Columns of a warehouse table whose values must never reach a suite result or Data Docs: the
     classified columns of the contract loaded into that table (plus EXTRA_CLASSIFIED)."""
-    from etl.contracts import load_contract
-    from etl.exports import usable_contracts
-    from etl.reference import contracts_dir
+    from etl.core.contracts import load_contract
+    from etl.reporting.exports import usable_contracts
+    from etl.core.reference import contracts_dir
 
     names = set(EXTRA_CLASSIFIED.get(table, ()))
     # the table's own contract (id = extract for every contract) must parse: its ContractError propagates

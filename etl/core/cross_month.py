@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from etl.contracts import Contract
-from etl.periods import Month, month_index_expr
-from etl.reference import load_offence_groups
-from etl.validation import CheckResult, ExtractResult
-from etl.warehouse import Warehouse
+from etl.core.contracts import Contract
+from etl.core.periods import Month, month_index_expr
+from etl.core.reference import load_offence_groups
+from etl.core.validation import CheckResult, ExtractResult
+from etl.core.warehouse import Warehouse
 
 XMR_FACTOR = 2.66
 
@@ -280,8 +280,8 @@ TOTAL_GROUP = "Total recorded crime (excluding fraud)"
 
 def reconcile_published(result: ExtractResult, wh: Warehouse, force: str, month: str, loaded: list[str], published: pl.DataFrame | None, tolerance: float) -> CheckResult:
     """The force's records for the year ending this month against the published count, per offence group."""
-    from etl.measures import load_definitions, monthly_counts
-    from etl.published import force_area
+    from etl.measures.engine import load_definitions, monthly_counts
+    from etl.core.published import force_area
 
     check = "published.reconciliation"
     desc = f"the force's records for a year ending a quarter match the published statistics within {tolerance:g}%"

@@ -35,7 +35,7 @@ presented, a negative count, a repeated id...), placed right after the row it wa
 always dated inside the month, so the file loads with exactly those k rows quarantined. Faults draw
 from their own random stream: the valid rows are the same whatever k is.
 
-Every file has at least one valid row: a header-only file is a file failure in `etl.extracts`, and a
+Every file has at least one valid row: a header-only file is a file failure in `etl.core.extracts`, and a
 force with nothing to report for a month would not send the (optional) file at all.
 """
 
@@ -53,8 +53,8 @@ import numpy as np
 import polars as pl
 import yaml
 
-PROFILE_PATH = Path(__file__).with_name("demo_extracts_profile.yaml")
-CRIME_PROFILE_PATH = Path(__file__).with_name("demo_profile.yaml")
+PROFILE_PATH = Path(__file__).with_name("extracts_profile.yaml")
+CRIME_PROFILE_PATH = Path(__file__).with_name("profile.yaml")
 
 # Scale recommended for `etl demo` (July 2018 to last month): ~38k calls, 18k incidents and 3k
 # workforce rows a month, ~4 MB a month for all twelve extracts (~400 MB and ~10 s to generate for

@@ -35,6 +35,7 @@ Force ids (data.police.uk slugs) map to ONS police force area codes and the name
 
 from __future__ import annotations
 
+from etl.errors import DataError
 import hashlib
 import io
 import re
@@ -44,8 +45,8 @@ from pathlib import Path
 import polars as pl
 import yaml
 
-from etl.periods import Month
-from etl.reference import contracts_dir
+from etl.core.periods import Month
+from etl.core.reference import contracts_dir
 
 TABLE = "P1"
 
@@ -85,7 +86,7 @@ _NAME_NOTE_RE = r"\s*\d+(?:\s*,\s*\d+)*\s*$"
 _NOT_A_COUNT_HEADING = re.compile(r"year ending|%|percent|rate per|change|\b(?:19|20)\d\d\b", re.IGNORECASE)
 
 
-class PublishedError(ValueError):
+class PublishedError(DataError, ValueError):
     """A published workbook (or the force-area reference) that cannot be used; the message names the file."""
 
     def __init__(self, path: Path | str, message: str):

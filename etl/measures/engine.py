@@ -35,6 +35,7 @@ and rows" below).
 
 from __future__ import annotations
 
+from etl.errors import ConfigError
 import weakref
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -43,8 +44,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from etl.periods import YE_JUN19, Month, comparison_window, month_index_expr, period_applies, period_window
-from etl.reference import OffenceGroups, contracts_dir, load_offence_groups, yaml_load
+from etl.core.periods import YE_JUN19, Month, comparison_window, month_index_expr, period_applies, period_window
+from etl.core.reference import OffenceGroups, contracts_dir, load_offence_groups, yaml_load
 
 MEASURE_SCHEMA = {
     "force_id": pl.Utf8,
@@ -75,7 +76,7 @@ TARGET_RULES = ("reduce_by", "gt", "ge", "lt", "le", "sla", "count_target", "inc
 POSITIVE_OUTCOMES = ("1", "2", "3", "4", "6", "7", "8")  # catalogue section 1.2 proposal (22 configurable)
 
 
-class DefinitionError(ValueError):
+class DefinitionError(ConfigError, ValueError):
     pass
 
 
@@ -1292,7 +1293,7 @@ def _published_baseline(m: Measure, force_id: str, published: pl.DataFrame | Non
     """The ye_jun19 count of a measure from the published statistics, with where it came from."""
     if published is None or published.height == 0 or not m.published_group:
         return None
-    from etl.published import force_area
+    from etl.core.published import force_area
 
     area = force_area(force_id)
     if area is None or area["area_code"] is None:

@@ -20,6 +20,7 @@ or identifying columns never appear in messages; a failure is described by its v
 
 from __future__ import annotations
 
+from etl.errors import DataError
 import difflib
 import json
 from dataclasses import dataclass, field
@@ -29,17 +30,17 @@ import polars as pl
 import pandera.polars as pa
 from pandera.errors import SchemaError, SchemaErrors
 
-from etl.contracts import Column, Contract
-from etl.extracts import ROW_NUMBER, ExtractError, RawExtract
-from etl.periods import Month
-from etl.reference import CodeList, contracts_dir, load_code_list
+from etl.core.contracts import Column, Contract
+from etl.core.extracts import ROW_NUMBER, ExtractError, RawExtract
+from etl.core.periods import Month
+from etl.core.reference import CodeList, contracts_dir, load_code_list
 
 # Helper columns added to the frame a batch of files is validated in (never stored).
 _FILE = "__file"  # which file of the batch a row came from (0-based position in the batch)
 _FORCE = "__force"  # the force that file belongs to
 
 
-class FileFailure(Exception):
+class FileFailure(DataError):
     """The whole file fails its contract: nothing from this run is written."""
 
     def __init__(self, path: str, rule: str, message: str):
@@ -383,7 +384,7 @@ class ExtractInput:
 
 
 def validate_extract(contract: Contract, raw: RawExtract, ctx: ValidationContext, source_file: str | None = None) -> ExtractResult:
-    """Validate one extract read by `etl.extracts.read_extract`. Raises `FileFailure` for file failures."""
+    """Validate one extract read by `etl.core.extracts.read_extract`. Raises `FileFailure` for file failures."""
     (outcome,) = validate_extracts(contract, [ExtractInput(raw, ctx, source_file)])
     if isinstance(outcome, FileFailure):
         raise outcome
@@ -601,7 +602,7 @@ _NOT_IN_CONTRACT = "[redacted: not in contract]"
 def _quarantine_contract(lineage: dict) -> Contract | None:
     """The contract of a quarantined extract when the caller did not pass it: by extract name (the
     contract id for every contract in contracts/), else the contract whose `extract` is that name."""
-    from etl.contracts import ContractError, list_contracts, load_contract
+    from etl.core.contracts import ContractError, list_contracts, load_contract
 
     name = lineage.get("extract")
     if not name:

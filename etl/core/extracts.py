@@ -21,6 +21,7 @@ one, the line.
 
 from __future__ import annotations
 
+from etl.errors import DataError
 import csv
 import hashlib
 import io
@@ -46,7 +47,7 @@ _UTF8_CHAR = re.compile("[^\x00-\x7f\udc80-\udcff]")  # a non-ASCII character th
 _SEPARATORS = ((";", "semicolons", "';'"), ("\t", "tabs", "tabs"), ("|", "vertical bars", "'|'"))
 
 
-class ExtractError(ValueError):
+class ExtractError(DataError, ValueError):
     """The file as a whole cannot be read; ``reason`` is a short rule id, the message plain words."""
 
     def __init__(self, path: Path | str, reason: str, message: str):

@@ -4,12 +4,13 @@ Each contract is parsed with the ``open-data-contract-standard`` pydantic model 
 the standard's JSON schema. The parts the standard has no words for (the extract's month column,
 the rejected-row threshold, code lists valid on a date, reference lists) are read from
 ``customProperties``; cross-column rules are ``quality`` entries of type ``custom`` with
-``engine: etl``. Nothing here validates data: `etl.validation` turns a `Contract` into a
+``engine: etl``. Nothing here validates data: `etl.core.validation` turns a `Contract` into a
 pandera-polars schema.
 """
 
 from __future__ import annotations
 
+from etl.errors import ConfigError
 import json
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -19,12 +20,12 @@ from typing import Any
 import yaml
 from open_data_contract_standard.model import OpenDataContractStandard, SchemaProperty
 
-from etl.reference import contracts_dir, yaml_load
+from etl.core.reference import contracts_dir, yaml_load
 
 LOGICAL_TYPES = {"string", "date", "timestamp", "integer", "number", "boolean"}
 
 
-class ContractError(ValueError):
+class ContractError(ConfigError, ValueError):
     """A contract file that cannot be used, with the file and the problem in plain words.
 
     ``problems`` lists each problem found as (where, message) - ``where`` names the part of the
@@ -337,7 +338,7 @@ def _reject_threshold(value: Any, problems: _Problems) -> tuple[float, int]:
 
 
 def _cross_month_checks(value: Any, names: list[str], problems: _Problems) -> None:
-    """crossMonthChecks: a list of {check: <kind>, <arguments>} (read by etl.cross_month)."""
+    """crossMonthChecks: a list of {check: <kind>, <arguments>} (read by etl.core.cross_month)."""
     where = "crossMonthChecks"
     if value is None:
         return
@@ -629,7 +630,7 @@ def _lint(c: Contract, path: Path) -> list[Finding]:
                 add("error", where, f"pattern of {col.name} does not compile with the validation engine (polars regex): {reason}")
         if col.code_list:
             ref = col.code_list.get("reference")
-            from etl.reference import ReferenceError_, load_code_list
+            from etl.core.reference import ReferenceError_, load_code_list
 
             try:
                 load_code_list(contracts_dir() / ref if ref else None)

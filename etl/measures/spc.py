@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from etl.measures import Definitions, _month_index, load_definitions, monthly_components
-from etl.periods import YE_JUN19, Month
+from etl.measures.engine import Definitions, _month_index, load_definitions, monthly_components
+from etl.core.periods import YE_JUN19, Month
 
 XMR_FACTOR = 2.66
 RUN_LENGTH = 7

@@ -43,8 +43,9 @@ import polars as pl
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
-from etl import progress
-from etl.faults import fault_point
+from etl.core import progress
+from etl.errors import ConfigError, TransientError
+from etl.core.faults import fault_point
 from etl.version import code_version
 
 log = logging.getLogger(__name__)
@@ -101,11 +102,11 @@ AUDIT_CHECKS_SCHEMA = {
 COMPACT_EVERY = 25  # audit_runs commits between compactions of that table
 
 
-class WarehouseError(RuntimeError):
+class WarehouseError(ConfigError, RuntimeError):
     """The warehouse cannot be used as asked; the message says why and what to do (exit 2)."""
 
 
-class WarehouseBusy(WarehouseError):
+class WarehouseBusy(TransientError, WarehouseError):
     """Another run holds the warehouse (transient: the same run can be tried again later)."""
 
 

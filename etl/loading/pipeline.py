@@ -8,6 +8,7 @@ the recomputed measures. A file failure stops the run before anything is written
 
 from __future__ import annotations
 
+from etl.errors import DataError
 import datetime as dt
 import json
 import os
@@ -19,18 +20,18 @@ from typing import Callable
 
 import polars as pl
 
-from etl import audit, cross_month, progress
-from etl.contracts import Contract, load_contract, monthly_contracts
-from etl.extracts import ExtractError, RawExtract, read_extract, sha256_of
-from etl.published import PublishedError, read_pfa_table_p1
-from etl.measures import compute_measures, load_definitions
-from etl.periods import Month, months_between
-from etl.spc import control_charts
-from etl.reference import load_code_list
-from etl.validation import CheckResult, ExtractInput, ExtractResult, FileFailure, ValidationContext, curated_schema, validate_extracts
-from etl.warehouse import Warehouse, Write, predicate, sql_literal
+from etl.core import audit, cross_month, progress
+from etl.core.contracts import Contract, load_contract, monthly_contracts
+from etl.core.extracts import ExtractError, RawExtract, read_extract, sha256_of
+from etl.core.published import PublishedError, read_pfa_table_p1
+from etl.measures.engine import compute_measures, load_definitions
+from etl.core.periods import Month, months_between
+from etl.measures.spc import control_charts
+from etl.core.reference import load_code_list
+from etl.core.validation import CheckResult, ExtractInput, ExtractResult, FileFailure, ValidationContext, curated_schema, validate_extracts
+from etl.core.warehouse import Warehouse, Write, predicate, sql_literal
 
-class LoadFailed(Exception):
+class LoadFailed(DataError):
     """A month that could not be loaded; the message names the file, rule and what to do."""
 
     def __init__(self, month: str, message: str, rule: str = "file"):

@@ -12,8 +12,8 @@ import uuid
 
 import polars as pl
 
-from etl.validation import CheckResult, ExtractResult
-from etl.warehouse import AUDIT_CHECKS_SCHEMA
+from etl.core.validation import CheckResult, ExtractResult
+from etl.core.warehouse import AUDIT_CHECKS_SCHEMA
 
 
 def new_run_id(kind: str) -> str:

@@ -5,7 +5,7 @@ opening a CSV runs a cell that starts with ``=``, ``+``, ``-`` or ``@`` (or a ta
 before one) as a formula, e.g. ``=HYPERLINK("http://...")``. Every text cell starting with one of
 those characters gets a single quote ``'`` in front, so it is shown as text. Numeric, date and boolean
 columns are left as they are (a negative number stays a number). Use it for every CSV written for
-people: the report CSVs (`etl.reports`) and ``etl measures --format csv``.
+people: the report CSVs (`etl.reporting.reports`) and ``etl measures --format csv``.
 
 ``classified_columns()`` names the columns that any contract classifies as identifier, personal,
 sensitive or restricted; `classified_in(frame)` lists such columns of a frame, so a writer can refuse
@@ -57,8 +57,8 @@ def write_csv_safe(frame: pl.DataFrame) -> str:
 def usable_contracts() -> list:
     """Every contract in the contracts directory that parses (a broken one fails its own load, with its
     own message; it must not stop a report or an export)."""
-    from etl.contracts import ContractError, load_contract
-    from etl.reference import contracts_dir
+    from etl.core.contracts import ContractError, load_contract
+    from etl.core.reference import contracts_dir
 
     found = []
     for path in sorted(contracts_dir().glob("*.yaml")):

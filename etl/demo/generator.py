@@ -21,6 +21,7 @@ earlier months do).
 
 from __future__ import annotations
 
+from etl.errors import ConfigError
 import datetime as _dt
 import re
 from collections import defaultdict
@@ -32,7 +33,7 @@ import numpy as np
 import polars as pl
 import yaml
 
-PROFILE_PATH = Path(__file__).with_name("demo_profile.yaml")
+PROFILE_PATH = Path(__file__).with_name("profile.yaml")
 
 RECORDED_CRIME_COLUMNS = (
     "crime_ref", "force_id", "recorded_date", "offence_date", "hocr_code", "status", "npu",
@@ -665,7 +666,7 @@ DEMO_MARKER = ".etl-demo"  # written in D when the demo takes D; proves D's cont
 DEMO_PARTS = ("source", "warehouse", "reports")
 
 
-class DemoFolderError(ValueError):
+class DemoFolderError(ConfigError, ValueError):
     """The demo folder holds something the demo did not create; nothing was deleted."""
 
 

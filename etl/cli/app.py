@@ -23,8 +23,8 @@ from rich.table import Table
 from typer._click.exceptions import NoArgsIsHelpError, UsageError  # typer vendors click
 from typer.core import TyperGroup
 
-from etl import progress
-from etl.periods import Month, PeriodError, months_between
+from etl.core import progress
+from etl.core.periods import Month, PeriodError, months_between
 
 # Prefect and GX settings for a command-line run; an explicit environment setting wins. Applied when
 # the command line runs (`main`, the app callback), never at import.
@@ -47,35 +47,21 @@ def apply_cli_environment() -> None:
 # Errors: every project error and every OS error becomes one plain line and its exit code, here only.
 # 1 = the data failed its contract; 2 = usage or environment error (see the README).
 
-# (module, class) -> exit code; a subclass (e.g. WarehouseBusy) takes its base class's code.
-PROJECT_ERRORS: dict[tuple[str, str], int] = {
-    ("etl.extracts", "ExtractError"): 1,  # a file rule (empty, truncated, encoding, header...)
-    ("etl.validation", "FileFailure"): 1,  # a file rule of the contract (columns, month, reject limit)
-    ("etl.pipeline", "LoadFailed"): 1,  # a month that failed its contract
-    ("etl.published", "PublishedError"): 1,  # a published workbook that cannot be used
-    ("etl.contracts", "ContractError"): 2,  # a bad or unknown contract
-    ("etl.reference", "ReferenceError_"): 2,  # a bad reference or definition file
-    ("etl.measures", "DefinitionError"): 2,  # a bad measure definition
-    ("etl.reports", "ReportError"): 2,  # a bad scorecard layout, an ambiguous force
-    ("etl.periods", "PeriodError"): 2,  # a month or period that cannot be computed
-    ("etl.warehouse", "WarehouseError"): 2,  # busy, damaged or not a warehouse (WarehouseBusy, WarehouseStateError)
-    ("etl.demo", "DemoFolderError"): 2,  # a --dir the demo did not create
-}
+# The exit code comes from the error's class in the one taxonomy, `etl.errors`: DataError 1,
+# ConfigError and TransientError 2.
 
 # Rules (ExtractError.reason, FileFailure.rule, LoadFailed.rule) that are about the path, not the data:
-# exit 2. ``not_a_file``: a folder, FIFO, socket or device where a file should be (etl.extracts);
+# exit 2. ``not_a_file``: a folder, FIFO, socket or device where a file should be (etl.core.extracts);
 # ``unreadable_file``: the OS refused to read it (permission, I/O error); ``broken_link``: a symbolic
 # link to nothing.
 ENVIRONMENT_RULES = frozenset({"not_a_file", "unreadable_file", "broken_link"})
 
 
 def exit_code_for(kind: type[BaseException]) -> int | None:
-    """The exit code of a project error class (None for anything else)."""
-    for base in kind.__mro__:
-        code = PROJECT_ERRORS.get((base.__module__, base.__name__))
-        if code is not None:
-            return code
-    return None
+    """The exit code of a project error class (None for anything else: a bug keeps its traceback)."""
+    from etl.errors import EtlError
+
+    return kind.exit_code if issubclass(kind, EtlError) else None
 
 
 def error_line(exc: BaseException) -> tuple[str, int] | None:
@@ -274,7 +260,7 @@ def _guard_prefect() -> None:
     also as Prefect's logged traceback."""
     import logging
 
-    from flows.monthly import guard_ephemeral_server
+    from etl.flows.monthly import guard_ephemeral_server
 
     guard_ephemeral_server()
     loggers = [logging.getLogger()] + [v for k, v in logging.Logger.manager.loggerDict.items() if k.startswith("prefect") and isinstance(v, logging.Logger)]
@@ -307,19 +293,19 @@ def _month_report(data: dict):
     """A flow's month report (a dict, with the failed rule when there is one) as a `MonthReport`."""
     from dataclasses import fields
 
-    from etl.pipeline import MonthReport
+    from etl.loading.pipeline import MonthReport
 
     return MonthReport(**{f.name: data[f.name] for f in fields(MonthReport) if f.name in data})
 
 
 def _run_backfill(source: Path, first: str, last: str, warehouse: Path, force_id: str | None, engine: str) -> dict:
-    from etl import pipeline
+    from etl.loading import pipeline
 
     n = len(months_between(first, last))
     bar, on_event = _month_progress(n, "loading")
     with bar, progress.listening(on_event):
         if engine == "prefect":
-            from flows.monthly import backfill as backfill_flow
+            from etl.flows.monthly import backfill as backfill_flow
 
             _guard_prefect()
             result = backfill_flow(str(source), first, last, str(warehouse), force_id)
@@ -334,7 +320,7 @@ def _run_backfill(source: Path, first: str, last: str, warehouse: Path, force_id
 
 
 def _expectations(warehouse: Path) -> dict:
-    from etl.expectations import run_expectations
+    from etl.quality.expectations import run_expectations
 
     report = run_expectations(warehouse)
     return {"run_id": report.run_id, "total": report.total, "failed": report.failed, "data_docs": str(report.data_docs) if report.data_docs else None}
@@ -370,14 +356,14 @@ def run(
     engine: str = typer.Option(os.environ.get("ETL_ENGINE", "prefect"), "--engine", help="prefect (a Prefect flow run) or local (plain call)"),
 ) -> None:
     """The monthly load of one month, then the force's measures."""
-    from etl import pipeline
+    from etl.loading import pipeline
 
     month = _month(month, "--month")
     _engine(engine)
     _source(source)
     _warehouse(warehouse)
     if engine == "prefect":
-        from flows.monthly import monthly_load
+        from etl.flows.monthly import monthly_load
 
         _guard_prefect()
         state = monthly_load(str(source), month, str(warehouse), force, return_state=True)
@@ -450,9 +436,9 @@ def validate(
     show: int = typer.Option(20, "--show", help="How many failing rows to list"),
 ) -> None:
     """Check one file against a contract and print a readable report. Writes nothing."""
-    from etl.contracts import load_contract
-    from etl.extracts import read_extract
-    from etl.validation import ValidationContext, describe_failure_rows, validate_extract
+    from etl.core.contracts import load_contract
+    from etl.core.extracts import read_extract
+    from etl.core.validation import ValidationContext, describe_failure_rows, validate_extract
 
     c = load_contract(contract)  # ContractError: exit 2
     kind = _kind(file)
@@ -491,8 +477,8 @@ def validate(
 
 
 def _csv_safe(frame: pl.DataFrame) -> pl.DataFrame:
-    """CSV formula injection neutralised (`etl.exports.csv_safe`) for a CSV meant for spreadsheets."""
-    from etl.exports import csv_safe
+    """CSV formula injection neutralised (`etl.reporting.exports.csv_safe`) for a CSV meant for spreadsheets."""
+    from etl.reporting.exports import csv_safe
 
     return csv_safe(frame)
 
@@ -515,7 +501,7 @@ def measures(
     measure: Optional[str] = typer.Option(None, "--measure", help="Only this measure id"),
 ) -> None:
     """Print the measures table for a period end month."""
-    from etl.warehouse import Warehouse
+    from etl.core.warehouse import Warehouse
 
     month = _month(month, "--month")
     if fmt not in ("table", "json", "csv"):
@@ -562,8 +548,8 @@ def report(
 
 
 def _write_report(warehouse: Path, month: str, out_dir: Path, force: str | None):
-    from etl.reports import write_report
-    from etl.warehouse import Warehouse
+    from etl.reporting.reports import write_report
+    from etl.core.warehouse import Warehouse
 
     wh = Warehouse(warehouse)
     table = wh.read("measures")
@@ -621,8 +607,8 @@ def demo(
     engine: str = typer.Option(os.environ.get("ETL_ENGINE", "prefect"), "--engine", help="prefect or local"),
 ) -> None:
     """Make synthetic extracts for a demo force, run the pipeline over them and show the latest measures."""
-    from etl.demo import EARLIEST_MONTH, generate_demo, prepare_demo_dir
-    from etl.warehouse import Warehouse
+    from etl.demo.generator import EARLIEST_MONTH, generate_demo, prepare_demo_dir
+    from etl.core.warehouse import Warehouse
 
     _engine(engine)
     first = _month(first, "--from")
@@ -652,7 +638,7 @@ def demo(
             source, first_month=first, last_month=last, crimes_per_month=crimes_per_month, bad_rows_per_month=bad_rows,
             on_month=lambda m: gen_bar.update(task, advance=1, description=f"generating {m}"),
         )
-        from etl.demo_extracts import RECOMMENDED_DEMO_SCALE, generate_extracts
+        from etl.demo.extracts import RECOMMENDED_DEMO_SCALE, generate_extracts
 
         task2 = gen_bar.add_task("other extracts", total=None)
         others = generate_extracts(source, [str(m) for m in months_between(first, last)], force_id=summary.force_id,
@@ -692,7 +678,7 @@ app.add_typer(contracts_app, name="contracts")
 @contracts_app.command("list")
 def contracts_list() -> None:
     """Every contract: id, version, extract file, month column."""
-    from etl.contracts import list_contracts
+    from etl.core.contracts import list_contracts
 
     t = Table(title="Contracts")
     for col in ("contract", "version", "profile", "file", "month column", "columns"):
@@ -705,8 +691,8 @@ def contracts_list() -> None:
 @contracts_app.command("show")
 def contracts_show(name: str = typer.Argument(..., help="Contract name, e.g. recorded_crime")) -> None:
     """A readable rendering of one contract: columns, rules, file rules and checks across months."""
-    from etl.contracts import load_contract
-    from etl.cross_month import declared
+    from etl.core.contracts import load_contract
+    from etl.core.cross_month import declared
 
     c = load_contract(name)  # ContractError: exit 2
     m = c.model
@@ -759,7 +745,7 @@ def contracts_show(name: str = typer.Argument(..., help="Contract name, e.g. rec
 @contracts_app.command("lint")
 def contracts_lint() -> None:
     """Check every contract against the ODCS model and schema and the project's own rules."""
-    from etl.contracts import lint_all
+    from etl.core.contracts import lint_all
 
     findings = lint_all()
     errors = [f for f in findings if f.severity == "error"]

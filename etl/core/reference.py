@@ -7,6 +7,7 @@ reads them into polars frames that the validation and measures code join against
 
 from __future__ import annotations
 
+from etl.errors import ConfigError
 import datetime as dt
 import os
 from dataclasses import dataclass
@@ -23,9 +24,9 @@ def yaml_load(stream):
     """yaml.safe_load, with the C loader when PyYAML has it (contracts are parsed on every run)."""
     return yaml.load(stream, Loader=_SafeLoader)  # noqa: S506 - a safe loader
 
-from etl.periods import Month
+from etl.core.periods import Month
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def contracts_dir() -> Path:
@@ -33,7 +34,7 @@ def contracts_dir() -> Path:
     return Path(os.environ.get("ETL_CONTRACTS_DIR", REPO_ROOT / "contracts"))
 
 
-class ReferenceError_(ValueError):
+class ReferenceError_(ConfigError, ValueError):
     """A reference or definition file that cannot be used, with the file named."""
 
 

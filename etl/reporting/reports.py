@@ -11,7 +11,7 @@
   monthly series with its SPC (XmR) centre line, control limits and signals.
 * ``scorecard.csv`` and ``national_measures.csv`` - the same rows with the unrounded values and the
   displayed text. Text cells starting ``= + - @`` (a negative change such as ``-3%`` too) get a leading
-  ``'`` so a spreadsheet never runs them as formulas (`etl.exports.csv_safe`); numbers are unchanged.
+  ``'`` so a spreadsheet never runs them as formulas (`etl.reporting.exports.csv_safe`); numbers are unchanged.
 * ``index.html`` - links to both pages, and a data-quality summary (checks failed per extract) when
   an ``audit_checks`` frame is given.
 
@@ -28,6 +28,7 @@ only (a percent change of a percentage is ambiguous, measures.md section 6 Q27).
 
 from __future__ import annotations
 
+from etl.errors import ConfigError
 import html
 import math
 import os
@@ -41,8 +42,8 @@ from typing import Any, Iterable
 import polars as pl
 import yaml
 
-from etl.exports import classified_in, csv_safe
-from etl.periods import COMPARISON_TOKENS, PERIOD_TOKENS, YE_JUN19, Month, PeriodError, comparison_window, period_window
+from etl.reporting.exports import classified_in, csv_safe
+from etl.core.periods import COMPARISON_TOKENS, PERIOD_TOKENS, YE_JUN19, Month, PeriodError, comparison_window, period_window
 
 ROUNDING_STATEMENT = (
     "Values are stored unrounded; shown rounded half away from zero: whole percent for changes in the "
@@ -69,7 +70,7 @@ _MON = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "N
 _PERIOD_NAMES = {"month": "monthly", "r12": "rolling 12 months", "fytd": "financial year to date", "cal": "calendar year", "qtr": "quarter"}
 
 
-class ReportError(ValueError):
+class ReportError(ConfigError, ValueError):
     """A report that cannot be written as asked (bad layout file, ambiguous force), with the reason."""
 
 
@@ -316,7 +317,7 @@ class ScorecardLayout:
 
 
 def default_layout_path() -> Path:
-    from etl.reference import contracts_dir
+    from etl.core.reference import contracts_dir
 
     return contracts_dir() / "definitions" / "scorecard.yaml"
 
@@ -1535,7 +1536,7 @@ def write_report(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if defs is None:
-        from etl.measures import load_definitions
+        from etl.measures.engine import load_definitions
 
         defs = load_definitions()
     if not isinstance(layout, ScorecardLayout):

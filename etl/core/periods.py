@@ -20,6 +20,7 @@ Comparison tokens (derived from the current window):
 
 from __future__ import annotations
 
+from etl.errors import ConfigError
 import re
 from dataclasses import dataclass
 
@@ -29,7 +30,7 @@ PERIOD_TOKENS = ("month", "r12", "fytd", "cal", "qtr")
 COMPARISON_TOKENS = ("sply", "prev_r12", "sp_2019_20", "ye_jun19")
 
 
-class PeriodError(ValueError):
+class PeriodError(ConfigError, ValueError):
     """A period or month that cannot be computed, with a plain-words reason."""
 
 

@@ -1,0 +1,1 @@
+"""Prefect flows over the loading package (thin: every decision is in `etl.loading`)."""
