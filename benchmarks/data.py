@@ -38,7 +38,7 @@ def generator_fingerprint() -> str:
     from benchmarks.config import REPO_ROOT
 
     h = hashlib.sha256()
-    for p in (REPO_ROOT / "etl" / "demo.py", REPO_ROOT / "etl" / "demo_profile.yaml"):
+    for p in (REPO_ROOT / "etl" / "demo" / "generator.py", REPO_ROOT / "etl" / "demo" / "profile.yaml"):
         h.update(p.read_bytes())
     return h.hexdigest()[:16]
 

@@ -156,9 +156,22 @@ ENGINES = ("prefect", "local")
 
 
 @app.callback()
-def _cli() -> None:
+def _cli(
+    contracts: Optional[Path] = typer.Option(None, "--contracts", help="A folder of contracts and definitions to use instead of the packaged ones (also ETL_CONTRACTS_DIR)"),
+    expectations: Optional[Path] = typer.Option(None, "--expectations", help="A folder of expectation suites to use instead of the packaged ones (also ETL_EXPECTATIONS_DIR)"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log each stage (run ids, counts, timings) to standard error"),
+) -> None:
     """Validated police performance figures, every month."""
     apply_cli_environment()
+    for option, folder, variable in (("--contracts", contracts, "ETL_CONTRACTS_DIR"), ("--expectations", expectations, "ETL_EXPECTATIONS_DIR")):
+        if folder is not None:
+            if not folder.is_dir():
+                _fail(f"{option} {folder}: is {_kind(folder)}, not a folder", 2)
+            os.environ[variable] = str(folder.resolve())
+    if verbose:
+        import logging
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def _fail(message: str, code: int) -> None:

@@ -26,12 +26,7 @@ def yaml_load(stream):
 
 from etl.core.periods import Month
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def contracts_dir() -> Path:
-    """Where contracts and definitions live (``ETL_CONTRACTS_DIR`` overrides the repository copy)."""
-    return Path(os.environ.get("ETL_CONTRACTS_DIR", REPO_ROOT / "contracts"))
+from etl.resources import contracts_dir  # noqa: E402 - re-exported: where contracts and definitions live
 
 
 class ReferenceError_(ConfigError, ValueError):

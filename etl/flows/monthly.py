@@ -26,9 +26,26 @@ from etl.loading import pipeline
 
 from etl.core import progress
 from etl.core.periods import Month, months_between
+from etl.errors import EtlError
 
 
-@task(name="load-month", cache_policy=NO_CACHE)
+def is_transient(task, task_run, state) -> bool:  # noqa: ANN001 - Prefect's retry_condition_fn signature
+    """Retry a task only for a transient error (`etl.errors.TransientError`: a busy warehouse, a state
+    that moved); a contract failure or a configuration error fails at once, never retried."""
+    try:
+        state.result()
+    except EtlError as exc:
+        return exc.retryable
+    except Exception:  # noqa: BLE001 - not the library's: an unexpected error is not retried
+        return False
+    return False
+
+
+# Transient errors are retried with back-off (the warehouse lock itself already waits ETL_LOCK_TIMEOUT).
+RETRY = {"retries": 2, "retry_delay_seconds": [30, 120], "retry_condition_fn": is_transient}
+
+
+@task(name="load-month", cache_policy=NO_CACHE, **RETRY)
 def load_month_task(source: str, month: str, warehouse: str, force_id: str | None, compute: bool) -> list[dict]:
     """One month of the source: a force folder, or data.police.uk files (one run per force found)."""
     rule = None
@@ -42,13 +59,13 @@ def load_month_task(source: str, month: str, warehouse: str, force_id: str | Non
     return [r.to_dict() | ({"rule": rule} if rule else {}) for r in reports]
 
 
-@task(name="refresh-measures", cache_policy=NO_CACHE)
+@task(name="refresh-measures", cache_policy=NO_CACHE, **RETRY)
 def refresh_measures_task(warehouse: str, forces: list[str] | None) -> dict:
     run_id, rows = pipeline.refresh_measures(warehouse, forces)
     return {"run_id": run_id, "rows": rows}
 
 
-@task(name="expectations", cache_policy=NO_CACHE)
+@task(name="expectations", cache_policy=NO_CACHE, **RETRY)
 def expectations_task(warehouse: str) -> dict:
     from etl.quality.expectations import run_expectations
 

@@ -66,7 +66,7 @@ from pathlib import Path
 import polars as pl
 
 from etl.core import audit, progress
-from etl.core.reference import REPO_ROOT
+from etl.resources import expectations_dir
 from etl.core.validation import CheckResult
 from etl.core.warehouse import Warehouse
 
@@ -115,10 +115,6 @@ COUNT_ONLY = ROW_WISE | frozenset(UNIQUE_KEY)
 _COUNT_KEYS = frozenset({*_SUMMED, "missing_percent", "unexpected_percent", "unexpected_percent_total", "unexpected_percent_nonmissing"})
 # Warehouse columns outside the contracts that hold classified values.
 EXTRA_CLASSIFIED = {"quarantine": frozenset({"record"})}
-
-
-def expectations_dir() -> Path:
-    return Path(os.environ.get("ETL_EXPECTATIONS_DIR", REPO_ROOT / "expectations"))
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""The Great Expectations suites (JSON); shipped as `etl.resources.expectations`."""
