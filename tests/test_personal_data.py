@@ -27,7 +27,9 @@ from etl.quality.expectations import classified_columns_of, load_suites, run_exp
 from etl.reporting.exports import classified_columns, csv_safe
 from etl.core.extracts import RawExtract, read_extract
 from etl.core.periods import Month
-from etl.reporting.reports import ReportError, _write_csv, write_report
+from etl.reporting.errors import ReportError
+from etl.reporting.exports import write_csv as _write_csv
+from etl.reporting.reports import write_report
 from etl.core.validation import QUARANTINE_SCHEMA, ValidationContext, _quarantine_frame, validate_extract
 from etl.core.warehouse import Warehouse
 from tests.conftest import CRIME_HEADER, crime, write_csv, write_population

@@ -15,20 +15,20 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from etl.measures.engine import MEASURE_SCHEMA
 from etl.core.periods import Month
-from etl.reporting.reports import (
+from etl.measures.engine import MEASURE_SCHEMA
+from etl.reporting.charts import trend_svg
+from etl.reporting.errors import ReportError
+from etl.reporting.formatting import (
     ROUNDING_STATEMENT,
-    ReportError,
     comparison_label,
     format_change_pct,
     format_value,
-    load_scorecard_layout,
     period_label,
     round_half_up,
-    trend_svg,
-    write_report,
 )
+from etl.reporting.layout import load_scorecard_layout
+from etl.reporting.reports import write_report
 
 FORCE = "test-force"
 MONTH = "2022-01"
@@ -426,3 +426,117 @@ def test_a_proxy_unknown_to_the_definitions_is_still_marked_with_its_note(tmp_pa
     sec = section(text(paths.national), "pu_new_proxy")
     assert 'class="tag">proxy<' in sec and "<code>nm_sv_vwi_count</code>" in sec
     assert "all violence &amp; sexual offences" in sec and "+25%" in sec
+
+
+# --------------------------------------------------------------------------------------------------
+# the package: layout model, templates, escaping, shipped files
+
+
+_KPI = "          - {id: a, kpi: K, figures: [{measure: m}]}\n"
+
+
+def _layout(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "scorecard.yaml"
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+@pytest.mark.parametrize(
+    "kpis, message",
+    [
+        ("          - {kpi: K, figures: [{measure: m}]}\n", "KPI None (T): id missing or repeated"),
+        (_KPI + _KPI, "KPI 'a' (T): id missing or repeated"),
+        ("          - {id: a, figures: [{measure: m}]}\n", "KPI 'a' (T): no KPI wording"),
+        ("          - {id: a, kpi: K, figures: [{label: L}]}\n", "KPI 'a' (T): a figure has no measure id"),
+        ("          - {id: a, kpi: K, availability: maybe}\n",
+         "KPI 'a' (T): availability must be computed, in_development, monitored_elsewhere, not_computable (got 'maybe')"),
+        ("          - {id: a, kpi: K, availability: computed}\n", "KPI 'a' (T): a computed KPI needs figures"),
+        ("          - {id: a, kpi: K, availability: in_development}\n", "KPI 'a' (T): a KPI without figures needs a reason"),
+        ("          - {id: a, kpi: K, figures: [{measure: m}], comparisons: [sply, yoy]}\n",
+         "KPI 'a' (T): unknown comparison(s) ['yoy'] (known: sply, prev_r12, sp_2019_20, ye_jun19)"),
+        ("          - 5\n", "not shaped as expected: objectives > sub_objectives > kpis > figures, each a list of mappings "
+                            "(objectives[0].sub_objectives[0].kpis[0]: not a mapping)"),
+        ("          - {id: a, kpi: K, figures: 3}\n", "(objectives[0].sub_objectives[0].kpis[0].figures: not a list)"),
+    ],
+)
+def test_layout_rules_each_give_one_line_naming_the_file_and_the_kpi(tmp_path: Path, kpis, message):
+    path = _layout(tmp_path, "version: '1'\nobjectives:\n  - title: T\n    sub_objectives:\n      - title: null\n        kpis:\n" + kpis)
+    with pytest.raises(ReportError) as info:
+        load_scorecard_layout(path)
+    text = str(info.value)
+    assert text.startswith(f"{path}: ") and text.endswith(message) and "\n" not in text
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("version: '1'\nobjectives: 7\n", "(objectives: not a list)"),
+        ("version: '1'\ndefaults: [1]\nobjectives: [{title: T}]\n", "(defaults: not a mapping)"),
+        ("version: '1'\nobjectives:\n  - sub_objectives: []\n", ": an objective has no title"),
+        ("objectives: [{title: T}]\n", ": the scorecard layout needs a version and objectives"),
+    ],
+)
+def test_layout_of_the_wrong_shape_says_where(tmp_path: Path, text, message):
+    path = _layout(tmp_path, text)
+    with pytest.raises(ReportError) as info:
+        load_scorecard_layout(path)
+    assert str(info.value).startswith(str(path)) and str(info.value).endswith(message)
+
+
+def test_layout_defaults_apply_and_numbers_read_as_text(tmp_path: Path):
+    path = _layout(tmp_path, "version: 2\ndefaults: {current: r12, comparisons: [ye_jun19]}\nobjectives:\n  - title: 12\n    sub_objectives:\n"
+                             "      - kpis:\n          - {id: 7, kpi: K, figures: [{measure: m, extract: [a, b]}], target: 8000}\n"
+                             "          - {id: b, kpi: K2, figures: [{measure: n, extract: c, label: N}], current: month, comparisons: []}\n")
+    layout = load_scorecard_layout(path)
+    a, b = layout.kpis
+    assert (layout.version, layout.objectives[0].title, a.id, a.target) == ("2", "12", "7", "8000")
+    assert (a.current, a.comparisons, a.availability, a.figures[0].label, a.figures[0].extracts) == ("r12", ("ye_jun19",), "computed", "m", ("a", "b"))
+    assert (b.current, b.comparisons, b.figures[0].label, b.figures[0].extracts) == ("month", (), "N", ("c",))
+    assert layout.max_comparisons == 1
+
+
+def test_every_text_of_the_layout_is_escaped_by_the_templates(tmp_path: Path):
+    path = _layout(tmp_path, "version: '1 <i>'\nsource: \"Paper & 'notes'\"\nobjectives:\n  - title: \"<script>alert(1)</script>\"\n"
+                             "    sub_objectives:\n      - title: \"Sub <b>\"\n        kpis:\n"
+                             "          - {id: a, kpi: \"The force's <em>KPI</em> & more\", figures: [{measure: pk_homicide_count, label: \"H<1>\"}]}\n"
+                             "          - {id: b, kpi: K, availability: in_development, reason: \"<img src=x onerror=alert(1)>\"}\n")
+    paths = write_report(measures_frame(), MONTH, tmp_path / "out", force_id=FORCE, layout=path)
+    page = text(paths.scorecard)
+    assert "<script>" not in page and "<img" not in page and "<em>KPI" not in page and "<b>" not in page and "<i>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;</h2>" in page and "The force&#x27;s &lt;em&gt;KPI&lt;/em&gt; &amp; more" in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page and "Sub &lt;b&gt;" in page
+    assert "version 1 &lt;i&gt; (Paper &amp; &#x27;notes&#x27;)" in page
+    assert "layout version 1 &lt;i&gt;" in text(paths.index)
+    svg = trend_svg([{"month": "2021-01", "value": 1.0}], uid="u\"><x", title="<T> & 'q'", unit="<u>", baseline_level=None)
+    assert "<title id=\"u&quot;&gt;&lt;x-title\">&lt;T&gt; &amp; &#x27;q&#x27;</title>" in svg and ">&lt;u&gt;</text>" in svg
+
+
+def test_pages_inline_the_shipped_style_sheet_and_build_no_html_in_python(report):
+    import ast
+    import tomllib
+    from fnmatch import fnmatch
+
+    import etl.reporting
+    from etl.reporting.templating import environment
+
+    package = Path(etl.reporting.__file__).parent
+    css = (package / "static" / "report.css").read_text(encoding="utf-8")
+    assert "@media print" in css
+    for p in (report.index, report.scorecard, report.national):
+        assert f"<style>\n{css}</style>" in text(p)
+    shipped = [f.relative_to(package).as_posix() for d in ("templates", "static") for f in (package / d).iterdir()]
+    assert {"templates/_page.html", "templates/scorecard.html", "templates/national.html", "templates/index.html", "templates/trend.svg",
+            "static/report.css"} <= set(shipped)
+    pyproject = tomllib.loads((package.parent.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    globs = pyproject["tool"]["setuptools"]["package-data"]["etl.reporting"]
+    assert [f for f in shipped if not any(fnmatch(f, g) for g in globs)] == []  # every template ships in the wheel
+    assert set(environment().list_templates()) >= {"scorecard.html", "trend.svg"}
+    # markup lives in the templates: no string in the package's Python (docstrings aside) holds an HTML or SVG tag
+    tag = re.compile(r"<(/?)(span|td|th|tr|table|div|p|li|ul|h[1-6]|svg|circle|polyline|polygon|line|text|a|strong|code|section|style)\b")
+    for module in package.glob("*.py"):
+        tree = ast.parse(module.read_text(encoding="utf-8"))
+        docstrings = {id(n.body[0].value) for n in ast.walk(tree)
+                      if isinstance(n, (ast.Module, ast.FunctionDef, ast.ClassDef)) and n.body and isinstance(n.body[0], ast.Expr)}
+        found = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings
+                 and tag.search(n.value)]
+        assert found == [], (module.name, found[:3])

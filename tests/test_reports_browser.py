@@ -17,7 +17,8 @@ import polars as pl
 import pytest
 
 from etl.core.periods import Month
-from etl.reporting.reports import load_scorecard_layout, write_report
+from etl.reporting.layout import load_scorecard_layout
+from etl.reporting.reports import write_report
 from tests.test_reports import FORCE, MONTH, measures_frame, spc_frame
 
 pytestmark = pytest.mark.slow

@@ -5,16 +5,27 @@ opening a CSV runs a cell that starts with ``=``, ``+``, ``-`` or ``@`` (or a ta
 before one) as a formula, e.g. ``=HYPERLINK("http://...")``. Every text cell starting with one of
 those characters gets a single quote ``'`` in front, so it is shown as text. Numeric, date and boolean
 columns are left as they are (a negative number stays a number). Use it for every CSV written for
-people: the report CSVs (`etl.reporting.reports`) and ``etl measures --format csv``.
+people: the report CSVs (`write_csv`, for `etl.reporting.csv_tables`) and ``etl measures --format csv``.
 
 ``classified_columns()`` names the columns that any contract classifies as identifier, personal,
 sensitive or restricted; `classified_in(frame)` lists such columns of a frame, so a writer can refuse
 to put one in a report or an export (reports show aggregate figures only, never a classified column).
+
+``write_csv(path, frame)`` does both for a report CSV, and ``write_text`` writes any report file
+atomically (a temporary file renamed over the target: a reader never sees half a file).
+
+One reason to change: what makes a file this project writes for people safe.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
+
 import polars as pl
+
+from etl.reporting.errors import ReportError
 
 # Characters a spreadsheet takes as the start of a formula (OWASP "CSV Injection").
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -86,4 +97,26 @@ def classified_in(frame: pl.DataFrame) -> list[str]:
     return [c for c in frame.columns if c in hidden]
 
 
-__all__ = ["FORMULA_START", "classified_columns", "usable_contracts", "classified_in", "csv_safe", "write_csv_safe"]
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` (UTF-8, ``\\n`` line ends, mode 0644) through a temporary file renamed over it."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_csv(path: Path, frame: pl.DataFrame) -> None:
+    """Write a report CSV: never a classified column, text cells safe from formula injection (`csv_safe`)."""
+    classified = classified_in(frame)
+    if classified:  # a programming error, not a data problem: the report frames have fixed columns
+        raise ReportError(f"{path.name}: refusing to write column(s) {', '.join(classified)}, classified as personal or identifying in a contract")
+    write_text(path, write_csv_safe(frame))
+
+
+__all__ = ["FORMULA_START", "classified_columns", "classified_in", "csv_safe", "usable_contracts", "write_csv", "write_csv_safe", "write_text"]

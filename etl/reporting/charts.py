@@ -1,0 +1,218 @@
+"""The SVG trend chart: changes when the chart's drawing (scales, marks, legend, description) does.
+
+`trend_chart` computes the geometry of a monthly series with its SPC (XmR) centre line, control
+limits, signals and baseline level as a `TrendChart`; the template ``templates/trend.svg`` draws it
+(autoescaped like the pages). `trend_svg` renders one chart on its own. No script, no external file.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from etl.core.periods import Month
+from etl.reporting.formatting import SIGNAL_WORDS, axis_number, mon_yy
+from etl.reporting.templating import render
+
+WIDTH, HEIGHT = 860, 320
+LEFT, RIGHT, TOP, BOTTOM = 70, 20, 44, 56
+_NONNEGATIVE_UNITS = ("count", "pct", "per_1000", "per_100k", "per_million", "seconds")
+_UNIT_WORDS = {"count": "count per month", "pct": "per cent", "per_1000": "per 1,000", "per_100k": "per 100,000", "per_million": "per million", "seconds": "seconds"}
+_LEGEND = (
+    ("value", "Monthly value"),
+    ("outside", "Outside limits"),
+    ("run", "Run of 7+"),
+    ("centre", "SPC centre"),
+    ("limits", "Control limits"),
+    ("baseline", "Baseline (YE Jun 19) monthly mean"),
+)
+
+
+@dataclass(frozen=True)
+class Tick:
+    at: float  # x or y in the drawing
+    label: str
+
+
+@dataclass(frozen=True)
+class Line:
+    cls: str  # limit | centre | values
+    points: str
+
+
+@dataclass(frozen=True)
+class Point:
+    x: float
+    y: float
+    tip: str
+    signal: str | None = None  # outside_limits | run_above | run_below
+    marker: str = ""  # the triangle of a run (its points), empty otherwise
+
+
+@dataclass(frozen=True)
+class LegendEntry:
+    x: int
+    kind: str
+    text: str
+
+
+@dataclass
+class TrendChart:
+    uid: str
+    title: str
+    desc: str
+    unit_words: str
+    n_months: int = 0
+    y_ticks: list[Tick] = field(default_factory=list)
+    x_ticks: list[Tick] = field(default_factory=list)
+    bands: list[str] = field(default_factory=list)
+    lines: list[Line] = field(default_factory=list)
+    baseline_y: float | None = None
+    values: list[Line] = field(default_factory=list)
+    points: list[Point] = field(default_factory=list)
+    legend: list[LegendEntry] = field(default_factory=list)
+    width: int = WIDTH
+    height: int = HEIGHT
+    left: int = LEFT
+    top: int = TOP
+    plot_width: int = WIDTH - LEFT - RIGHT
+    plot_height: int = HEIGHT - TOP - BOTTOM
+
+
+def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+    if hi <= lo:
+        hi = lo + (abs(lo) or 1.0)
+    raw = (hi - lo) / max(n - 1, 1)
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(mult * mag for mult in (1, 2, 2.5, 5, 10) if raw <= mult * mag + 1e-12)
+    start = math.floor(lo / step) * step
+    end = math.ceil(hi / step - 1e-9) * step
+    ticks, t = [], start
+    while t <= end + step / 2:
+        ticks.append(round(t, 10))
+        t += step
+    return ticks
+
+
+def _segments(points: list[tuple[float, float] | None]) -> list[list[tuple[float, float]]]:
+    segs: list[list[tuple[float, float]]] = [[]]
+    for p in points:
+        if p is None:
+            if segs[-1]:
+                segs.append([])
+        else:
+            segs[-1].append(p)
+    return [s for s in segs if s]
+
+
+def _pts(seg: list[tuple[float, float]]) -> str:
+    return " ".join(f"{x:.1f},{y:.1f}" for x, y in seg)
+
+
+def _description(series: list[dict], span: float, baseline_level: float | None, baseline_note: str) -> str:
+    n = len(series)
+    n_sig = sum(1 for p in series if p.get("signal"))
+    cvals = [p for p in series if p.get("centre") is not None]
+    last_val = next((p for p in reversed(series) if p.get("value") is not None), None)
+    bits = [f"{n} monthly values from {mon_yy(Month.parse(series[0]['month']))} to {mon_yy(Month.parse(series[-1]['month']))}" if series else "no values"]
+    if last_val:
+        bits.append(f"latest {axis_number(last_val['value'], span)} in {mon_yy(Month.parse(last_val['month']))}")
+    if cvals:
+        c = cvals[-1]
+        lim = ""
+        if c.get("lower") is not None and c.get("upper") is not None:
+            lim = f", control limits {axis_number(c['lower'], span)} to {axis_number(c['upper'], span)}"
+        basis = f" (limits from {c.get('baseline_start')} to {c.get('baseline_end')})" if c.get("baseline_start") else ""
+        bits.append(f"centre line {axis_number(c['centre'], span)}{lim}{basis}")
+    if baseline_level is not None:
+        bits.append(f"baseline level {axis_number(baseline_level, span)} ({baseline_note})")
+    bits.append(f"{n_sig} signalled point{'s' if n_sig != 1 else ''}")
+    return "; ".join(bits) + "."
+
+
+def trend_chart(series: list[dict], *, uid: str, title: str, unit: str | None, baseline_level: float | None, baseline_note: str = "") -> TrendChart:
+    """The chart of a monthly series (dicts with month, value, centre, lower, upper, baseline_start,
+    baseline_end, signal): one point per month with a value, lines broken where months are missing."""
+    pw, ph = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    n = len(series)
+    nonneg = unit in _NONNEGATIVE_UNITS
+    vals: list[float] = []
+    for p in series:
+        for k in ("value", "centre", "upper", "lower"):
+            v = p.get(k)
+            if v is not None:
+                vals.append(max(v, 0.0) if (k == "lower" and nonneg) else v)
+    if baseline_level is not None:
+        vals.append(baseline_level)
+    lo, hi = (min(vals), max(vals)) if vals else (0.0, 1.0)
+    if nonneg:
+        lo = min(lo, 0.0)
+    hi += (hi - lo) * 0.06 or 1.0  # headroom so the highest point and its marker are not on the frame
+    ticks = _nice_ticks(lo, hi)
+    y0, y1 = ticks[0], ticks[-1]
+    span = y1 - y0
+
+    def X(i: int) -> float:
+        return LEFT + (pw / 2 if n == 1 else i * pw / (n - 1))
+
+    def Y(v: float) -> float:
+        return TOP + ph - (v - y0) / (y1 - y0) * ph
+
+    def clip(v: float) -> float:
+        return max(v, 0.0) if nonneg else v
+
+    def line_of(key: str) -> list[tuple[float, float] | None]:
+        return [(X(i), Y(clip(p[key]))) if p.get(key) is not None else None for i, p in enumerate(series)]
+
+    chart = TrendChart(uid, title, _description(series, span, baseline_level, baseline_note), _UNIT_WORDS.get(unit or "", unit or "value"))
+    chart.n_months = n
+    chart.y_ticks = [Tick(Y(t), axis_number(t, span)) for t in ticks]
+    if n:
+        step = next((s for s in (1, 2, 3, 6, 12, 24, 36, 60) if n / s <= 14), 120)
+        for i, p in enumerate(series):
+            mm = Month.parse(p["month"])
+            if (step >= 12 and mm.month == 1) or (step < 12 and (mm.index % step == 0)) or (n <= 14):
+                chart.x_ticks.append(Tick(X(i), mon_yy(mm)))
+    # the control-limit band: one polygon per run of months with both limits
+    run: list[tuple[float, float, float]] = []
+    for i, q in enumerate([*series, None]):
+        if q is not None and q.get("upper") is not None and q.get("lower") is not None:
+            run.append((X(i), Y(clip(q["upper"])), Y(clip(q["lower"]))))
+        elif run:
+            chart.bands.append(_pts([(x, yu) for x, yu, _ in run] + [(x, yl) for x, _, yl in reversed(run)]))
+            run = []
+    for key, cls in (("upper", "limit"), ("lower", "limit"), ("centre", "centre")):
+        chart.lines += [Line(cls, _pts(seg)) for seg in _segments(line_of(key))]
+    if baseline_level is not None:
+        chart.baseline_y = Y(baseline_level)
+    chart.values = [Line("values", _pts(seg)) for seg in _segments([(X(i), Y(p["value"])) if p.get("value") is not None else None for i, p in enumerate(series)])]
+    for i, p in enumerate(series):
+        if p.get("value") is None:
+            continue
+        x, y = X(i), Y(p["value"])
+        sig = p.get("signal")
+        tip = f"{mon_yy(Month.parse(p['month']))}: {axis_number(p['value'], span)}" + (f" - {SIGNAL_WORDS.get(sig, sig)}" if sig else "")
+        marker = ""
+        if sig and sig != "outside_limits":
+            d = -1 if sig == "run_above" else 1
+            tip_y = y + d * 8
+            marker = f"{x - 4:.1f},{tip_y - d * 6:.1f} {x + 4:.1f},{tip_y - d * 6:.1f} {x:.1f},{tip_y:.1f}"
+        chart.points.append(Point(x, y, tip, sig or None, marker))
+    lx = LEFT
+    for kind, text in _LEGEND:
+        chart.legend.append(LegendEntry(lx, kind, text))
+        lx += 40 + int(len(text) * 6.2)
+    return chart
+
+
+def trend_svg(series: list[dict], *, uid: str, title: str, unit: str | None, baseline_level: float | None, baseline_note: str = "") -> str:
+    """An inline SVG line chart of a monthly series with its SPC centre, control limits, signals and baseline.
+
+    One <circle class="pt"> per month with a value; signalled points also carry class "signal" and a
+    marker (a ring for a point outside the limits, a triangle for a run). No script, no external file.
+    """
+    chart = trend_chart(series, uid=uid, title=title, unit=unit, baseline_level=baseline_level, baseline_note=baseline_note)
+    return render("trend.svg", chart=chart)
+
+
+__all__ = ["TrendChart", "trend_chart", "trend_svg"]
