@@ -179,3 +179,50 @@ def test_one_force_of_a_region(region: Path, tmp_path: Path) -> None:
     assert [(r.force_id, r.outcome) for r in reports] == [("south", "loaded")]
     with pytest.raises(pipeline.LoadFailed, match="no force folder named west holds 2019-01"):
         pipeline.load_source_month(region, "2019-01", tmp_path / "wh", force_id="west", compute=False)
+
+
+def test_a_month_followed_stage_by_stage_gives_what_the_load_gives(region: Path, tmp_path: Path) -> None:
+    """The named stages, run by hand in order, each on the previous stage's output."""
+    from etl.loading import stages
+    from etl.loading.sources import plan_source_month
+
+    plan = plan_source_month(region, "2019-02")
+    assert [u.root.name for u in plan.units] == ["east", "north", "south"] and not plan.single
+    wh = Warehouse(tmp_path / "staged")
+    with wh.run():
+        read = stages.read_files(stages.start(plan))
+        assert [sorted(u.raws) for u in read.units] == [["recorded_crime"]] * 3
+        validated = stages.validate_references(stages.validate(read, wh), wh)
+        assert [(u.force, [r.rows_quarantined for r in u.results], [r.contract.extract for r in u.references.results]) for u in validated.units] == [
+            ("east", [0], ["population"]), ("north", [1], ["population"]), ("south", [0], ["population"])]
+        checked = stages.check_across_months(validated, wh)
+        writes = stages.build_writes(checked, wh)
+        assert [w.table for w in writes.writes] == ["recorded_crime", "quarantine", "population"]
+        writes = stages.compute_measures(checked, writes, wh)
+        assert [w.table for w in writes.writes][-2:] == ["measures", "spc"]
+        staged = stages.commit(checked, writes, wh)
+    loaded = pipeline.load_source_month(region, "2019-02", tmp_path / "loaded")
+    fields = [(r.force_id, r.outcome, r.rows_in, r.rows_loaded, r.rows_quarantined, r.message) for r in staged]
+    assert fields == [(r.force_id, r.outcome, r.rows_in, r.rows_loaded, r.rows_quarantined, r.message) for r in loaded]
+    for table in ("recorded_crime", "quarantine", "measures"):
+        drop = ("run_id", "computed_at")
+        assert _table(tmp_path / "staged", table, drop).sort(pl.all()).equals(_table(tmp_path / "loaded", table, drop).sort(pl.all())), table
+
+
+def test_every_stage_logs_one_line_with_run_id_and_counts_never_a_value(region: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    caplog.set_level(logging.INFO, logger="etl.loading")
+    (region / "south" / "2019-02" / "recorded_crime.csv").write_bytes(b"")
+    reports = pipeline.load_source_month(region, "2019-02", tmp_path / "wh")
+    assert [(r.force_id, r.outcome) for r in reports] == [("east", "loaded"), ("north", "loaded"), (None, "failed")]
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("etl.loading.")]
+    key = f"run {reports[0].run_id} (+2) 2019-02"
+    for stage in ("read", "validate", "validate_references", "check_across_months", "build_writes", "compute_measures", "commit"):
+        assert len([ln for ln in lines if ln.startswith(f"{key} {stage}: ")]) == 1, stage
+    assert any(ln.startswith(f"{key} read: 3 file(s), 60 row(s), 1 unreadable, ") for ln in lines)
+    assert any(ln.startswith(f"{key} validate: 2 file(s), 59 row(s) passed, 1 quarantined, 1 failed (south: empty_file), ") for ln in lines)
+    assert any(ln.startswith(f"{key} commit: 2 force-month(s) loaded (east, north), 1 failed (south: empty_file), ") for ln in lines)
+    assert any(ln.startswith("batch ") and reports[1].run_id in ln and "(north)" in ln for ln in lines)
+    text = "\n".join(lines)
+    assert "99Z" not in text and "N2019-02-" not in text  # the quarantined code and the crime references are values

@@ -33,6 +33,8 @@ CLI_ENVIRONMENT = {
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
     "PREFECT_LOGGING_LEVEL": "WARNING",
     "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+    # the library's own loggers (etl.*: run ids, counts, timings, lock waits, recovery) reach the flow run's logs
+    "PREFECT_LOGGING_EXTRA_LOGGERS": "etl",
     "GX_ANALYTICS_ENABLED": "false",
     "DO_NOT_TRACK": "1",
 }

@@ -1,0 +1,170 @@
+"""Reference data of a load: the areas list, the population and external statistics extracts, and the
+published statistics workbooks found in ``reference/`` folders, and how they replace what the
+warehouse holds.
+
+One reason to change: which reference data a load reads, and how it replaces the committed rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from etl.core import progress
+from etl.core.contracts import load_contract
+from etl.core.extracts import sha256_of
+from etl.core.published import PublishedError, read_pfa_table_p1
+from etl.core.validation import (
+    ExtractInput,
+    ExtractResult,
+    FileFailure,
+    ValidationContext,
+    validate_extracts,
+)
+from etl.core.warehouse import Warehouse, Write, sql_literal
+from etl.loading.files import read_file, read_files
+from etl.loading.sources import PUBLISHED_FOLDER, REFERENCE_FOLDER, present, shown
+
+REFERENCE_EXTRACTS = ("population", "external_statistics")
+
+
+def read_areas(root: Path, shown_from: Path | None = None) -> dict[str, list[str]] | None:
+    """force_id -> npu list from ROOT/reference/areas.csv (None without one); names shown relative to ``shown_from``."""
+    path = root / REFERENCE_FOLDER / "areas.csv"
+    if not path.exists():
+        return None
+    shown_from = shown_from or root
+    raw = read_file(path, shown_from)
+    if isinstance(raw, FileFailure):
+        raise raw
+    missing = {"force_id", "npu"} - set(raw.header)
+    if missing:
+        raise FileFailure(shown(path, shown_from), "columns_present", f"needs columns force_id and npu (missing {', '.join(sorted(missing))})")
+    grouped = raw.frame.drop_nulls(["force_id", "npu"]).group_by("force_id").agg(pl.col("npu").unique().sort())
+    return {r["force_id"]: r["npu"] for r in grouped.iter_rows(named=True)}
+
+
+def has_own_areas(root: Path) -> bool:
+    return (root / REFERENCE_FOLDER / "areas.csv").exists()
+
+
+def has_own_reference(root: Path) -> bool:
+    return (root / REFERENCE_FOLDER).is_dir()
+
+
+def new_published(source: Path, wh: Warehouse, shown_from: Path | None = None) -> list[tuple[pl.DataFrame, dict]]:
+    """Published statistics workbooks in SOURCE/reference/published/ not loaded yet (by sha256);
+    file names are shown relative to ``shown_from`` (default SOURCE)."""
+    shown_from = shown_from or source
+    folder = source / PUBLISHED_FOLDER
+    if not folder.is_dir():
+        return []
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".xlsx")
+    if not files:
+        return []
+    committed = wh.read("published_statistics")
+    known = set(committed["source_sha256"].unique().to_list()) if committed is not None else set()
+    out = []
+    for path in files:
+        if sha256_of(path.read_bytes()) in known:
+            continue
+        frame = read_pfa_table_p1(path)
+        entry = {"extract": "published_statistics", "file": shown(path, shown_from), "sha256": frame["source_sha256"][0], "encoding": "xlsx",
+                 "contract": "ons_pfa_table_p1", "contract_version": None, "rows_in": frame.height, "rows_loaded": frame.height, "rows_quarantined": 0}
+        out.append((frame, entry))
+    return out
+
+
+@dataclass
+class References:
+    """The reference data one folder offers a run, validated: its reference extracts and the
+    published workbooks not loaded yet (each with its audit ``source_files`` entry)."""
+
+    results: list[ExtractResult] = field(default_factory=list)
+    published: list[tuple[pl.DataFrame, dict]] = field(default_factory=list)
+
+    def __add__(self, other: References) -> References:
+        return References(self.results + other.results, self.published + other.published)
+
+
+def read_references(roots: list[Path], source: Path, wh: Warehouse) -> list[References | FileFailure | PublishedError]:
+    """The reference data of each folder in ``roots`` (SOURCE first, then force folders with their own
+    ``reference/``), or the first failure of that folder's files. Every folder's file of one reference
+    extract is read and validated in one pass; a workbook an earlier folder offers is not offered again."""
+    found = [References() for _ in roots]
+    failed: dict[int, FileFailure | PublishedError] = {}
+    for name in REFERENCE_EXTRACTS:
+        _validate_reference_extract(name, roots, source, found, failed)
+    seen_sha: set[str] = set()
+    out: list[References | FileFailure | PublishedError] = []
+    for k, root in enumerate(roots):
+        if k not in failed:
+            try:
+                found[k].published = [(f, e) for f, e in new_published(root, wh, source) if e["sha256"] not in seen_sha]
+            except PublishedError as exc:
+                failed[k] = exc
+        if k in failed:
+            out.append(failed[k])
+            continue
+        seen_sha |= {e["sha256"] for _, e in found[k].published}
+        out.append(found[k])
+    return out
+
+
+def _validate_reference_extract(name: str, roots: list[Path], source: Path, found: list[References], failed: dict[int, FileFailure | PublishedError]) -> None:
+    """Every folder's file of one reference extract read and validated together: a result joins
+    ``found[k]``, a folder's first failure goes to ``failed[k]``."""
+    contract = load_contract(name)
+    todo = [(k, root / contract.file_name) for k, root in enumerate(roots) if present(root / contract.file_name)]
+    if not todo:
+        return
+    with progress.stage("read", extract=name, files=len(todo)):
+        raws = read_files([p for _, p in todo], source)
+    inputs, keys = [], []
+    for (k, path), raw in zip(todo, raws):
+        if isinstance(raw, FileFailure):
+            failed.setdefault(k, raw)
+        else:
+            inputs.append(ExtractInput(raw, ValidationContext(), shown(path, source)))
+            keys.append(k)
+    with progress.stage("validate", extract=name, rows=sum(i.raw.rows_in for i in inputs), files=len(inputs)):
+        outcomes = validate_extracts(contract, inputs) if inputs else []
+    for k, outcome in zip(keys, outcomes):
+        if isinstance(outcome, FileFailure):
+            failed.setdefault(k, outcome)
+        else:
+            found[k].results.append(outcome)
+
+
+def reference_rows(results: list[ExtractResult], name: str) -> pl.DataFrame | None:
+    """The rows of a reference extract read in this run. With several files, each force's rows come
+    from the last file (in ``results`` order: SOURCE/reference first, then the force folders) covering it."""
+    frames = [r.clean for r in results if r.contract.extract == name]
+    if not frames:
+        return None
+    if len(frames) == 1:
+        return frames[0]
+    tagged = pl.concat([f.with_columns(pl.lit(i).alias("__file")) for i, f in enumerate(frames)], how="diagonal_relaxed")
+    return tagged.filter(pl.col("__file") == pl.col("__file").max().over("force_id")).drop("__file")
+
+
+def reference_writes(rows: dict[str, pl.DataFrame | None]) -> list[Write]:
+    """Reference data replaces the rows of the forces it covers (one write per reference table)."""
+    writes = []
+    for name, frame in rows.items():
+        forces = frame["force_id"].unique().sort().to_list() if frame is not None else []
+        if forces:
+            writes.append(Write(name, frame, "force_id IN (" + ", ".join(sql_literal(f) for f in forces) + ")"))  # type: ignore[arg-type]
+    return writes
+
+
+def reference_after(wh: Warehouse, name: str, new: pl.DataFrame | None) -> pl.DataFrame | None:
+    """A reference table as it will be after this run (the file's forces replaced)."""
+    committed = wh.read(name)
+    if new is None:
+        return committed
+    if committed is None:
+        return new
+    return pl.concat([committed.filter(~pl.col("force_id").is_in(new["force_id"].implode())), new], how="diagonal_relaxed")
