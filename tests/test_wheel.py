@@ -41,7 +41,8 @@ def test_the_wheel_carries_its_declarative_files_and_no_foreign_top_level_packag
     assert tops == {"etl"}  # no top-level `flows` (a name taken on the package index), no `contracts`
     for needed in ("etl/resources/contracts/recorded_crime.yaml", "etl/resources/contracts/definitions/measures.yaml",
                    "etl/resources/contracts/reference/hocr_offence_codes.yaml", "etl/resources/expectations/recorded_crime.json",
-                   "etl/demo/profile.yaml", "etl/py.typed", "etl/flows/monthly.py"):
+                   "etl/demo/profile.yaml", "etl/py.typed", "etl/flows/monthly.py", "etl/reporting/templates/scorecard.html",
+                   "etl/reporting/static/report.css"):
         assert needed in names, needed
 
 
