@@ -8,9 +8,8 @@ import statistics
 import polars as pl
 import pytest
 
-from etl.measures.engine import DefinitionError, compute_measures, load_definitions
 from etl.core.periods import months_between
-from etl.measures.spc import control_charts
+from etl.measures import DefinitionError, compute_measures, control_charts, load_definitions
 
 FLAGS = ("domestic_abuse", "hate_crime", "knife_sharp", "firearm", "online", "business_victim")
 

@@ -14,8 +14,9 @@ or quarantine rows, so nothing is lost:
                             area, offence group and period, within ``tolerancePercent``;
 * ``volume_vs_history``     each offence group's count this month lies inside its normal range:
                             an XmR (individuals) chart over the previous ``baselineMonths`` loaded
-                            months (looking back at most ``baselineMonths`` + 12 months), limits = mean +/- 2.66 x mean moving range (at least
-                            ``minimumMonths`` months of history, else not checked).
+                            months (looking back at most ``baselineMonths`` + 12 months), limits = mean +/- 2.66 x mean moving range
+                            (`etl.measures.xmr`, the rules of the control charts too; at least ``minimumMonths``
+                            months of history, else not checked).
 """
 
 from __future__ import annotations
@@ -29,9 +30,7 @@ from etl.core.periods import Month, month_index_expr
 from etl.core.reference import load_offence_groups
 from etl.core.validation import CheckResult, ExtractResult
 from etl.core.warehouse import Warehouse
-
-XMR_FACTOR = 2.66
-
+from etl.measures import xmr
 
 _month_index = month_index_expr
 
@@ -244,18 +243,9 @@ def volume_checks(items: list[tuple[str, ExtractResult]], month: str, baseline_m
         on="force_id",
     )
     series = grid.join(series, on=["force_id", "group", "idx"], how="left").with_columns(pl.col("n").fill_null(0)).sort("force_id", "group", "idx")
-    base = series.filter(pl.col("idx") != idx)
-    limits = (
-        base.with_columns((pl.col("n") - pl.col("n").shift(1).over("force_id", "group")).abs().alias("mr"))
-        .group_by("force_id", "group")
-        .agg(pl.col("n").mean().alias("mean"), pl.col("mr").mean().alias("mr_bar"))
-        .with_columns(
-            (pl.col("mean") - XMR_FACTOR * pl.col("mr_bar")).clip(lower_bound=0).alias("lower"),
-            (pl.col("mean") + XMR_FACTOR * pl.col("mr_bar")).alias("upper"),
-        )
-    )
+    limits = xmr.limits(series.filter(pl.col("idx") != idx), ["force_id", "group"], "n", "idx", no_range="unknown")
     now = series.filter(pl.col("idx") == idx).join(limits, on=["force_id", "group"])
-    judged = now.with_columns(((pl.col("n") < pl.col("lower")) | (pl.col("n") > pl.col("upper"))).alias("outside"))
+    judged = now.with_columns(xmr.outside(pl.col("n")).alias("outside"))
     by_force = judged.partition_by("force_id", as_dict=True)
     for f, _ in todo:
         mine = by_force.get((f,), judged.clear())

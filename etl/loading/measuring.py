@@ -13,8 +13,7 @@ from etl.core import progress
 from etl.core.reference import load_code_list
 from etl.core.warehouse import Warehouse, Write
 from etl.loading.reference import REFERENCE_EXTRACTS
-from etl.measures.engine import compute_measures, load_definitions
-from etl.measures.spc import control_charts
+from etl.measures import compute_measures, control_charts, load_definitions, monthly_components
 
 
 def definition_versions() -> dict[str, str]:
@@ -74,6 +73,7 @@ def measure_writes(
 ) -> list[Write]:
     """The measures and control charts of the ``loaded`` force-months, replacing the rows ``replace`` selects."""
     with progress.stage("measures"):
-        table = compute_measures(tables, loaded, population, run_id=run_id, published=published, external=external)
-        charts = control_charts(tables, loaded)
+        components = monthly_components(tables, load_definitions())  # once, for the measures and the charts
+        table = compute_measures(tables, loaded, population, run_id=run_id, published=published, external=external, components=components)
+        charts = control_charts(tables, loaded, components=components)
     return [Write("measures", table, replace), Write("spc", charts, replace)]

@@ -5,24 +5,29 @@ For each force and each monthly count (or sum) measure, an XmR (individuals) cha
 
 * baseline run: the 12 months of the national baseline year (July 2018 - June 2019) when all are
   loaded, otherwise the first 12 loaded months (stated in ``baseline_start``/``baseline_end``);
-* centre line = mean of the baseline run; limits = centre +/- 2.66 x mean moving range of the run
-  (lower limit not below zero);
-* signals: ``outside_limits`` for a point outside the limits; ``run_above`` / ``run_below`` for every
-  point of a run of 7 or more consecutive points on one side of the centre line.
+* centre line, limits and signals by the XmR rules of `etl.measures.xmr` (limits = centre +/- 2.66 x
+  mean moving range of the baseline run; runs of 7 on one side of the centre line).
 
-Points are flagged, never dropped. The result is the ``spc`` table: one row per force, measure and
-month, which the national measures page draws as the trend chart.
+One reason to change: which series are charted and over which baseline run. Points are flagged, never
+dropped. The result is the ``spc`` table: one row per force, measure and month, which the national
+measures page draws as the trend chart.
 """
 
 from __future__ import annotations
 
+import logging
+
 import polars as pl
 
-from etl.measures.engine import Definitions, _month_index, load_definitions, monthly_components
-from etl.core.periods import YE_JUN19, Month
+from etl.core.periods import YE_JUN19, Month, month_index_expr
+from etl.measures.components import MonthlyComponents, monthly_components
+from etl.measures.definitions import Definitions, load_definitions
+from etl.measures.xmr import RUN_LENGTH, XMR_FACTOR, chart
 
-XMR_FACTOR = 2.66
-RUN_LENGTH = 7
+__all__ = ["BASELINE_MONTHS", "RUN_LENGTH", "SPC_SCHEMA", "XMR_FACTOR", "control_charts", "describe", "month_label"]
+
+log = logging.getLogger(__name__)
+
 BASELINE_MONTHS = 12
 
 SPC_SCHEMA = {
@@ -39,15 +44,21 @@ SPC_SCHEMA = {
 }
 
 
-def control_charts(tables: dict[str, pl.LazyFrame | None], loaded: pl.DataFrame, defs: Definitions | None = None) -> pl.DataFrame:
-    """The spc table for every force in ``loaded`` (force_id, month, extract)."""
+def control_charts(
+    tables: dict[str, pl.LazyFrame | None], loaded: pl.DataFrame, defs: Definitions | None = None, *, components: MonthlyComponents | None = None
+) -> pl.DataFrame:
+    """The spc table for every force in ``loaded`` (force_id, month, extract).
+
+    ``components``: the monthly components of ``tables`` when the caller already has them (e.g. from
+    computing the measures of the same tables); else computed here for the charted measures only."""
     defs = defs or load_definitions()
-    components, _ = monthly_components(tables, defs)
-    kinds = {m.id: m.extract for m in defs.measures if m.kind in ("count", "sum") and not m.snapshot}
-    series = components.filter(pl.col("measure_id").is_in(list(kinds)) & (pl.col("component") == "value"))
+    charted = [m for m in defs.measures if m.kind in ("count", "sum") and not m.snapshot]
+    comps = (components or monthly_components(tables, defs, charted)).components
+    kinds = {m.id: m.extract for m in charted}
+    series = comps.filter(pl.col("measure_id").is_in(list(kinds)) & (pl.col("component") == "value"))
     if "extract" not in loaded.columns:
         loaded = loaded.with_columns(pl.lit("recorded_crime").alias("extract"))
-    months = loaded.select("force_id", "extract", _month_index("month").alias("idx")).unique()
+    months = loaded.select("force_id", "extract", month_index_expr("month").alias("idx")).unique()
     extracts = pl.DataFrame({"measure_id": list(kinds), "extract": list(kinds.values())})
     # every loaded month of the measure's extract, zero where nothing matched
     grid = months.join(extracts, on="extract").drop("extract")
@@ -64,31 +75,12 @@ def control_charts(tables: dict[str, pl.LazyFrame | None], loaded: pl.DataFrame,
         .otherwise(pl.int_range(pl.len()).over("force_id", "measure_id") < BASELINE_MONTHS)
         .alias("in_base")
     )
-    base = data.filter(pl.col("in_base")).with_columns((pl.col("value") - pl.col("value").shift(1).over("force_id", "measure_id")).abs().alias("mr"))
-    limits = base.group_by("force_id", "measure_id").agg(
-        pl.col("value").mean().alias("centre"),
-        pl.col("mr").mean().alias("mr_bar"),
-        pl.col("idx").min().alias("b0"),
-        pl.col("idx").max().alias("b1"),
-    ).with_columns(
-        (pl.col("centre") - XMR_FACTOR * pl.col("mr_bar").fill_null(0)).clip(lower_bound=0).alias("lower"),
-        (pl.col("centre") + XMR_FACTOR * pl.col("mr_bar").fill_null(0)).alias("upper"),
-    )
-    out = data.join(limits, on=["force_id", "measure_id"]).sort("force_id", "measure_id", "idx")
-    side = pl.when(pl.col("value") > pl.col("centre")).then(1).when(pl.col("value") < pl.col("centre")).then(-1).otherwise(0)
-    out = out.with_columns(side.alias("side"))
-    out = out.with_columns(pl.col("side").rle_id().over("force_id", "measure_id").alias("run"))
-    out = out.with_columns(pl.len().over("force_id", "measure_id", "run").alias("run_len"))
-    signal = (
-        pl.when((pl.col("value") > pl.col("upper")) | (pl.col("value") < pl.col("lower"))).then(pl.lit("outside_limits"))
-        .when((pl.col("run_len") >= RUN_LENGTH) & (pl.col("side") == 1)).then(pl.lit("run_above"))
-        .when((pl.col("run_len") >= RUN_LENGTH) & (pl.col("side") == -1)).then(pl.lit("run_below"))
-        .otherwise(None)
-    )
+    out = chart(data, ["force_id", "measure_id"], "value", "idx", baseline="in_base")
     month = lambda c: (pl.col(c) // 12).cast(pl.Utf8) + "-" + ((pl.col(c) % 12) + 1).cast(pl.Utf8).str.zfill(2)  # noqa: E731
+    log.info("control charts: %d points of %d series", out.height, out.select("force_id", "measure_id").n_unique())
     return out.select(
         "force_id", "measure_id", month("idx").alias("month"), "value", "centre", "lower", "upper",
-        month("b0").alias("baseline_start"), month("b1").alias("baseline_end"), signal.alias("signal"),
+        month("first").alias("baseline_start"), month("last").alias("baseline_end"), "signal",
     ).select([pl.col(k).cast(t) for k, t in SPC_SCHEMA.items()])
 
 
