@@ -79,8 +79,11 @@ def build_suite():
             ex.append(gxe.ExpectColumnValuesToBeBetween(column=f"{n}__date", min_value={"$PARAMETER": "month_first"}, max_value={"$PARAMETER": "month_last"}))
     for r in contract.rules:
         if r.kind == "not_after":
-            ex.append(gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A=f"{r.args['other']}__date", column_B=f"{r.args['column']}__date",
-                                                                   or_equal=True, ignore_row_if="either_value_is_missing"))
+            ex.append(
+                gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                    column_A=f"{r.args['other']}__date", column_B=f"{r.args['column']}__date", or_equal=True, ignore_row_if="either_value_is_missing"
+                )
+            )
     dates = sorted({c.name for c in contract.columns if c.logical_type == "date"})
     numbers = sorted({c.name for c in contract.columns if c.minimum is not None or c.maximum is not None})
     return ex, dates, numbers
@@ -100,10 +103,14 @@ class Alternative:
         self.n_expectations = len(suite.expectations)
         batch = self.ctx.data_sources.add_pandas("extracts").add_dataframe_asset("recorded_crime").add_batch_definition_whole_dataframe("file")
         vd = self.ctx.validation_definitions.add(gx.ValidationDefinition(name="recorded_crime_file", data=batch, suite=suite))
-        self.checkpoint = self.ctx.checkpoints.add(gx.Checkpoint(
-            name="recorded_crime_file", validation_definitions=[vd], actions=[],
-            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW]},
-        ))
+        self.checkpoint = self.ctx.checkpoints.add(
+            gx.Checkpoint(
+                name="recorded_crime_file",
+                validation_definitions=[vd],
+                actions=[],
+                result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW]},
+            )
+        )
         self._areas: dict[str, list[str]] = {}
 
     def areas(self, source: str, force_id: str) -> list[str]:

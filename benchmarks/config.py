@@ -21,15 +21,49 @@ LARGEST_FORCE_PER_MONTH = 28_000
 # records ~3x the next force); the brief asks for the largest force-month to be ~25-30k rows, so the
 # sizes are compressed with a power law (see `force_sizes`) before they are scaled to the national total.
 FORCE_WEIGHTS: dict[str, float] = {
-    "avon-and-somerset": 140, "bedfordshire": 55, "cambridgeshire": 75, "cheshire": 85, "city-of-london": 8,
-    "cleveland": 75, "cumbria": 30, "derbyshire": 80, "devon-and-cornwall": 115, "dorset": 45, "durham": 55,
-    "dyfed-powys": 25, "essex": 165, "gloucestershire": 45, "greater-manchester": 330, "gwent": 55,
-    "hampshire": 160, "hertfordshire": 90, "humberside": 95, "kent": 175, "lancashire": 140,
-    "leicestershire": 85, "lincolnshire": 55, "merseyside": 140, "metropolitan": 900, "norfolk": 65,
-    "north-wales": 55, "north-yorkshire": 50, "northamptonshire": 65, "northumbria": 160,
-    "nottinghamshire": 100, "south-wales": 125, "south-yorkshire": 165, "staffordshire": 95, "suffolk": 55,
-    "surrey": 75, "sussex": 135, "thames-valley": 175, "warwickshire": 40, "west-mercia": 105,
-    "west-midlands": 330, "west-yorkshire": 320, "wiltshire": 40,
+    "avon-and-somerset": 140,
+    "bedfordshire": 55,
+    "cambridgeshire": 75,
+    "cheshire": 85,
+    "city-of-london": 8,
+    "cleveland": 75,
+    "cumbria": 30,
+    "derbyshire": 80,
+    "devon-and-cornwall": 115,
+    "dorset": 45,
+    "durham": 55,
+    "dyfed-powys": 25,
+    "essex": 165,
+    "gloucestershire": 45,
+    "greater-manchester": 330,
+    "gwent": 55,
+    "hampshire": 160,
+    "hertfordshire": 90,
+    "humberside": 95,
+    "kent": 175,
+    "lancashire": 140,
+    "leicestershire": 85,
+    "lincolnshire": 55,
+    "merseyside": 140,
+    "metropolitan": 900,
+    "norfolk": 65,
+    "north-wales": 55,
+    "north-yorkshire": 50,
+    "northamptonshire": 65,
+    "northumbria": 160,
+    "nottinghamshire": 100,
+    "south-wales": 125,
+    "south-yorkshire": 165,
+    "staffordshire": 95,
+    "suffolk": 55,
+    "surrey": 75,
+    "sussex": 135,
+    "thames-valley": 175,
+    "warwickshire": 40,
+    "west-mercia": 105,
+    "west-midlands": 330,
+    "west-yorkshire": 320,
+    "wiltshire": 40,
 }
 
 
@@ -88,15 +122,26 @@ def sizes() -> dict[str, Size]:
     nat = national_forces()
     largest = max(nat, key=lambda f: f[1])
     return {
-        "small": Size("small", (("metropolitan", 2000), ("west-midlands", 2000), ("city-of-london", 2000)), NATIONAL_FIRST, 2, "small",
-                      "3 forces x 2 months x ~2k rows: checks the harness works (under a minute)", prefect=True,
-                      extra={"measures_table": {"forces": 3, "months": 24}}),
-        "force-month": Size("force-month", (("metropolitan", 28_700),), "2018-10", 1, "force-month",
-                            "one large force-month (~30k rows)", prefect=True),
-        "national-year": Size("national-year", nat, NATIONAL_FIRST, 12, "national",
-                              "43 forces x 12 months (2018-04..2019-03), ~6.5M rows"),
-        "backfill-10y": Size("backfill-10y", (largest,), BACKFILL_FIRST, 120, "backfill",
-                             f"one force ({largest[0]}, ~{largest[1] // 1000}k a month) x 120 months (2017-04..2027-03)"),
+        "small": Size(
+            "small",
+            (("metropolitan", 2000), ("west-midlands", 2000), ("city-of-london", 2000)),
+            NATIONAL_FIRST,
+            2,
+            "small",
+            "3 forces x 2 months x ~2k rows: checks the harness works (under a minute)",
+            prefect=True,
+            extra={"measures_table": {"forces": 3, "months": 24}},
+        ),
+        "force-month": Size("force-month", (("metropolitan", 28_700),), "2018-10", 1, "force-month", "one large force-month (~30k rows)", prefect=True),
+        "national-year": Size("national-year", nat, NATIONAL_FIRST, 12, "national", "43 forces x 12 months (2018-04..2019-03), ~6.5M rows"),
+        "backfill-10y": Size(
+            "backfill-10y",
+            (largest,),
+            BACKFILL_FIRST,
+            120,
+            "backfill",
+            f"one force ({largest[0]}, ~{largest[1] // 1000}k a month) x 120 months (2017-04..2027-03)",
+        ),
     }
 
 
@@ -115,8 +160,14 @@ def growth_size(k: int, base: str = "national") -> Size:
     """k x the growth base, scaled by years: the same forces x 12k months from 2018-04 (same partition size)."""
     b = growth_base(base)
     label = "national year" if base == "national" else b.name
-    return Size(f"growth-{k}x" + ("" if base == "national" else f"-{base}"), b.forces, b.first_month, 12 * k, b.data_key,
-                f"{k}x {label}: {len(b.forces)} forces x {12 * k} months")
+    return Size(
+        f"growth-{k}x" + ("" if base == "national" else f"-{base}"),
+        b.forces,
+        b.first_month,
+        12 * k,
+        b.data_key,
+        f"{k}x {label}: {len(b.forces)} forces x {12 * k} months",
+    )
 
 
 MEASURES_10Y = {"forces": 43, "months": 120, "first_month": BACKFILL_FIRST}

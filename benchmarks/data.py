@@ -44,9 +44,16 @@ def generator_fingerprint() -> str:
 
 
 def _wanted(size: Size, force_id: str, cpm: int) -> dict:
-    return {"force_id": force_id, "crimes_per_month": cpm, "seed": force_seed(force_id), "first_month": size.first_month,
-            "bad_rows_per_month": BAD_ROWS_PER_MONTH, "generator": "etl.demo.generator.generate_demo", "generator_sha256": generator_fingerprint(),
-            "outcomes": "deleted"}
+    return {
+        "force_id": force_id,
+        "crimes_per_month": cpm,
+        "seed": force_seed(force_id),
+        "first_month": size.first_month,
+        "bad_rows_per_month": BAD_ROWS_PER_MONTH,
+        "generator": "etl.demo.generator.generate_demo",
+        "generator_sha256": generator_fingerprint(),
+        "outcomes": "deleted",
+    }
 
 
 def _covered(folder: Path, wanted: dict, months: list[str]) -> dict | None:
@@ -75,9 +82,16 @@ def _generate_force(args: tuple[str, dict, list[str]]) -> dict:
         (d / "crime_outcomes.csv").unlink(missing_ok=True)
 
     started = time.perf_counter()
-    generate_demo(folder, force_id=wanted["force_id"], first_month=wanted["first_month"], last_month=months[-1],
-                  seed=wanted["seed"], bad_rows_per_month=wanted["bad_rows_per_month"],
-                  crimes_per_month=wanted["crimes_per_month"], on_month=on_month)
+    generate_demo(
+        folder,
+        force_id=wanted["force_id"],
+        first_month=wanted["first_month"],
+        last_month=months[-1],
+        seed=wanted["seed"],
+        bad_rows_per_month=wanted["bad_rows_per_month"],
+        crimes_per_month=wanted["crimes_per_month"],
+        on_month=on_month,
+    )
     # The generator writes reference/external_statistics.csv with a header and no rows when the months
     # span less than a financial year, and the monthly load then fails on it ("has a header but no data
     # rows"; reported in BENCHMARKS.md). The file is optional for the load, so an empty one is removed.
@@ -86,8 +100,7 @@ def _generate_force(args: tuple[str, dict, list[str]]) -> dict:
     if ext.exists() and len([ln for ln in ext.read_text(encoding="utf-8").splitlines() if ln.strip()]) <= 1:
         ext.unlink()
         removed.append("reference/external_statistics.csv (header only)")
-    marker = dict(wanted, last_month=months[-1], rows=rows, generated_seconds=round(time.perf_counter() - started, 2),
-                  removed_files=removed)
+    marker = dict(wanted, last_month=months[-1], rows=rows, generated_seconds=round(time.perf_counter() - started, 2), removed_files=removed)
     (folder / MARKER).write_text(json.dumps(marker, indent=1))
     return marker
 
@@ -135,6 +148,13 @@ def ensure(size: Size, workers: int = 2, log=print) -> Dataset:
     for m in months:
         for force_id, _ in size.forces:
             folder = force_dir(size, force_id)
-            files.append({"force_id": force_id, "month": m, "source": str(folder), "path": str(folder / m / "recorded_crime.csv"),
-                          "rows": int(markers[force_id]["rows"][m])})
+            files.append(
+                {
+                    "force_id": force_id,
+                    "month": m,
+                    "source": str(folder),
+                    "path": str(folder / m / "recorded_crime.csv"),
+                    "rows": int(markers[force_id]["rows"][m]),
+                }
+            )
     return Dataset(size, files, round(generated, 2), len(todo))

@@ -69,8 +69,10 @@ def measure_growth(args, national: dict | None) -> dict:
     kmax = max(measured)
     budget_side = args.side_budget * 60
     points: dict[int, dict] = {k: {"multiple": k, "forces": nforces, "months": 12 * k, "measured_rows": k in measured} for k in GROWTH_MULTIPLES}
-    log(f"\n== growth: 1x..8x the national year by years; measured up to {kmax}x, load budget {args.load_budget:.0f} min, "
-        f"side budget {args.side_budget:.0f} min")
+    log(
+        f"\n== growth: 1x..8x the national year by years; measured up to {kmax}x, load budget {args.load_budget:.0f} min, "
+        f"side budget {args.side_budget:.0f} min"
+    )
 
     # extracts (the kmax folder holds every smaller multiple: same forces, same first month)
     ds_max = data.ensure(config.growth_size(kmax, args.growth_base), log=log)
@@ -105,8 +107,9 @@ def measure_growth(args, national: dict | None) -> dict:
 
     # project load: one growing series of loads (continues the national-year series when it is there)
     series = "national-year" if args.growth_base == "national" else f"growth-{args.growth_base}"
-    state, seg = load_series(series, base_size, ds_max.files, LOADS_PER_YEAR * kmax, args.load_budget * 60, fresh=False,
-                             checkpoints=[LOADS_PER_YEAR * k for k in measured])
+    state, seg = load_series(
+        series, base_size, ds_max.files, LOADS_PER_YEAR * kmax, args.load_budget * 60, fresh=False, checkpoints=[LOADS_PER_YEAR * k for k in measured]
+    )
     per_load = state["per_load"]
     n_done = len(per_load)
     a, b = per_load_model(per_load, skip=nforces)
@@ -114,16 +117,23 @@ def measure_growth(args, national: dict | None) -> dict:
     for k in GROWTH_MULTIPLES:
         n = LOADS_PER_YEAR * k
         secs, complete = series_total(per_load, n, (a, b))
-        how = "measured" if complete else (f"extrapolated: {n_done} of {n} loads measured, the rest from per-load = {a:.3f} s + "
-                                           f"{b * 1000:.3f} ms x loads already in the warehouse")
+        how = (
+            "measured"
+            if complete
+            else (f"extrapolated: {n_done} of {n} loads measured, the rest from per-load = {a:.3f} s + {b * 1000:.3f} ms x loads already in the warehouse")
+        )
         # peak memory of the load processes up to load n (peak so far at a checkpoint, or whole segments ending by then)
         peaks = [v for last, v in seg_peaks if last <= n] + ([state["maxrss_at"][str(n)]] if str(n) in state.get("maxrss_at", {}) else [])
         if complete and peaks:
             points[k]["project_load"] = _value(secs, max(peaks), how)
         else:
             allp = [v for _, v in seg_peaks]
-            points[k]["project_load"] = _value(secs, max(allp) if allp else None, how,
-                                               peak_note="not measured at this size: the highest load-process peak measured (loads are per force-month)")
+            points[k]["project_load"] = _value(
+                secs,
+                max(allp) if allp else None,
+                how,
+                peak_note="not measured at this size: the highest load-process peak measured (loads are per force-month)",
+            )
 
     # project measures and expectations on built warehouses
     forces = [list(f) for f in base_size.forces]
@@ -134,9 +144,14 @@ def measure_growth(args, national: dict | None) -> dict:
             t = time_on_built(f"growth-{k}x-built", forces, 12 * k, base_size.first_month, ("measures", "expectations"), keep=args.keep)
             p["built_rows"] = t["rows"]
             for ph in ("measures", "expectations"):
-                p[f"project_{ph}"] = _value(t[ph]["seconds"], t[ph]["peak_rss_bytes"], "measured on a warehouse built directly",
-                                             built_rows=t["rows"], load_average=t[ph].get("load_average"),
-                                             **({"not_met": t[ph].get("not_met")} if ph == "expectations" else {}))
+                p[f"project_{ph}"] = _value(
+                    t[ph]["seconds"],
+                    t[ph]["peak_rss_bytes"],
+                    "measured on a warehouse built directly",
+                    built_rows=t["rows"],
+                    load_average=t[ph].get("load_average"),
+                    **({"not_met": t[ph].get("not_met")} if ph == "expectations" else {}),
+                )
                 prev[ph] = t[ph]["seconds"]
         else:
             p["project_measures"] = p["project_expectations"] = None
@@ -149,17 +164,26 @@ def measure_growth(args, national: dict | None) -> dict:
             p["project"] = _value(sum(x["seconds"] for x in parts), max(x["peak_rss_bytes"] or 0 for x in parts), how)
     analysis = _analyse(points)  # again, with the project totals
     return {
-        "size": "growth", "measured": True, "measured_at": dt.datetime.now().isoformat(timespec="seconds"),
+        "size": "growth",
+        "measured": True,
+        "measured_at": dt.datetime.now().isoformat(timespec="seconds"),
         "code_sha256": machine.code_fingerprint(),
         "base": base_size.name,
         "scaling": f"forces x years: k x {base_size.name} = {nforces} forces x 12k months from {base_size.first_month}; rows per force-month unchanged",
-        "multiples_with_data": measured, "load_budget_minutes": args.load_budget, "side_budget_minutes": args.side_budget,
-        "project_load_model": {"intercept_seconds": _r(a, 4), "seconds_per_prior_load": _r(b, 6), "loads_measured": n_done,
-                               "series": series, "segments": [{k: v for k, v in x.items() if k not in ("stages_by_month", "mean_load_seconds_by_month")}
-                                                              for x in state["segments"]],
-                               "mean_load_seconds_by_year": {str(i + 1): _r(sum(per_load[i * LOADS_PER_YEAR:(i + 1) * LOADS_PER_YEAR]) /
-                                                                            len(per_load[i * LOADS_PER_YEAR:(i + 1) * LOADS_PER_YEAR]), 3)
-                                                             for i in range(math.ceil(n_done / LOADS_PER_YEAR))}},
+        "multiples_with_data": measured,
+        "load_budget_minutes": args.load_budget,
+        "side_budget_minutes": args.side_budget,
+        "project_load_model": {
+            "intercept_seconds": _r(a, 4),
+            "seconds_per_prior_load": _r(b, 6),
+            "loads_measured": n_done,
+            "series": series,
+            "segments": [{k: v for k, v in x.items() if k not in ("stages_by_month", "mean_load_seconds_by_month")} for x in state["segments"]],
+            "mean_load_seconds_by_year": {
+                str(i + 1): _r(sum(per_load[i * LOADS_PER_YEAR : (i + 1) * LOADS_PER_YEAR]) / len(per_load[i * LOADS_PER_YEAR : (i + 1) * LOADS_PER_YEAR]), 3)
+                for i in range(math.ceil(n_done / LOADS_PER_YEAR))
+            },
+        },
         "points": [points[k] for k in GROWTH_MULTIPLES],
         "analysis": analysis,
         "run_seconds": round(time.perf_counter() - started, 1),
@@ -205,12 +229,20 @@ def _analyse(points: dict[int, dict]) -> dict:
         for name in ("floor", "alternative", "project_measures", "project_expectations"):
             if p.get(name) is None and name in out and "memory_fit" in out[name]:
                 mf = out[name]["memory_fit"]
-                fit = fit_loglog(*zip(*[(q["rows"], q[name]["seconds"]) for q in points.values() if q.get(name)])) if sum(1 for q in points.values() if q.get(name)) >= 2 else None
+                fit = (
+                    fit_loglog(*zip(*[(q["rows"], q[name]["seconds"]) for q in points.values() if q.get(name)]))
+                    if sum(1 for q in points.values() if q.get(name)) >= 2
+                    else None
+                )
                 if fit:
-                    p[name] = _value(math.exp(fit[0] + fit[1] * math.log(p["rows"])), mf["intercept_bytes"] + mf["bytes_per_million_rows"] * p["rows"] / 1e6,
-                                     "extrapolated: time from the log-log fit, peak from the linear fit of the measured sizes")
-    out["exponent_note"] = ("time ~ rows^exponent, least squares on log-log; exponent_measured uses measured points only, exponent_all "
-                            "includes extrapolated ones; 1.0 = linear")
+                    p[name] = _value(
+                        math.exp(fit[0] + fit[1] * math.log(p["rows"])),
+                        mf["intercept_bytes"] + mf["bytes_per_million_rows"] * p["rows"] / 1e6,
+                        "extrapolated: time from the log-log fit, peak from the linear fit of the measured sizes",
+                    )
+    out["exponent_note"] = (
+        "time ~ rows^exponent, least squares on log-log; exponent_measured uses measured points only, exponent_all includes extrapolated ones; 1.0 = linear"
+    )
     return out
 
 
@@ -227,16 +259,34 @@ def print_growth(g: dict) -> None:
                 cells.append(f"{'-':>28}")
                 continue
             mark = "" if v["how"].startswith("measured") else "~"
-            peak = "-" if v["peak_rss_bytes"] is None else (f"{v['peak_rss_bytes'] / GiB:.1f}G" if v["peak_rss_bytes"] >= GiB else f"{v['peak_rss_bytes'] / MiB:.0f}M")
+            peak = (
+                "-"
+                if v["peak_rss_bytes"] is None
+                else (f"{v['peak_rss_bytes'] / GiB:.1f}G" if v["peak_rss_bytes"] >= GiB else f"{v['peak_rss_bytes'] / MiB:.0f}M")
+            )
             cells.append(f"{mark + format(v['seconds'], ',.1f'):>12} {v['seconds'] / p['rows'] * 1e6:6.1f} {peak:>7}")
         log(f"  {str(p['multiple']) + 'x':<5} {p['rows']:>12,}  " + "".join(f"{c:>28}" for c in cells))
     log("  (~ = extrapolated)")
     a = g["analysis"]
-    log("  fitted exponent (time ~ rows^b; measured points / with extrapolated): "
-        + ", ".join(f"{n} {a[n]['exponent_measured']}/{a[n]['exponent_all']}" for n in names if n in a))
-    log("  peak memory reaches 24 GiB at: " + ", ".join(
-        f"{n} " + ("flat" if a[n].get("memory_fit", {}).get("national_years_at_24GiB") is None else f"{a[n]['memory_fit']['national_years_at_24GiB']} national years")
-        for n in names if n in a and "memory_fit" in a[n]))
+    log(
+        "  fitted exponent (time ~ rows^b; measured points / with extrapolated): "
+        + ", ".join(f"{n} {a[n]['exponent_measured']}/{a[n]['exponent_all']}" for n in names if n in a)
+    )
+    log(
+        "  peak memory reaches 24 GiB at: "
+        + ", ".join(
+            f"{n} "
+            + (
+                "flat"
+                if a[n].get("memory_fit", {}).get("national_years_at_24GiB") is None
+                else f"{a[n]['memory_fit']['national_years_at_24GiB']} national years"
+            )
+            for n in names
+            if n in a and "memory_fit" in a[n]
+        )
+    )
     m = g["project_load_model"]
-    log(f"  project load: per-load time = {m['intercept_seconds']:.3f} s + {m['seconds_per_prior_load'] * 1000:.2f} ms x loads already in the warehouse "
-        f"({m['loads_measured']} loads measured); mean per load by year: " + ", ".join(f"y{k} {v:.2f} s" for k, v in m["mean_load_seconds_by_year"].items()))
+    log(
+        f"  project load: per-load time = {m['intercept_seconds']:.3f} s + {m['seconds_per_prior_load'] * 1000:.2f} ms x loads already in the warehouse "
+        f"({m['loads_measured']} loads measured); mean per load by year: " + ", ".join(f"y{k} {v:.2f} s" for k, v in m["mean_load_seconds_by_year"].items())
+    )

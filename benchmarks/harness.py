@@ -32,8 +32,12 @@ def log(msg: str = "") -> None:
 
 def _child_env(extra: dict | None = None) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_") and k != "PREFECT_PROFILES_PATH"}
-    env.update(GX_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1", PYTHONWARNINGS="ignore",
-               PYTHONPATH=str(REPO_ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""))
+    env.update(
+        GX_ANALYTICS_ENABLED="false",
+        DO_NOT_TRACK="1",
+        PYTHONWARNINGS="ignore",
+        PYTHONPATH=str(REPO_ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""),
+    )
     env.update(extra or {})
     return env
 
@@ -46,8 +50,13 @@ def run_child(side: str, job: dict, run_dir: Path, env: dict | None = None) -> d
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
     with open(log_path, "w") as lf:
-        proc = subprocess.Popen([sys.executable, "-m", "benchmarks.worker", side, str(job_path), str(result_path)],
-                                cwd=REPO_ROOT, env=_child_env(env), stdout=lf, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.worker", side, str(job_path), str(result_path)],
+            cwd=REPO_ROOT,
+            env=_child_env(env),
+            stdout=lf,
+            stderr=subprocess.STDOUT,
+        )
         _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage: its peak RSS only
         proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - started
@@ -84,14 +93,25 @@ def measure_size(size: Size, args, sides: tuple[str, ...] | None = None, series:
     files = ds.files
     code_at_start = machine.code_fingerprint()
     entry: dict = {
-        "size": size.name, "description": size.description, "measured": True, "code_sha256": code_at_start,
+        "size": size.name,
+        "description": size.description,
+        "measured": True,
+        "code_sha256": code_at_start,
         "measured_at": dt.datetime.now().isoformat(timespec="seconds"),
-        "forces": len(size.forces), "months": size.months, "first_month": size.first_month, "files": len(files), "rows": ds.rows,
-        "data": {"cache": str(data.force_dir(size, size.forces[0][0]).parent), "generated_seconds": ds.generated_seconds,
-                 "seed": config.SEED, "bad_rows_per_month": config.BAD_ROWS_PER_MONTH,
-                 "crimes_per_month": {f: c for f, c in size.forces} if len(size.forces) <= 3 else
-                 {"min": min(c for _, c in size.forces), "max": max(c for _, c in size.forces),
-                  "sum": sum(c for _, c in size.forces)}},
+        "forces": len(size.forces),
+        "months": size.months,
+        "first_month": size.first_month,
+        "files": len(files),
+        "rows": ds.rows,
+        "data": {
+            "cache": str(data.force_dir(size, size.forces[0][0]).parent),
+            "generated_seconds": ds.generated_seconds,
+            "seed": config.SEED,
+            "bad_rows_per_month": config.BAD_ROWS_PER_MONTH,
+            "crimes_per_month": {f: c for f, c in size.forces}
+            if len(size.forces) <= 3
+            else {"min": min(c for _, c in size.forces), "max": max(c for _, c in size.forces), "sum": sum(c for _, c in size.forces)},
+        },
         "sides": {},
     }
     sides = sides or size.sides
@@ -126,18 +146,28 @@ def measure_size(size: Size, args, sides: tuple[str, ...] | None = None, series:
 
     if size.prefect and not args.no_prefect:
         home = run_dir / "prefect-home"
-        env = {"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-               "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120", "PREFECT_LOGGING_LEVEL": "WARNING",
-               "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore"}
+        env = {
+            "PREFECT_HOME": str(home),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+            "PREFECT_LOGGING_LEVEL": "WARNING",
+            "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+        }
         first_force = size.forces[0][0]
         months = [f["month"] for f in files if f["force_id"] == first_force][:3]
-        job = {"files": [f for f in files if f["force_id"] == first_force], "work_dir": str(run_dir / "prefect"),
-               "repeats": args.repeats or (1 if size.name == "small" else 3), "backfill_months": months}
+        job = {
+            "files": [f for f in files if f["force_id"] == first_force],
+            "work_dir": str(run_dir / "prefect"),
+            "repeats": args.repeats or (1 if size.name == "small" else 3),
+            "backfill_months": months,
+        }
         r = run_child("prefect", job, run_dir, env)
         entry["prefect"] = _prefect(r)
         p = entry["prefect"]
-        log(f"  prefect      flow {p['flow_seconds_median']:.2f} s vs plain {p['plain_seconds_median']:.2f} s "
-            f"(overhead {p['overhead_seconds']:+.2f} s); server start-up {p['server_startup_seconds']:.1f} s")
+        log(
+            f"  prefect      flow {p['flow_seconds_median']:.2f} s vs plain {p['plain_seconds_median']:.2f} s "
+            f"(overhead {p['overhead_seconds']:+.2f} s); server start-up {p['server_startup_seconds']:.1f} s"
+        )
 
     s = entry["sides"]
     ratios = {}
@@ -176,8 +206,9 @@ def series_dir(name: str) -> Path:
     return CACHE_DIR / "warehouses" / name
 
 
-def load_series(name: str, size: Size, files: list[dict], upto: int, budget_s: float, fresh: bool,
-                checkpoints: list[int] | None = None) -> tuple[dict, dict | None]:
+def load_series(
+    name: str, size: Size, files: list[dict], upto: int, budget_s: float, fresh: bool, checkpoints: list[int] | None = None
+) -> tuple[dict, dict | None]:
     """Continue the series `name` up to `upto` loads of `files` (in order) or until `budget_s` is spent."""
     d = series_dir(name)
     code = machine.code_fingerprint()
@@ -203,24 +234,47 @@ def load_series(name: str, size: Size, files: list[dict], upto: int, budget_s: f
         log(f"  project load: loads {n + 1}..{upto} into the series warehouse {d} (budget {budget_s / 60:.0f} min) ...")
         run_dir = CACHE_DIR / "runs" / f"series-{name}"
         shutil.rmtree(run_dir, ignore_errors=True)
-        r = run_child("project-load", {"files": files[n:upto], "warehouse": str(d / "warehouse"), "budget_seconds": budget_s,
-                                        "checkpoints": [c - n for c in (checkpoints or []) if c > n]}, run_dir)
+        r = run_child(
+            "project-load",
+            {
+                "files": files[n:upto],
+                "warehouse": str(d / "warehouse"),
+                "budget_seconds": budget_s,
+                "checkpoints": [c - n for c in (checkpoints or []) if c > n],
+            },
+            run_dir,
+        )
         state["per_load"] += r["per_load_list"]
         for c, v in (r.get("maxrss_at_checkpoint") or {}).items():
             state["maxrss_at"][str(int(c) + n)] = v
-        seg = {"first_load": n + 1, "last_load": n + r["loads"], "seconds": _r(r["work_seconds"], 2), "stopped_by_budget": r["stopped_by_budget"],
-               "peak_rss_bytes": r["peak_rss_bytes"], "load_average": r["load_average"], "code_sha256": code,
-               "code_changed_during_segment": machine.code_fingerprint() != code,
-               "at": dt.datetime.now().isoformat(timespec="seconds"), "rows_in": r["rows"], "rows_quarantined": r["rows_quarantined"],
-               "failed_count": r["failed_count"], "failed": r["failed"], "stages": _rounded(r["stages"], 2),
-               "stages_by_month": r.get("stages_by_month"), "mean_load_seconds_by_month": r.get("mean_load_seconds_by_month")}
+        seg = {
+            "first_load": n + 1,
+            "last_load": n + r["loads"],
+            "seconds": _r(r["work_seconds"], 2),
+            "stopped_by_budget": r["stopped_by_budget"],
+            "peak_rss_bytes": r["peak_rss_bytes"],
+            "load_average": r["load_average"],
+            "code_sha256": code,
+            "code_changed_during_segment": machine.code_fingerprint() != code,
+            "at": dt.datetime.now().isoformat(timespec="seconds"),
+            "rows_in": r["rows"],
+            "rows_quarantined": r["rows_quarantined"],
+            "failed_count": r["failed_count"],
+            "failed": r["failed"],
+            "stages": _rounded(r["stages"], 2),
+            "stages_by_month": r.get("stages_by_month"),
+            "mean_load_seconds_by_month": r.get("mean_load_seconds_by_month"),
+        }
         state["segments"].append(seg)
         if seg["code_changed_during_segment"]:
             log("  WARNING: the project's code changed while this segment ran; its processes kept the code they started with")
         (d / "loads.json").write_text(json.dumps(state))
         shutil.rmtree(run_dir, ignore_errors=True)
-        log(f"  project load: {r['loads']} loads in {r['work_seconds']:.0f} s" + (" (budget spent)" if r["stopped_by_budget"] else "")
-            + f", peak {r['peak_rss_bytes'] / MiB:.0f} MiB")
+        log(
+            f"  project load: {r['loads']} loads in {r['work_seconds']:.0f} s"
+            + (" (budget spent)" if r["stopped_by_budget"] else "")
+            + f", peak {r['peak_rss_bytes'] / MiB:.0f} MiB"
+        )
         if r.get("failed_count"):
             log(f"  WARNING: {r['failed_count']} of {r['loads']} loads failed, e.g. {r['failed'][0]}")
     return state, seg
@@ -238,7 +292,7 @@ def per_load_model(per_load: list[float], skip: int) -> tuple[float, float]:
     sxx = sum((x - mx) ** 2 for x in xs)
     b = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx if sxx else 0.0
     if b < 0:  # not growing (noise): extrapolate with the recent mean instead of a falling line
-        tail = ys[-max(1, len(ys) // 10):]
+        tail = ys[-max(1, len(ys) // 10) :]
         return sum(tail) / len(tail), 0.0
     return my - b * mx, b
 
@@ -274,10 +328,15 @@ def project_series_side(size: Size, ds, args, run_dir: Path, series: str) -> dic
         log(f"  project load stopped by the budget after {done} of {total} loads: measures and expectations on a warehouse built directly")
         t = time_on_built(f"{size.name}-built", [list(f) for f in size.forces], size.months, size.first_month, ("measures", "expectations"))
         for phase in ("measures", "expectations"):
-            phases_wh[phase] = {"work_seconds": t[phase]["seconds"], "peak_rss_bytes": t[phase]["peak_rss_bytes"],
-                                "import_seconds": t[phase]["import_seconds"], "stages": t[phase]["stages"],
-                                "process_wall_seconds": t[phase]["process_wall_seconds"], "load_average": t[phase]["load_average"],
-                                **{k: t[phase][k] for k in ("measure_rows", "expectations", "not_met", "by_table") if k in t[phase]}}
+            phases_wh[phase] = {
+                "work_seconds": t[phase]["seconds"],
+                "peak_rss_bytes": t[phase]["peak_rss_bytes"],
+                "import_seconds": t[phase]["import_seconds"],
+                "stages": t[phase]["stages"],
+                "process_wall_seconds": t[phase]["process_wall_seconds"],
+                "load_average": t[phase]["load_average"],
+                **{k: t[phase][k] for k in ("measure_rows", "expectations", "not_met", "by_table") if k in t[phase]},
+            }
         how_mx = f"measured on a warehouse of the same rows built directly ({t['rows']:,} rows): the load did not finish in its budget"
     a, b = model
     ls = seg["stages"] if seg else {}
@@ -285,53 +344,87 @@ def project_series_side(size: Size, ds, args, run_dir: Path, series: str) -> dic
     total_s = load_s + meas["work_seconds"] + exp["work_seconds"]
     stages = _project_stages(ls, meas["stages"], exp["stages"])
     return {
-        "seconds": _r(total_s), "rows_per_second": round(ds.rows / total_s) if total_s else None,
+        "seconds": _r(total_s),
+        "rows_per_second": round(ds.rows / total_s) if total_s else None,
         "how": "measured" if complete else "load partly extrapolated",
         "import_seconds": _r(max(x.get("import_seconds") or 0 for x in (meas, exp))),
         "peak_rss_bytes": max(x for x in ((seg or {}).get("peak_rss_bytes"), meas["peak_rss_bytes"], exp["peak_rss_bytes"]) if x),
         "stages": _rounded(stages),
         "stages_note": None if complete else f"load stages are those of the {done} loads measured",
         "phases": {
-            "load": {"seconds": _r(load_s), "how": "measured" if complete else
-                     f"extrapolated: {done} of {total} loads measured ({sum(per_load):.0f} s), the rest from per-load = "
-                     f"{a:.3f} s + {b * 1000:.3f} ms x loads already in the warehouse",
-                     "loads_measured": done, "loads": total, "measured_seconds": _r(sum(per_load)),
-                     "model": {"intercept_seconds": _r(a, 4), "seconds_per_prior_load": _r(b, 6)},
-                     "peak_rss_bytes": (seg or {}).get("peak_rss_bytes"), "load_average": (seg or {}).get("load_average"),
-                     "rows_in": (seg or {}).get("rows_in"), "rows_quarantined": (seg or {}).get("rows_quarantined"),
-                     "failed_count": (seg or {}).get("failed_count"), "failed": (seg or {}).get("failed"),
-                     "per_load_seconds": {"median": _r(sorted(per_load)[len(per_load) // 2], 4) if per_load else None,
-                                          "first_tenth_mean": _r(sum(per_load[: max(1, done // 10)]) / max(1, done // 10), 4) if per_load else None,
-                                          "last_tenth_mean": _r(sum(per_load[-max(1, done // 10):]) / max(1, done // 10), 4) if per_load else None},
-                     "mean_load_seconds_by_month": (seg or {}).get("mean_load_seconds_by_month"),
-                     "stages_by_month": (seg or {}).get("stages_by_month")},
-            "measures": {"seconds": _r(meas["work_seconds"]), "how": how_mx, "peak_rss_bytes": meas["peak_rss_bytes"],
-                         "import_seconds": _r(meas.get("import_seconds")), "measure_rows": meas.get("measure_rows"),
-                         "stages": _rounded(meas["stages"]), "load_average": meas.get("load_average")},
-            "expectations": {"seconds": _r(exp["work_seconds"]), "how": how_mx, "peak_rss_bytes": exp["peak_rss_bytes"],
-                             "import_seconds": _r(exp.get("import_seconds")), "by_table": _rounded(exp.get("by_table") or {}),
-                             "expectations": exp.get("expectations"), "not_met": exp.get("not_met"),
-                             "stages": _rounded(exp["stages"]), "load_average": exp.get("load_average")},
+            "load": {
+                "seconds": _r(load_s),
+                "how": "measured"
+                if complete
+                else f"extrapolated: {done} of {total} loads measured ({sum(per_load):.0f} s), the rest from per-load = "
+                f"{a:.3f} s + {b * 1000:.3f} ms x loads already in the warehouse",
+                "loads_measured": done,
+                "loads": total,
+                "measured_seconds": _r(sum(per_load)),
+                "model": {"intercept_seconds": _r(a, 4), "seconds_per_prior_load": _r(b, 6)},
+                "peak_rss_bytes": (seg or {}).get("peak_rss_bytes"),
+                "load_average": (seg or {}).get("load_average"),
+                "rows_in": (seg or {}).get("rows_in"),
+                "rows_quarantined": (seg or {}).get("rows_quarantined"),
+                "failed_count": (seg or {}).get("failed_count"),
+                "failed": (seg or {}).get("failed"),
+                "per_load_seconds": {
+                    "median": _r(sorted(per_load)[len(per_load) // 2], 4) if per_load else None,
+                    "first_tenth_mean": _r(sum(per_load[: max(1, done // 10)]) / max(1, done // 10), 4) if per_load else None,
+                    "last_tenth_mean": _r(sum(per_load[-max(1, done // 10) :]) / max(1, done // 10), 4) if per_load else None,
+                },
+                "mean_load_seconds_by_month": (seg or {}).get("mean_load_seconds_by_month"),
+                "stages_by_month": (seg or {}).get("stages_by_month"),
+            },
+            "measures": {
+                "seconds": _r(meas["work_seconds"]),
+                "how": how_mx,
+                "peak_rss_bytes": meas["peak_rss_bytes"],
+                "import_seconds": _r(meas.get("import_seconds")),
+                "measure_rows": meas.get("measure_rows"),
+                "stages": _rounded(meas["stages"]),
+                "load_average": meas.get("load_average"),
+            },
+            "expectations": {
+                "seconds": _r(exp["work_seconds"]),
+                "how": how_mx,
+                "peak_rss_bytes": exp["peak_rss_bytes"],
+                "import_seconds": _r(exp.get("import_seconds")),
+                "by_table": _rounded(exp.get("by_table") or {}),
+                "expectations": exp.get("expectations"),
+                "not_met": exp.get("not_met"),
+                "stages": _rounded(exp["stages"]),
+                "load_average": exp.get("load_average"),
+            },
         },
     }
 
 
 def _side(r: dict, rows: int) -> dict:
     return {
-        "seconds": _r(r["work_seconds"]), "rows_per_second": round(rows / r["work_seconds"]) if r["work_seconds"] else None,
-        "import_seconds": _r(r.get("import_seconds")), "process_wall_seconds": r["process_wall_seconds"],
-        "peak_rss_bytes": r["peak_rss_bytes"], "stages": _rounded(r.get("stages", {})), "load_average": r.get("load_average"),
+        "seconds": _r(r["work_seconds"]),
+        "rows_per_second": round(rows / r["work_seconds"]) if r["work_seconds"] else None,
+        "import_seconds": _r(r.get("import_seconds")),
+        "process_wall_seconds": r["process_wall_seconds"],
+        "peak_rss_bytes": r["peak_rss_bytes"],
+        "stages": _rounded(r.get("stages", {})),
+        "load_average": r.get("load_average"),
     }
 
 
 def _project_stages(load: dict, measures: dict, expectations: dict) -> dict:
     """The project's stage seconds by name, from the stage events of its load, measures and expectations processes."""
     return {
-        "read": load.get("read", 0.0), "validate": load.get("validate", 0.0), "cross_month": load.get("cross_month", 0.0),
-        "write": load.get("write", 0.0), "load_other": load.get("other", 0.0),
-        "measures": measures.get("measures", 0.0), "measures_write": measures.get("write", 0.0),
+        "read": load.get("read", 0.0),
+        "validate": load.get("validate", 0.0),
+        "cross_month": load.get("cross_month", 0.0),
+        "write": load.get("write", 0.0),
+        "load_other": load.get("other", 0.0),
+        "measures": measures.get("measures", 0.0),
+        "measures_write": measures.get("write", 0.0),
         "measures_other": measures.get("other", 0.0),
-        "expectations": expectations.get("expectations", 0.0), "expectations_other": expectations.get("other", 0.0),
+        "expectations": expectations.get("expectations", 0.0),
+        "expectations_other": expectations.get("other", 0.0),
     }
 
 
@@ -341,37 +434,64 @@ def _project(phases: dict, rows: int) -> dict:
     ls = load["stages"]
     stages = _project_stages(ls, meas["stages"], exp["stages"])
     return {
-        "seconds": _r(total), "rows_per_second": round(rows / total) if total else None,
+        "seconds": _r(total),
+        "rows_per_second": round(rows / total) if total else None,
         "import_seconds": _r(max(p["import_seconds"] for p in phases.values())),
         "process_wall_seconds": _r(sum(p["process_wall_seconds"] for p in phases.values())),
         "peak_rss_bytes": max(p["peak_rss_bytes"] for p in phases.values()),
         "stages": _rounded(stages),
         "phases": {
-            "load": {"seconds": _r(load["work_seconds"]), "peak_rss_bytes": load["peak_rss_bytes"], "import_seconds": _r(load["import_seconds"]),
-                     "load_average": load.get("load_average"),
-                     "loads": load["loads"], "rows_in": load["rows"], "rows_quarantined": load["rows_quarantined"],
-                     "failed_count": load["failed_count"], "failed": load["failed"],
-                     "per_load_seconds": _rounded(load["per_load_seconds"], 4),
-                     "mean_load_seconds_by_month": load["mean_load_seconds_by_month"]},
-            "measures": {"seconds": _r(meas["work_seconds"]), "peak_rss_bytes": meas["peak_rss_bytes"], "import_seconds": _r(meas["import_seconds"]),
-                         "measure_rows": meas["measure_rows"]},
-            "expectations": {"seconds": _r(exp["work_seconds"]), "peak_rss_bytes": exp["peak_rss_bytes"], "import_seconds": _r(exp["import_seconds"]),
-                             "by_table": _rounded(exp["by_table"]), "expectations": exp["expectations"], "not_met": exp["not_met"]},
+            "load": {
+                "seconds": _r(load["work_seconds"]),
+                "peak_rss_bytes": load["peak_rss_bytes"],
+                "import_seconds": _r(load["import_seconds"]),
+                "load_average": load.get("load_average"),
+                "loads": load["loads"],
+                "rows_in": load["rows"],
+                "rows_quarantined": load["rows_quarantined"],
+                "failed_count": load["failed_count"],
+                "failed": load["failed"],
+                "per_load_seconds": _rounded(load["per_load_seconds"], 4),
+                "mean_load_seconds_by_month": load["mean_load_seconds_by_month"],
+            },
+            "measures": {
+                "seconds": _r(meas["work_seconds"]),
+                "peak_rss_bytes": meas["peak_rss_bytes"],
+                "import_seconds": _r(meas["import_seconds"]),
+                "measure_rows": meas["measure_rows"],
+            },
+            "expectations": {
+                "seconds": _r(exp["work_seconds"]),
+                "peak_rss_bytes": exp["peak_rss_bytes"],
+                "import_seconds": _r(exp["import_seconds"]),
+                "by_table": _rounded(exp["by_table"]),
+                "expectations": exp["expectations"],
+                "not_met": exp["not_met"],
+            },
         },
     }
 
 
 def _prefect(r: dict) -> dict:
     out = {
-        "force_id": r["force_id"], "month": r["month"], "rows": r["rows"], "repeats": r["repeats"],
-        "flow_seconds_median": _r(r["flow_median"]), "plain_seconds_median": _r(r["plain_median"]),
-        "overhead_seconds": _r(r["overhead_seconds"]), "flow_seconds": [_r(x) for x in r["flow_seconds"]],
-        "plain_seconds": [_r(x) for x in r["plain_seconds"]], "plain_cold_seconds": _r(r["plain_cold_seconds"]),
-        "server_startup_seconds": _r(r["server_startup_seconds"]), "noop_flow_seconds": _r(r["noop_flow_seconds"]),
-        "import_project_seconds": _r(r["import_project_seconds"]), "import_prefect_seconds": _r(r["import_prefect_seconds"]),
-        "peak_rss_bytes": r["peak_rss_bytes"], "process_wall_seconds": r["process_wall_seconds"],
+        "force_id": r["force_id"],
+        "month": r["month"],
+        "rows": r["rows"],
+        "repeats": r["repeats"],
+        "flow_seconds_median": _r(r["flow_median"]),
+        "plain_seconds_median": _r(r["plain_median"]),
+        "overhead_seconds": _r(r["overhead_seconds"]),
+        "flow_seconds": [_r(x) for x in r["flow_seconds"]],
+        "plain_seconds": [_r(x) for x in r["plain_seconds"]],
+        "plain_cold_seconds": _r(r["plain_cold_seconds"]),
+        "server_startup_seconds": _r(r["server_startup_seconds"]),
+        "noop_flow_seconds": _r(r["noop_flow_seconds"]),
+        "import_project_seconds": _r(r["import_project_seconds"]),
+        "import_prefect_seconds": _r(r["import_prefect_seconds"]),
+        "peak_rss_bytes": r["peak_rss_bytes"],
+        "process_wall_seconds": r["process_wall_seconds"],
         "note": "flow = flows.monthly.monthly_load (load with measures + expectations as Prefect tasks); plain = "
-                "pipeline.load_source_month(compute=True) + run_expectations; each on a fresh warehouse after a warm-up run",
+        "pipeline.load_source_month(compute=True) + run_expectations; each on a fresh warehouse after a warm-up run",
     }
     if "backfill" in r:
         out["backfill"] = _rounded(r["backfill"])
@@ -395,8 +515,7 @@ def built_warehouse(forces: list[list], months: int, first_month: str) -> tuple[
     shutil.rmtree(base, ignore_errors=True)
     base.mkdir(parents=True)
     run_dir = CACHE_DIR / "runs" / f"build-{base.name}"
-    built = run_child("measures-build", {"warehouse": str(base / "warehouse"), "forces": want["forces"], "months": months,
-                                          "first_month": first_month}, run_dir)
+    built = run_child("measures-build", {"warehouse": str(base / "warehouse"), "forces": want["forces"], "months": months, "first_month": first_month}, run_dir)
     marker.write_text(json.dumps({"want": want, "build": built}))
     shutil.rmtree(run_dir, ignore_errors=True)
     log(f"  built {built['rows']:,} rows, {built['force_months']} force-months in {built['work_seconds']:.0f} s")
@@ -413,9 +532,14 @@ def time_on_built(name: str, forces: list[list], months: int, first_month: str, 
     out = {"rows": built["rows"], "force_months": built["force_months"], "build_seconds": _r(built["work_seconds"], 1)}
     for phase in phases:
         r = run_child(f"project-{phase}", {"warehouse": str(wh)}, run_dir)
-        out[phase] = {"seconds": _r(r["work_seconds"]), "stages": _rounded(r["stages"]), "peak_rss_bytes": r["peak_rss_bytes"],
-                      "import_seconds": _r(r["import_seconds"]), "process_wall_seconds": r["process_wall_seconds"],
-                      "load_average": r["load_average"]}
+        out[phase] = {
+            "seconds": _r(r["work_seconds"]),
+            "stages": _rounded(r["stages"]),
+            "peak_rss_bytes": r["peak_rss_bytes"],
+            "import_seconds": _r(r["import_seconds"]),
+            "process_wall_seconds": r["process_wall_seconds"],
+            "load_average": r["load_average"],
+        }
         out[phase].update({k: r[k] for k in ("measure_rows", "expectations", "not_met", "by_table") if k in r})
         log(f"  {phase} on {built['rows']:,} built rows: {r['work_seconds']:.2f} s, peak {r['peak_rss_bytes'] / MiB:.0f} MiB")
     if not keep:
@@ -437,12 +561,19 @@ def measure_measures_10y(args, small: bool = False) -> dict:
     t = time_on_built(name, forces, spec["months"], spec["first_month"], ("measures",), keep=args.keep)
     r = t["measures"]
     return {
-        "size": name, "measured": True, "measured_at": dt.datetime.now().isoformat(timespec="seconds"),
+        "size": name,
+        "measured": True,
+        "measured_at": dt.datetime.now().isoformat(timespec="seconds"),
         "code_sha256": machine.code_fingerprint(),
         "method": "curated recorded_crime Delta table (etl.core.validation.curated_schema) + population + one audit_runs load row per "
-                  "force-month written directly from the demo generator's valid rows (benchmarks/measures_table.py); only "
-                  "pipeline.refresh_measures is timed, in its own process, on a pristine copy",
-        "forces": spec["forces"], "months": spec["months"], "first_month": spec["first_month"], "rows": t["rows"],
-        "force_months": t["force_months"], "build_seconds": t["build_seconds"], "refresh_measures": r,
+        "force-month written directly from the demo generator's valid rows (benchmarks/measures_table.py); only "
+        "pipeline.refresh_measures is timed, in its own process, on a pristine copy",
+        "forces": spec["forces"],
+        "months": spec["months"],
+        "first_month": spec["first_month"],
+        "rows": t["rows"],
+        "force_months": t["force_months"],
+        "build_seconds": t["build_seconds"],
+        "refresh_measures": r,
         "run_seconds": round(time.perf_counter() - started, 1),
     }

@@ -9,7 +9,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.config import RESULTS_DIR  # noqa: E402
+from benchmarks.config import RESULTS_DIR
 
 GiB = 1024**3
 MiB = 1024**2
@@ -36,20 +36,25 @@ def rate(x) -> str:
 def machine(r: dict) -> str:
     m = r["machine"]
     v = m["versions"]
-    return "\n".join([
-        "| | |", "|---|---|",
-        f"| CPU | {m['cpu_model']} ({m['nproc']} cores as nproc) |",
-        f"| memory | {m['memory_bytes'] / GiB:.1f} GiB |",
-        f"| OS | {m['platform']} |",
-        f"| Python | {m['python']} |",
-        "| libraries | " + ", ".join(f"{k} {val}" for k, val in v.items() if val) + " |",
-        f"| code measured (sha256 prefixes) | " + ", ".join(f"{k} {h}" for k, h in m.get("code_sha256", {}).items()) + " |",
-    ])
+    return "\n".join(
+        [
+            "| | |",
+            "|---|---|",
+            f"| CPU | {m['cpu_model']} ({m['nproc']} cores as nproc) |",
+            f"| memory | {m['memory_bytes'] / GiB:.1f} GiB |",
+            f"| OS | {m['platform']} |",
+            f"| Python | {m['python']} |",
+            "| libraries | " + ", ".join(f"{k} {val}" for k, val in v.items() if val) + " |",
+            "| code measured (sha256 prefixes) | " + ", ".join(f"{k} {h}" for k, h in m.get("code_sha256", {}).items()) + " |",
+        ]
+    )
 
 
 def sizes_table(r: dict) -> str:
-    rows = ["| size | rows | floor s | project s (load + measures + expectations) | alternative s | monthly load (load + expectations) / floor | project / floor | alternative / project | peak RSS floor / project / alternative | measured |",
-            "|---|---:|---:|---|---:|---:|---:|---:|---|---|"]
+    rows = [
+        "| size | rows | floor s | project s (load + measures + expectations) | alternative s | monthly load (load + expectations) / floor | project / floor | alternative / project | peak RSS floor / project / alternative | measured |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---|---|",
+    ]
     for name in ("small", "force-month", "national-year", "backfill-10y"):
         e = r["sizes"].get(name)
         if not e:
@@ -57,22 +62,25 @@ def sizes_table(r: dict) -> str:
         s = e["sides"]
         f, p, a = s.get("floor"), s.get("project"), s.get("alternative")
         ph = p["phases"] if p else {}
-        proj = (f"**{sec(p['seconds'])}** = {sec(ph['load']['seconds'])} + {sec(ph['measures']['seconds'])} + {sec(ph['expectations']['seconds'])}"
-                if p else "-")
+        proj = f"**{sec(p['seconds'])}** = {sec(ph['load']['seconds'])} + {sec(ph['measures']['seconds'])} + {sec(ph['expectations']['seconds'])}" if p else "-"
         how = p.get("how", "measured") if p else "-"
         monthly = e["ratios"].get("project_monthly_load_over_floor")
         if monthly is None and f and p:
             monthly = round((ph["load"]["seconds"] + ph["expectations"]["seconds"]) / f["seconds"], 2)
-        rows.append(f"| {name} | {e['rows']:,} | {sec(f['seconds']) if f else '-'} | {proj} | {sec(a['seconds']) if a else '-'} | "
-                    f"{monthly if monthly is not None else '-'}x | {e['ratios'].get('project_over_floor', '-')}x | {e['ratios'].get('alternative_over_project', '-')}x | "
-                    f"{mem(f['peak_rss_bytes']) if f else '-'} / {mem(p['peak_rss_bytes']) if p else '-'} / {mem(a['peak_rss_bytes']) if a else '-'} | "
-                    f"{how}, {e['measured_at']} |")
+        rows.append(
+            f"| {name} | {e['rows']:,} | {sec(f['seconds']) if f else '-'} | {proj} | {sec(a['seconds']) if a else '-'} | "
+            f"{monthly if monthly is not None else '-'}x | {e['ratios'].get('project_over_floor', '-')}x | {e['ratios'].get('alternative_over_project', '-')}x | "
+            f"{mem(f['peak_rss_bytes']) if f else '-'} / {mem(p['peak_rss_bytes']) if p else '-'} / {mem(a['peak_rss_bytes']) if a else '-'} | "
+            f"{how}, {e['measured_at']} |"
+        )
     return "\n".join(rows)
 
 
 def stages_table(r: dict) -> str:
-    rows = ["| size | read | validate | cross_month | write | load other | measures | measures write | expectations (GX) | expectations other | per load: median / first tenth / last tenth |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    rows = [
+        "| size | read | validate | cross_month | write | load other | measures | measures write | expectations (GX) | expectations other | per load: median / first tenth / last tenth |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
     for name in ("small", "force-month", "national-year", "backfill-10y"):
         e = r["sizes"].get(name)
         if not e or "project" not in e["sides"]:
@@ -80,9 +88,14 @@ def stages_table(r: dict) -> str:
         p = e["sides"]["project"]
         st = p["stages"]
         pl = p["phases"]["load"]["per_load_seconds"]
-        rows.append(f"| {name} | " + " | ".join(sec(st[k]) for k in ("read", "validate", "cross_month", "write", "load_other", "measures",
-                                                                   "measures_write", "expectations", "expectations_other"))
-                    + f" | {pl['median']:.2f} / {pl['first_tenth_mean']:.2f} / {pl['last_tenth_mean']:.2f} s |")
+        rows.append(
+            f"| {name} | "
+            + " | ".join(
+                sec(st[k])
+                for k in ("read", "validate", "cross_month", "write", "load_other", "measures", "measures_write", "expectations", "expectations_other")
+            )
+            + f" | {pl['median']:.2f} / {pl['first_tenth_mean']:.2f} / {pl['last_tenth_mean']:.2f} s |"
+        )
     return "\n".join(rows)
 
 
@@ -95,21 +108,28 @@ def alt_table(r: dict) -> str:
         a = e["sides"]["alternative"]
         st = a["stages"]
         q = e["sides"].get("project", {}).get("phases", {}).get("load", {}).get("rows_quarantined")
-        rows.append(f"| {name} | " + " | ".join(sec(st.get(k)) for k in ("read", "prepare", "validate", "quarantine", "write"))
-                    + f" | {rate(a['rows_per_second'])} | {q if q is not None else '-'} / {a['rows_quarantined']} |")
+        rows.append(
+            f"| {name} | "
+            + " | ".join(sec(st.get(k)) for k in ("read", "prepare", "validate", "quarantine", "write"))
+            + f" | {rate(a['rows_per_second'])} | {q if q is not None else '-'} / {a['rows_quarantined']} |"
+        )
     return "\n".join(rows)
 
 
 def prefect_table(r: dict) -> str:
-    rows = ["| size | rows | monthly_load flow s | plain functions s | overhead s | ephemeral server start-up s | trivial flow s | first run in a new process s |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = [
+        "| size | rows | monthly_load flow s | plain functions s | overhead s | ephemeral server start-up s | trivial flow s | first run in a new process s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for name in ("small", "force-month"):
         e = r["sizes"].get(name)
         if not e or "prefect" not in e:
             continue
         p = e["prefect"]
-        rows.append(f"| {name} | {p['rows']:,} | {p['flow_seconds_median']:.2f} | {p['plain_seconds_median']:.2f} | {p['overhead_seconds']:+.2f} | "
-                    f"{p['server_startup_seconds']:.1f} | {p['noop_flow_seconds']:.2f} | {p['plain_cold_seconds']:.2f} |")
+        rows.append(
+            f"| {name} | {p['rows']:,} | {p['flow_seconds_median']:.2f} | {p['plain_seconds_median']:.2f} | {p['overhead_seconds']:+.2f} | "
+            f"{p['server_startup_seconds']:.1f} | {p['noop_flow_seconds']:.2f} | {p['plain_cold_seconds']:.2f} |"
+        )
     return "\n".join(rows)
 
 
@@ -127,7 +147,9 @@ def growth_table(r: dict) -> str:
                 cells.append("-")
                 continue
             mark = "" if v["how"].startswith("measured") else "~"
-            cells.append(f"{mark}{sec(v['seconds'])} s, {v['seconds'] / p['rows'] * 1e6:.1f} us/row, {mark if v.get('peak_note') or mark else ''}{mem(v['peak_rss_bytes'])}")
+            cells.append(
+                f"{mark}{sec(v['seconds'])} s, {v['seconds'] / p['rows'] * 1e6:.1f} us/row, {mark if v.get('peak_note') or mark else ''}{mem(v['peak_rss_bytes'])}"
+            )
         rows.append(f"| {p['multiple']}x | {p['rows']:,} | " + " | ".join(cells) + " |")
     a = g["analysis"]
     rows.append("")
@@ -135,9 +157,20 @@ def growth_table(r: dict) -> str:
     rows.append("|---|" + "---|" * len(names))
     rows.append("| exponent (measured points) | " + " | ".join(str(a.get(n, {}).get("exponent_measured", "-")) for n in names) + " |")
     rows.append("| exponent (with extrapolated) | " + " | ".join(str(a.get(n, {}).get("exponent_all", "-")) for n in names) + " |")
-    rows.append("| 24 GiB reached at | " + " | ".join(
-        ("flat" if a.get(n, {}).get("memory_fit", {}).get("national_years_at_24GiB") is None else f"{a[n]['memory_fit']['national_years_at_24GiB']} national years")
-        if "memory_fit" in a.get(n, {}) else "-" for n in names) + " |")
+    rows.append(
+        "| 24 GiB reached at | "
+        + " | ".join(
+            (
+                "flat"
+                if a.get(n, {}).get("memory_fit", {}).get("national_years_at_24GiB") is None
+                else f"{a[n]['memory_fit']['national_years_at_24GiB']} national years"
+            )
+            if "memory_fit" in a.get(n, {})
+            else "-"
+            for n in names
+        )
+        + " |"
+    )
     return "\n".join(rows)
 
 
@@ -154,14 +187,23 @@ def targets_table(r: dict) -> str:
 def main(argv: list[str]) -> int:
     path = Path(argv[0]) if argv else RESULTS_DIR / "latest.json"
     r = json.loads(path.read_text())
-    for title, fn in (("Machine", machine), ("Sizes", sizes_table), ("Project stages (s)", stages_table), ("Alternative stages (s)", alt_table),
-                      ("Prefect", prefect_table), ("Growth", growth_table), ("Targets", targets_table)):
+    for title, fn in (
+        ("Machine", machine),
+        ("Sizes", sizes_table),
+        ("Project stages (s)", stages_table),
+        ("Alternative stages (s)", alt_table),
+        ("Prefect", prefect_table),
+        ("Growth", growth_table),
+        ("Targets", targets_table),
+    ):
         print(f"### {title}\n\n{fn(r)}\n")
     m = r["sizes"].get("measures-10y")
     if m:
         rm = m["refresh_measures"]
-        print(f"measures-10y: {m['forces']} forces x {m['months']} months, {m['rows']:,} rows: refresh_measures {rm['seconds']:.2f} s, "
-              f"peak {mem(rm['peak_rss_bytes'])}, stages {rm['stages']}")
+        print(
+            f"measures-10y: {m['forces']} forces x {m['months']} months, {m['rows']:,} rows: refresh_measures {rm['seconds']:.2f} s, "
+            f"peak {mem(rm['peak_rss_bytes'])}, stages {rm['stages']}"
+        )
     return 0
 
 

@@ -30,19 +30,25 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python benchmarks/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import config, machine  # noqa: E402
-from benchmarks.config import CACHE_DIR, GROWTH_MULTIPLES, RESULTS_DIR  # noqa: E402
-from benchmarks.growth import measure_growth, print_growth  # noqa: E402
-from benchmarks.harness import GiB, MiB, _r, log, measure_measures_10y, measure_size  # noqa: E402
+from benchmarks import config, machine
+from benchmarks.config import CACHE_DIR, GROWTH_MULTIPLES, RESULTS_DIR
+from benchmarks.growth import measure_growth, print_growth
+from benchmarks.harness import GiB, MiB, _r, log, measure_measures_10y, measure_size
 
 TARGETS = {
-    "national_year_load_within_2x_floor": {"target": 2.0, "unit": "x floor wall time",
-                                           "what": "national year: project monthly load (read, validation, quarantine, Delta write, audit, "
-                                                   "checks across months, expectations) wall time / floor wall time; measures have their own target"},
+    "national_year_load_within_2x_floor": {
+        "target": 2.0,
+        "unit": "x floor wall time",
+        "what": "national year: project monthly load (read, validation, quarantine, Delta write, audit, "
+        "checks across months, expectations) wall time / floor wall time; measures have their own target",
+    },
     "measures_43x10y_under_10s": {"target": 10.0, "unit": "s", "what": "refresh_measures over 43 forces x 10 years"},
     "national_year_peak_rss_under_3GiB": {"target": 3.0, "unit": "GiB", "what": "national year: highest peak RSS of the project's processes"},
-    "force_month_e2e_under_2s": {"target": 2.0, "unit": "s",
-                                 "what": "one large force-month end to end through flows.monthly.monthly_load, server already started"},
+    "force_month_e2e_under_2s": {
+        "target": 2.0,
+        "unit": "s",
+        "what": "one large force-month end to end through flows.monthly.monthly_load, server already started",
+    },
 }
 
 
@@ -72,26 +78,49 @@ def targets(results: dict) -> list[dict]:
         ratio = nat["ratios"].get("project_monthly_load_over_floor")
         if ratio is None:  # results written before this ratio existed
             ratio = _r((ph["load"]["seconds"] + ph["expectations"]["seconds"]) / nat["sides"]["floor"]["seconds"], 2)
-        add("national_year_load_within_2x_floor", ratio, f"national-year ({nat['measured_at']})",
-            {"floor_seconds": nat["sides"]["floor"]["seconds"], "load_seconds": ph["load"]["seconds"], "expectations_seconds": ph["expectations"]["seconds"],
-             "project_with_measures_over_floor": nat["ratios"].get("project_over_floor"),
-             "project_load_only_over_floor": nat["ratios"].get("project_load_only_over_floor")})
+        add(
+            "national_year_load_within_2x_floor",
+            ratio,
+            f"national-year ({nat['measured_at']})",
+            {
+                "floor_seconds": nat["sides"]["floor"]["seconds"],
+                "load_seconds": ph["load"]["seconds"],
+                "expectations_seconds": ph["expectations"]["seconds"],
+                "project_with_measures_over_floor": nat["ratios"].get("project_over_floor"),
+                "project_load_only_over_floor": nat["ratios"].get("project_load_only_over_floor"),
+            },
+        )
     else:
         add("national_year_load_within_2x_floor", None, "national-year")
     m10 = sizes.get("measures-10y")
-    add("measures_43x10y_under_10s", m10["refresh_measures"]["seconds"] if m10 else None, f"measures-10y ({m10['measured_at']})" if m10 else "measures-10y",
-        {"method": "curated table built directly, refresh_measures timed alone"} if m10 else None)
+    add(
+        "measures_43x10y_under_10s",
+        m10["refresh_measures"]["seconds"] if m10 else None,
+        f"measures-10y ({m10['measured_at']})" if m10 else "measures-10y",
+        {"method": "curated table built directly, refresh_measures timed alone"} if m10 else None,
+    )
     if nat and "project" in nat["sides"]:
         ph = nat["sides"]["project"]["phases"]
-        add("national_year_peak_rss_under_3GiB", nat["sides"]["project"]["peak_rss_bytes"] / GiB, f"national-year ({nat['measured_at']})",
-            {"peak_by_phase_GiB": {k: _r(v["peak_rss_bytes"] / GiB, 2) for k, v in ph.items()}})
+        add(
+            "national_year_peak_rss_under_3GiB",
+            nat["sides"]["project"]["peak_rss_bytes"] / GiB,
+            f"national-year ({nat['measured_at']})",
+            {"peak_by_phase_GiB": {k: _r(v["peak_rss_bytes"] / GiB, 2) for k, v in ph.items()}},
+        )
     else:
         add("national_year_peak_rss_under_3GiB", None, "national-year")
     fm = sizes.get("force-month")
     if fm and "prefect" in fm:
-        add("force_month_e2e_under_2s", fm["prefect"]["flow_seconds_median"], f"force-month ({fm['measured_at']})",
-            {"plain_seconds_median": fm["prefect"]["plain_seconds_median"], "plain_cold_seconds": fm["prefect"]["plain_cold_seconds"],
-             "server_startup_seconds_excluded": fm["prefect"]["server_startup_seconds"]})
+        add(
+            "force_month_e2e_under_2s",
+            fm["prefect"]["flow_seconds_median"],
+            f"force-month ({fm['measured_at']})",
+            {
+                "plain_seconds_median": fm["prefect"]["plain_seconds_median"],
+                "plain_cold_seconds": fm["prefect"]["plain_cold_seconds"],
+                "server_startup_seconds_excluded": fm["prefect"]["server_startup_seconds"],
+            },
+        )
     elif fm and "project" in fm["sides"]:
         add("force_month_e2e_under_2s", fm["sides"]["project"]["seconds"], f"force-month ({fm['measured_at']}), without Prefect")
     else:
@@ -126,42 +155,56 @@ def print_size(e: dict) -> None:
         st = d["stages"]
         if name == "project":
             ph = d["phases"]
-            detail = (f"load {ph['load']['seconds']:.2f} [read {st['read']:.2f}, validate {st['validate']:.2f}, cross_month {st['cross_month']:.2f}, "
-                      f"write {st['write']:.2f}, other {st['load_other']:.2f}] | measures {ph['measures']['seconds']:.2f} "
-                      f"[compute {st['measures']:.2f}, write {st['measures_write']:.2f}] | expectations {ph['expectations']['seconds']:.2f} "
-                      f"[GX {st['expectations']:.2f}, other {st['expectations_other']:.2f}]")
+            detail = (
+                f"load {ph['load']['seconds']:.2f} [read {st['read']:.2f}, validate {st['validate']:.2f}, cross_month {st['cross_month']:.2f}, "
+                f"write {st['write']:.2f}, other {st['load_other']:.2f}] | measures {ph['measures']['seconds']:.2f} "
+                f"[compute {st['measures']:.2f}, write {st['measures_write']:.2f}] | expectations {ph['expectations']['seconds']:.2f} "
+                f"[GX {st['expectations']:.2f}, other {st['expectations_other']:.2f}]"
+            )
         else:
             detail = ", ".join(f"{k} {v:.2f}" for k, v in st.items())
         log(f"  {name:<12} {d['seconds']:9.2f} {_rate(d['rows_per_second']):>9} {_gib(d['peak_rss_bytes']):>10} {d['import_seconds'] or 0:9.2f}   {detail}")
         if name == "project" and d.get("how", "measured") != "measured":
             log(f"  {'':<12} NOTE load {ph['load']['how']}; measures/expectations {ph['measures']['how']}")
         if name == "project":
-            log(f"  {'':<12} peaks: load {_gib(ph['load']['peak_rss_bytes'])}, measures {_gib(ph['measures']['peak_rss_bytes'])}, "
+            log(
+                f"  {'':<12} peaks: load {_gib(ph['load']['peak_rss_bytes'])}, measures {_gib(ph['measures']['peak_rss_bytes'])}, "
                 f"expectations {_gib(ph['expectations']['peak_rss_bytes'])}; quarantined {ph['load']['rows_quarantined'] or 0:,} rows; "
                 f"per load median {ph['load']['per_load_seconds']['median']:.3f} s (first tenth {ph['load']['per_load_seconds']['first_tenth_mean']:.3f}, "
                 f"last tenth {ph['load']['per_load_seconds']['last_tenth_mean']:.3f})"
-                + (f"; {ph['load']['failed_count']} loads FAILED" if ph['load']['failed_count'] else ""))
+                + (f"; {ph['load']['failed_count']} loads FAILED" if ph["load"]["failed_count"] else "")
+            )
         if name == "alternative":
-            log(f"  {'':<12} {d['expectations']} expectations; quarantined {d['rows_quarantined']:,} rows (GX flags every copy of a "
-                f"duplicate crime_ref, the project keeps the first)" + (f"; {d['gx_expectation_errors']} expectation errors!" if d["gx_expectation_errors"] else ""))
+            log(
+                f"  {'':<12} {d['expectations']} expectations; quarantined {d['rows_quarantined']:,} rows (GX flags every copy of a "
+                f"duplicate crime_ref, the project keeps the first)"
+                + (f"; {d['gx_expectation_errors']} expectation errors!" if d["gx_expectation_errors"] else "")
+            )
     r = e.get("ratios", {})
     if r:
         log("  ratios: " + ", ".join(f"{k.replace('_over_', '/')} {v:.2f}x" for k, v in r.items()))
     if "prefect" in e:
         p = e["prefect"]
-        log(f"  prefect: monthly_load flow {p['flow_seconds_median']:.2f} s vs plain functions {p['plain_seconds_median']:.2f} s "
+        log(
+            f"  prefect: monthly_load flow {p['flow_seconds_median']:.2f} s vs plain functions {p['plain_seconds_median']:.2f} s "
             f"-> orchestration overhead {p['overhead_seconds']:+.2f} s per force-month; ephemeral server start-up {p['server_startup_seconds']:.1f} s; "
             f"trivial flow {p['noop_flow_seconds']:.2f} s; cold first run in a new process {p['plain_cold_seconds']:.2f} s; "
             f"imports: project {p['import_project_seconds']:.1f} s, prefect {p['import_prefect_seconds']:.1f} s"
-            + (f"; backfill of {p['backfill']['months']:.0f} months: flow {p['backfill']['flow_seconds']:.2f} s vs plain {p['backfill']['plain_seconds']:.2f} s"
-               if "backfill" in p else ""))
+            + (
+                f"; backfill of {p['backfill']['months']:.0f} months: flow {p['backfill']['flow_seconds']:.2f} s vs plain {p['backfill']['plain_seconds']:.2f} s"
+                if "backfill" in p
+                else ""
+            )
+        )
 
 
 def print_measures(e: dict) -> None:
     r = e["refresh_measures"]
-    log(f"\n{e['size']}: refresh_measures over {e['forces']} forces x {e['months']} months ({e['rows']:,} curated rows, built directly in "
+    log(
+        f"\n{e['size']}: refresh_measures over {e['forces']} forces x {e['months']} months ({e['rows']:,} curated rows, built directly in "
         f"{e['build_seconds']:.0f} s): {r['seconds']:.2f} s, peak {_gib(r['peak_rss_bytes'])}, {r['measure_rows']:,} measure rows; stages "
-        + ", ".join(f"{k} {v:.2f}" for k, v in r["stages"].items()))
+        + ", ".join(f"{k} {v:.2f}" for k, v in r["stages"].items())
+    )
 
 
 def print_targets(ts: list[dict]) -> None:
@@ -171,8 +214,11 @@ def print_targets(ts: list[dict]) -> None:
             log(f"  [ ? ] {t['id']}: not measured")
             continue
         mark = "MET " if t["met"] else "MISS"
-        log(f"  [{mark}] {t['id']}: measured {t['measured']:.2f} vs target {t['target']} {t['unit']} (ratio {t['ratio']:.2f})"
-            + (f" - missed by {t['missed_by']}" if not t["met"] else "") + f"   [{t['source']}]")
+        log(
+            f"  [{mark}] {t['id']}: measured {t['measured']:.2f} vs target {t['target']} {t['unit']} (ratio {t['ratio']:.2f})"
+            + (f" - missed by {t['missed_by']}" if not t["met"] else "")
+            + f"   [{t['source']}]"
+        )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -182,16 +228,34 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", default="small", choices=["small", "force-month", "national-year", "backfill-10y", "growth", "measures-10y", "all"])
     ap.add_argument("--out", default=str(RESULTS_DIR), help="results folder (default benchmarks/results)")
-    ap.add_argument("--growth-max", type=int, default=8, choices=GROWTH_MULTIPLES,
-                    help="largest growth multiple whose extracts are generated and measured; larger ones are extrapolated (default 8 = 52M rows, 96 months of 43 forces, ~17 GB of CSV in the cache)")
-    ap.add_argument("--national-budget", type=float, default=30.0,
-                    help="national-year: minutes of project loads before the rest of the 516 is extrapolated (default 30; 0 = no loads)")
-    ap.add_argument("--load-budget", type=float, default=20.0,
-                    help="growth: minutes of project loads beyond the national year before the rest is extrapolated (default 20)")
-    ap.add_argument("--side-budget", type=float, default=8.0,
-                    help="growth: a side is extrapolated at a multiple when its time at half that multiple x 2 is over this many minutes (default 8: the pandas + GX alternative is measured at 1x and 2x and extrapolated at 4x and 8x, where it has grown linearly in every run)")
-    ap.add_argument("--growth-base", default="national", choices=["national", "small"],
-                    help="growth: the 1x size (small = the small size's forces x 12 months, to try the harness quickly)")
+    ap.add_argument(
+        "--growth-max",
+        type=int,
+        default=8,
+        choices=GROWTH_MULTIPLES,
+        help="largest growth multiple whose extracts are generated and measured; larger ones are extrapolated (default 8 = 52M rows, 96 months of 43 forces, ~17 GB of CSV in the cache)",
+    )
+    ap.add_argument(
+        "--national-budget",
+        type=float,
+        default=30.0,
+        help="national-year: minutes of project loads before the rest of the 516 is extrapolated (default 30; 0 = no loads)",
+    )
+    ap.add_argument(
+        "--load-budget", type=float, default=20.0, help="growth: minutes of project loads beyond the national year before the rest is extrapolated (default 20)"
+    )
+    ap.add_argument(
+        "--side-budget",
+        type=float,
+        default=8.0,
+        help="growth: a side is extrapolated at a multiple when its time at half that multiple x 2 is over this many minutes (default 8: the pandas + GX alternative is measured at 1x and 2x and extrapolated at 4x and 8x, where it has grown linearly in every run)",
+    )
+    ap.add_argument(
+        "--growth-base",
+        default="national",
+        choices=["national", "small"],
+        help="growth: the 1x size (small = the small size's forces x 12 months, to try the harness quickly)",
+    )
     ap.add_argument("--repeats", type=int, default=None, help="repeats of the Prefect flow / plain comparison (default 1 for small, else 3)")
     ap.add_argument("--no-prefect", action="store_true", help="skip the Prefect overhead measurement")
     ap.add_argument("--keep", action="store_true", help=f"keep warehouses and outputs under {CACHE_DIR}/runs")
@@ -201,10 +265,16 @@ def main(argv: list[str] | None = None) -> int:
     stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    results: dict = {"timestamp": stamp, "command": "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:]),
-                     "machine": machine.info(), "sizes": {}}
-    log(f"machine: {results['machine']['nproc']} cores, {results['machine']['memory_bytes'] / GiB:.1f} GiB, {results['machine']['cpu_model']}, "
-        f"load average {results['machine']['load_average_at_start']}; cache {CACHE_DIR}")
+    results: dict = {
+        "timestamp": stamp,
+        "command": "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "machine": machine.info(),
+        "sizes": {},
+    }
+    log(
+        f"machine: {results['machine']['nproc']} cores, {results['machine']['memory_bytes'] / GiB:.1f} GiB, {results['machine']['cpu_model']}, "
+        f"load average {results['machine']['load_average_at_start']}; cache {CACHE_DIR}"
+    )
 
     sz = config.sizes()
     todo = ["small", "force-month", "national-year", "backfill-10y", "measures-10y", "growth"] if args.size == "all" else [args.size]
@@ -241,8 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         v["from_run"] = stamp
         merged_sizes[k] = v
     results["targets"] = targets(results)
-    latest = {"timestamp": stamp, "machine": results["machine"], "sizes": merged_sizes,
-              "runs": sorted(set(merged.get("runs", [])) | {stamp})}
+    latest = {"timestamp": stamp, "machine": results["machine"], "sizes": merged_sizes, "runs": sorted(set(merged.get("runs", [])) | {stamp})}
     latest["targets"] = targets(latest)
     (out_dir / f"{stamp}.json").write_text(json.dumps(results, indent=1))
     latest_path.write_text(json.dumps(latest, indent=1))

@@ -82,8 +82,8 @@ def _batches(files: list[dict]) -> list[list[dict]]:
 
 def side_project_load(job: dict) -> dict:
     t = time.perf_counter()
-    from etl.loading import pipeline
     from etl.core import progress
+    from etl.loading import pipeline
 
     imported = time.perf_counter() - t
     wh = job["warehouse"]
@@ -135,23 +135,35 @@ def side_project_load(job: dict) -> dict:
         by_month.setdefault(m, []).append(s)
     secs = [s for _, s in per_load]
     return {
-        "import_seconds": imported, "work_seconds": work, "rows": rows, "rows_quarantined": quarantined, "loads": len(per_load),
-        "failed": failed[:10], "failed_count": len(failed),
-        "stages": {**stages.totals, "other": other}, "stage_counts": stages.counts,
-        "per_load_seconds": {"median": statistics.median(secs) if secs else None, "min": min(secs, default=None), "max": max(secs, default=None),
-                             "first_tenth_mean": statistics.fmean(secs[: max(1, len(secs) // 10)]) if secs else None,
-                             "last_tenth_mean": statistics.fmean(secs[-max(1, len(secs) // 10):]) if secs else None},
+        "import_seconds": imported,
+        "work_seconds": work,
+        "rows": rows,
+        "rows_quarantined": quarantined,
+        "loads": len(per_load),
+        "failed": failed[:10],
+        "failed_count": len(failed),
+        "stages": {**stages.totals, "other": other},
+        "stage_counts": stages.counts,
+        "per_load_seconds": {
+            "median": statistics.median(secs) if secs else None,
+            "min": min(secs, default=None),
+            "max": max(secs, default=None),
+            "first_tenth_mean": statistics.fmean(secs[: max(1, len(secs) // 10)]) if secs else None,
+            "last_tenth_mean": statistics.fmean(secs[-max(1, len(secs) // 10) :]) if secs else None,
+        },
         "mean_load_seconds_by_month": {m: round(statistics.fmean(v), 4) for m, v in by_month.items()},
         "stages_by_month": {m: {k: round(v, 3) for k, v in d.items()} for m, d in stages.by_month.items()},
-        "per_load_list": [round(s, 4) for s in secs], "at_checkpoint": at_checkpoint, "maxrss_at_checkpoint": maxrss_at,
+        "per_load_list": [round(s, 4) for s in secs],
+        "at_checkpoint": at_checkpoint,
+        "maxrss_at_checkpoint": maxrss_at,
         "stopped_by_budget": len(per_load) < len(job["files"]),
     }
 
 
 def side_project_measures(job: dict) -> dict:
     t = time.perf_counter()
-    from etl.loading import pipeline
     from etl.core import progress
+    from etl.loading import pipeline
 
     imported = time.perf_counter() - t
     stages = Stages()
@@ -169,9 +181,10 @@ def side_project_expectations(job: dict) -> dict:
 
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     t = time.perf_counter()
+    import great_expectations  # noqa: F401  (imported lazily by run_expectations; timed here as import)
+
     from etl.core import progress
     from etl.quality.expectations import run_expectations
-    import great_expectations  # noqa: F401  (imported lazily by run_expectations; timed here as import)
 
     imported = time.perf_counter() - t
     stages = Stages()
@@ -181,8 +194,7 @@ def side_project_expectations(job: dict) -> dict:
     work = time.perf_counter() - start
     st = dict(stages.totals)
     st["other"] = work - sum(st.values())  # reading the tables, to_pandas, GX context, audit commit
-    return {"import_seconds": imported, "work_seconds": work, "stages": st, "by_table": stages.by_table,
-            "expectations": report.total, "not_met": report.failed}
+    return {"import_seconds": imported, "work_seconds": work, "stages": st, "by_table": stages.by_table, "expectations": report.total, "not_met": report.failed}
 
 
 def side_alternative(job: dict) -> dict:
@@ -192,8 +204,8 @@ def side_alternative(job: dict) -> dict:
     warnings.filterwarnings("ignore")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     t = time.perf_counter()
-    import pandas  # noqa: F401
     import great_expectations  # noqa: F401
+    import pandas  # noqa: F401
 
     from benchmarks.alternative import Alternative
 
@@ -211,15 +223,22 @@ def side_alternative(job: dict) -> dict:
         errors += r["gx_errors"]
     work = time.perf_counter() - start
     timings["other"] = work - sum(timings.values())
-    return {"import_seconds": imported, "setup_seconds": setup, "work_seconds": work, "stages": timings, "rows": rows,
-            "rows_quarantined": quarantined, "gx_expectation_errors": errors, "expectations": alt.n_expectations}
+    return {
+        "import_seconds": imported,
+        "setup_seconds": setup,
+        "work_seconds": work,
+        "stages": timings,
+        "rows": rows,
+        "rows_quarantined": quarantined,
+        "gx_expectation_errors": errors,
+        "expectations": alt.n_expectations,
+    }
 
 
 def side_prefect(job: dict) -> dict:
     """Orchestration overhead: the same force-month through flows.monthly.monthly_load and through the
     plain functions the flow calls (pipeline.load_source_month(compute=True) + run_expectations), each on
     a fresh warehouse, after a warm-up; plus the ephemeral server start-up and a trivial flow's cost."""
-    import os
     import shutil
     import warnings
 

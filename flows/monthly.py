@@ -1,6 +1,6 @@
 """Deployment entry point for the monthly load (the flows themselves ship in the package: `etl.flows.monthly`).
 
-    python -m flows.monthly serve --source /data/force --warehouse /data/warehouse
+python -m flows.monthly serve --source /data/force --warehouse /data/warehouse
 """
 
 from etl.flows.monthly import backfill, guard_ephemeral_server, monthly_load

@@ -15,17 +15,55 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 CRIME_HEADER = [
-    "crime_ref", "force_id", "recorded_date", "offence_date", "hocr_code", "status", "npu", "lsoa_code",
-    "domestic_abuse", "hate_crime", "knife_sharp", "firearm", "online", "business_victim", "victim_age",
+    "crime_ref",
+    "force_id",
+    "recorded_date",
+    "offence_date",
+    "hocr_code",
+    "status",
+    "npu",
+    "lsoa_code",
+    "domestic_abuse",
+    "hate_crime",
+    "knife_sharp",
+    "firearm",
+    "online",
+    "business_victim",
+    "victim_age",
 ]
 
 
-def crime(ref: str, date: str, code: str = "8N", *, status: str = "recorded", force: str = "test-force", knife: str = "N",
-          online: str = "N", npu: str = "N1", age: str = "30", offence_date: str = "", lsoa: str = "E01000001", **flags: str) -> dict:
+def crime(
+    ref: str,
+    date: str,
+    code: str = "8N",
+    *,
+    status: str = "recorded",
+    force: str = "test-force",
+    knife: str = "N",
+    online: str = "N",
+    npu: str = "N1",
+    age: str = "30",
+    offence_date: str = "",
+    lsoa: str = "E01000001",
+    **flags: str,
+) -> dict:
     row = {
-        "crime_ref": ref, "force_id": force, "recorded_date": date, "offence_date": offence_date, "hocr_code": code,
-        "status": status, "npu": npu, "lsoa_code": lsoa, "domestic_abuse": "N", "hate_crime": "N", "knife_sharp": knife,
-        "firearm": "N", "online": online, "business_victim": "N", "victim_age": age,
+        "crime_ref": ref,
+        "force_id": force,
+        "recorded_date": date,
+        "offence_date": offence_date,
+        "hocr_code": code,
+        "status": status,
+        "npu": npu,
+        "lsoa_code": lsoa,
+        "domestic_abuse": "N",
+        "hate_crime": "N",
+        "knife_sharp": knife,
+        "firearm": "N",
+        "online": online,
+        "business_victim": "N",
+        "victim_age": age,
     }
     row.update(flags)
     return row
@@ -46,8 +84,9 @@ def write_month(source: Path, month: str, crimes: list[dict], outcomes: list[dic
 
 
 def write_population(source: Path, rows: dict[int, int], force: str = "test-force") -> Path:
-    return write_csv(source / "reference" / "population.csv", ["force_id", "year", "population"],
-                     [{"force_id": force, "year": y, "population": p} for y, p in rows.items()])
+    return write_csv(
+        source / "reference" / "population.csv", ["force_id", "year", "population"], [{"force_id": force, "year": y, "population": p} for y, p in rows.items()]
+    )
 
 
 @pytest.fixture

@@ -18,15 +18,15 @@ import stat
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pytest
 from typer.testing import CliRunner
 
 from etl.cli.app import app
-from tests.conftest import CRIME_HEADER, crime, write_csv, write_month, write_population
+from tests.conftest import crime, write_csv, write_month, write_population
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parents[1]
@@ -127,7 +127,7 @@ def replace_field(path: Path, line: int, column: str, value: str) -> None:
 def drop_column(path: Path, column: str) -> None:
     rows = [line.split(",") for line in path.read_text().rstrip("\n").split("\n")]
     k = rows[0].index(column)
-    path.write_text("\n".join(",".join(r[:k] + r[k + 1:]) for r in rows) + "\n")
+    path.write_text("\n".join(",".join(r[:k] + r[k + 1 :]) for r in rows) + "\n")
 
 
 def make_dir(path: Path) -> None:
@@ -260,10 +260,20 @@ EXTRACT_CASES = [
     Case("recorded_crime-huge-column-name", lambda c: rewrite(_rc(c), lambda t: t.replace("hocr_code", "x" * 3_000_000, 1)), 1, (R, "hocr_code")),
     Case("recorded_crime-unclosed-quote", lambda c: replace_field(_rc(c), 12, "npu", '"N1'), 1, (R, "quot", "line 12")),
     Case("recorded_crime-row-outside-the-month", lambda c: replace_field(_rc(c), 10, "recorded_date", "2019-05-02"), 1, (R, "outside the extract's month")),
-    Case("recorded_crime-too-many-bad-rows", lambda c: write_month(c.source, MONTH, [crime(f"B{i}", f"{MONTH}-02", "NOPE" if i < 30 else "8N") for i in range(40)]),
-         1, (R, "30 of 40 rows", "hocr_code")),
-    Case("recorded_crime-too-many-short-rows", lambda c: rewrite(_rc(c), lambda t: "\n".join(line if k < 5 else ",".join(line.split(",")[:9]) for k, line in enumerate(t.rstrip("\n").split("\n"))) + "\n"),
-         1, (R, "36 of 40 rows")),
+    Case(
+        "recorded_crime-too-many-bad-rows",
+        lambda c: write_month(c.source, MONTH, [crime(f"B{i}", f"{MONTH}-02", "NOPE" if i < 30 else "8N") for i in range(40)]),
+        1,
+        (R, "30 of 40 rows", "hocr_code"),
+    ),
+    Case(
+        "recorded_crime-too-many-short-rows",
+        lambda c: rewrite(
+            _rc(c), lambda t: "\n".join(line if k < 5 else ",".join(line.split(",")[:9]) for k, line in enumerate(t.rstrip("\n").split("\n"))) + "\n"
+        ),
+        1,
+        (R, "36 of 40 rows"),
+    ),
     Case("recorded_crime-wrong-force", lambda c: c.run("--force", "other-force"), 1, (R, "force_id")),
     Case("recorded_crime-missing", lambda c: _rc(c).unlink(), 1, (R, "missing")),
     Case("recorded_crime-is-a-directory", lambda c: make_dir(_rc(c)), 2, (R, "folder|directory")),
@@ -297,20 +307,44 @@ REFERENCE_CASES = [
     Case("population-huge-field", lambda c: replace_field(_ref(c, "population.csv"), 3, "population", "1" * 3_000_000), 1, (POP, "population")),
     Case("population-empty", lambda c: _ref(c, "population.csv").write_bytes(b""), 1, (POP, "empty")),
     Case("population-is-a-directory", lambda c: make_dir(_ref(c, "population.csv")), 2, (POP, "folder|directory")),
-    Case("areas-missing-npu-column", lambda c: write_csv(_ref(c, "areas.csv"), ["force_id", "area"], [{"force_id": "test-force", "area": "N1"}]), 1, ("areas\\.csv", "npu")),
+    Case(
+        "areas-missing-npu-column",
+        lambda c: write_csv(_ref(c, "areas.csv"), ["force_id", "area"], [{"force_id": "test-force", "area": "N1"}]),
+        1,
+        ("areas\\.csv", "npu"),
+    ),
     Case("areas-empty", lambda c: _ref(c, "areas.csv").write_bytes(b""), 1, ("areas\\.csv", "empty")),
     Case("areas-UTF-16", lambda c: _ref(c, "areas.csv").write_bytes("force_id,npu\ntest-force,N1\n".encode("utf-16")), 1, ("areas\\.csv", "UTF-16")),
     Case("areas-is-a-directory", lambda c: _ref(c, "areas.csv").mkdir(), 2, ("areas\\.csv", "folder|directory")),
-    Case("external_statistics-wrong-columns", lambda c: write_csv(_ref(c, "external_statistics.csv"), ["a", "b"], [{"a": "1", "b": "2"}]), 1, ("external_statistics\\.csv",)),
+    Case(
+        "external_statistics-wrong-columns",
+        lambda c: write_csv(_ref(c, "external_statistics.csv"), ["a", "b"], [{"a": "1", "b": "2"}]),
+        1,
+        ("external_statistics\\.csv",),
+    ),
 ]
 
 PUB = "reference/published"
 PUBLISHED_CASES = [
-    Case("published-not-a-zip", lambda c: (c.source / PUB).mkdir(parents=True) or (c.source / PUB / "p1.xlsx").write_text("area code,value\n"), 1, ("p1\\.xlsx", "xlsx")),
+    Case(
+        "published-not-a-zip",
+        lambda c: (c.source / PUB).mkdir(parents=True) or (c.source / PUB / "p1.xlsx").write_text("area code,value\n"),
+        1,
+        ("p1\\.xlsx", "xlsx"),
+    ),
     Case("published-empty-file", lambda c: (c.source / PUB).mkdir(parents=True) or (c.source / PUB / "p1.xlsx").write_bytes(b""), 1, ("p1\\.xlsx",)),
-    Case("published-wrong-sheet", lambda c: valid_xlsx(c.source / PUB / "p1.xlsx", "Sheet1", {"A1": "Area Code", "B1": "Area Name"}), 1, ("p1\\.xlsx", "Table P1")),
-    Case("published-P1-without-headings", lambda c: valid_xlsx(c.source / PUB / "p1.xlsx", "Table P1", {"A1": "Police force area data", "A3": "E23000001", "B3": "12"}), 1,
-         ("p1\\.xlsx", "Area Code")),
+    Case(
+        "published-wrong-sheet",
+        lambda c: valid_xlsx(c.source / PUB / "p1.xlsx", "Sheet1", {"A1": "Area Code", "B1": "Area Name"}),
+        1,
+        ("p1\\.xlsx", "Table P1"),
+    ),
+    Case(
+        "published-P1-without-headings",
+        lambda c: valid_xlsx(c.source / PUB / "p1.xlsx", "Table P1", {"A1": "Police force area data", "A3": "E23000001", "B3": "12"}),
+        1,
+        ("p1\\.xlsx", "Area Code"),
+    ),
 ]
 
 
@@ -319,23 +353,79 @@ def _contract(c: Ctx, name: str, old: str, new: str) -> None:
 
 
 CONTRACT_CASES = [
-    Case("contract-malformed-YAML", lambda c: rewrite(c.contracts() / "recorded_crime.yaml", lambda t: t + "\n  - broken: [unclosed\n"), 2, ("recorded_crime\\.yaml",)),
-    Case("contract-malformed-rejectThreshold", lambda c: _contract(c, "recorded_crime.yaml", "{fraction: 0.05, minimumRows: 25}", "lots"), 2, ("recorded_crime", "rejectThreshold")),
-    Case("contract-negative-rejectThreshold", lambda c: _contract(c, "recorded_crime.yaml", "{fraction: 0.05, minimumRows: 25}", "{fraction: -1, minimumRows: 25}"), 2,
-         ("recorded_crime", "rejectThreshold")),
-    Case("contract-unknown-logicalType", lambda c: _contract(c, "recorded_crime.yaml", "logicalType: date", "logicalType: colour"), 2, ("recorded_crime", "logicalType")),
-    Case("contract-validate-with-a-broken-contract", lambda c: (_contract(c, "recorded_crime.yaml", "{fraction: 0.05, minimumRows: 25}", "lots"),
-                                                                 ["validate", str(_rc(c)), "--contract", "recorded_crime"])[1], 2, ("recorded_crime", "rejectThreshold")),
+    Case(
+        "contract-malformed-YAML",
+        lambda c: rewrite(c.contracts() / "recorded_crime.yaml", lambda t: t + "\n  - broken: [unclosed\n"),
+        2,
+        ("recorded_crime\\.yaml",),
+    ),
+    Case(
+        "contract-malformed-rejectThreshold",
+        lambda c: _contract(c, "recorded_crime.yaml", "{fraction: 0.05, minimumRows: 25}", "lots"),
+        2,
+        ("recorded_crime", "rejectThreshold"),
+    ),
+    Case(
+        "contract-negative-rejectThreshold",
+        lambda c: _contract(c, "recorded_crime.yaml", "{fraction: 0.05, minimumRows: 25}", "{fraction: -1, minimumRows: 25}"),
+        2,
+        ("recorded_crime", "rejectThreshold"),
+    ),
+    Case(
+        "contract-unknown-logicalType",
+        lambda c: _contract(c, "recorded_crime.yaml", "logicalType: date", "logicalType: colour"),
+        2,
+        ("recorded_crime", "logicalType"),
+    ),
+    Case(
+        "contract-validate-with-a-broken-contract",
+        lambda c: (_contract(c, "recorded_crime.yaml", "{fraction: 0.05, minimumRows: 25}", "lots"), ["validate", str(_rc(c)), "--contract", "recorded_crime"])[
+            1
+        ],
+        2,
+        ("recorded_crime", "rejectThreshold"),
+    ),
     Case("definitions-missing-measures.yaml", lambda c: (c.contracts() / "definitions" / "measures.yaml").unlink(), 2, ("measures\\.yaml",)),
-    Case("definitions-malformed-measures.yaml", lambda c: rewrite(c.contracts() / "definitions" / "measures.yaml", lambda t: "measures: [\n" + t), 2, ("measures\\.yaml",)),
-    Case("definitions-malformed-offence_groups.yaml", lambda c: rewrite(c.contracts() / "definitions" / "offence_groups.yaml", lambda t: t + "\n\tbad: {\n"), 2, ("offence_groups\\.yaml",)),
+    Case(
+        "definitions-malformed-measures.yaml",
+        lambda c: rewrite(c.contracts() / "definitions" / "measures.yaml", lambda t: "measures: [\n" + t),
+        2,
+        ("measures\\.yaml",),
+    ),
+    Case(
+        "definitions-malformed-offence_groups.yaml",
+        lambda c: rewrite(c.contracts() / "definitions" / "offence_groups.yaml", lambda t: t + "\n\tbad: {\n"),
+        2,
+        ("offence_groups\\.yaml",),
+    ),
     Case("reference-missing-code-list", lambda c: (c.contracts() / "reference" / "hocr_offence_codes.yaml").unlink(), 2, ("hocr_offence_codes\\.yaml",)),
-    Case("definitions-broken-scorecard.yaml", lambda c: ((c.contracts() / "definitions" / "scorecard.yaml").write_text("objectives: [\n"),
-                                                          ["report", "--month", LOADED, "--warehouse", str(c.warehouse), "--out", str(c.tmp / "reports")])[1], 2, ("scorecard\\.yaml",)),
-    Case("definitions-scorecard.yaml-wrong-shape", lambda c: ((c.contracts() / "definitions" / "scorecard.yaml").write_text("version: '1'\nobjectives: 7\n"),
-                                                              ["report", "--month", LOADED, "--warehouse", str(c.warehouse), "--out", str(c.tmp / "reports")])[1], 2, ("scorecard\\.yaml",)),
-    Case("definitions-missing-measures.yaml-for-report", lambda c: ((c.contracts() / "definitions" / "measures.yaml").unlink(),
-                                                                    ["report", "--month", LOADED, "--warehouse", str(c.warehouse), "--out", str(c.tmp / "reports")])[1], 2, ("measures\\.yaml",)),
+    Case(
+        "definitions-broken-scorecard.yaml",
+        lambda c: (
+            (c.contracts() / "definitions" / "scorecard.yaml").write_text("objectives: [\n"),
+            ["report", "--month", LOADED, "--warehouse", str(c.warehouse), "--out", str(c.tmp / "reports")],
+        )[1],
+        2,
+        ("scorecard\\.yaml",),
+    ),
+    Case(
+        "definitions-scorecard.yaml-wrong-shape",
+        lambda c: (
+            (c.contracts() / "definitions" / "scorecard.yaml").write_text("version: '1'\nobjectives: 7\n"),
+            ["report", "--month", LOADED, "--warehouse", str(c.warehouse), "--out", str(c.tmp / "reports")],
+        )[1],
+        2,
+        ("scorecard\\.yaml",),
+    ),
+    Case(
+        "definitions-missing-measures.yaml-for-report",
+        lambda c: (
+            (c.contracts() / "definitions" / "measures.yaml").unlink(),
+            ["report", "--month", LOADED, "--warehouse", str(c.warehouse), "--out", str(c.tmp / "reports")],
+        )[1],
+        2,
+        ("measures\\.yaml",),
+    ),
 ]
 
 
@@ -350,33 +440,103 @@ def _file(path: Path) -> Path:
 
 
 ARGUMENT_CASES = [
-    Case("month-not-a-month", lambda c: ["run", "--source", str(c.source), "--month", "April", "--warehouse", str(c.warehouse), "--engine", "local"], 2, ("--month", "not a month")),
+    Case(
+        "month-not-a-month",
+        lambda c: ["run", "--source", str(c.source), "--month", "April", "--warehouse", str(c.warehouse), "--engine", "local"],
+        2,
+        ("--month", "not a month"),
+    ),
     Case("month-13", lambda c: ["run", "--source", str(c.source), "--month", "2019-13", "--warehouse", str(c.warehouse), "--engine", "local"], 2, ("--month",)),
     Case("month-missing", lambda c: ["run", "--source", str(c.source), "--warehouse", str(c.warehouse)], 2, ("--month",)),
-    Case("backfill-from-after-to", lambda c: ["backfill", "--source", str(c.source), "--from", "2019-05", "--to", "2019-01", "--warehouse", str(c.warehouse), "--engine", "local"],
-         2, ("2019-05", "2019-01")),
-    Case("backfill-bad-from", lambda c: ["backfill", "--source", str(c.source), "--from", "2019/01", "--to", "2019-04", "--warehouse", str(c.warehouse), "--engine", "local"], 2, ("--from",)),
+    Case(
+        "backfill-from-after-to",
+        lambda c: ["backfill", "--source", str(c.source), "--from", "2019-05", "--to", "2019-01", "--warehouse", str(c.warehouse), "--engine", "local"],
+        2,
+        ("2019-05", "2019-01"),
+    ),
+    Case(
+        "backfill-bad-from",
+        lambda c: ["backfill", "--source", str(c.source), "--from", "2019/01", "--to", "2019-04", "--warehouse", str(c.warehouse), "--engine", "local"],
+        2,
+        ("--from",),
+    ),
     Case("validate-unknown-contract", lambda c: ["validate", str(_rc(c)), "--contract", "nope"], 2, ("no contract named 'nope'",)),
     Case("contracts-show-unknown", lambda c: ["contracts", "show", "nope"], 2, ("no contract named 'nope'",)),
     Case("measures-unknown-format", lambda c: ["measures", "--month", LOADED, "--warehouse", str(c.warehouse), "--format", "xml"], 2, ("--format",)),
-    Case("unknown-engine", lambda c: ["run", "--source", str(c.source), "--month", MONTH, "--warehouse", str(c.warehouse), "--engine", "warp"], 2, ("--engine",)),
-    Case("source-missing", lambda c: ["run", "--source", str(c.tmp / "nope"), "--month", MONTH, "--warehouse", str(c.warehouse), "--engine", "local"], 2, ("--source", "no such folder")),
-    Case("source-is-a-file", lambda c: ["run", "--source", str(_file(c.tmp / "src.txt")), "--month", MONTH, "--warehouse", str(c.warehouse), "--engine", "local"], 2, ("--source", "file")),
-    Case("source-is-a-FIFO", lambda c: ["backfill", "--source", str(c.fifo(c.tmp / "src.fifo")), "--from", MONTH, "--to", MONTH, "--warehouse", str(c.warehouse), "--engine", "local"],
-         2, ("--source", "FIFO|named pipe")),
-    Case("run-warehouse-is-a-file", lambda c: ["run", "--source", str(c.source), "--month", MONTH, "--warehouse", str(_file(c.tmp / "wh.txt")), "--engine", "local"], 2, ("--warehouse", "file")),
-    Case("run-warehouse-under-a-file", lambda c: ["run", "--source", str(c.source), "--month", MONTH, "--warehouse", str(_file(c.tmp / "wh.txt") / "w"), "--engine", "local"], 2,
-         ("--warehouse", "cannot be created", "wh\\.txt is a file")),
-    Case("backfill-warehouse-is-a-file", lambda c: ["backfill", "--source", str(c.source), "--from", MONTH, "--to", MONTH, "--warehouse", str(_file(c.tmp / "wh.txt")), "--engine", "local"],
-         2, ("--warehouse", "file")),
+    Case(
+        "unknown-engine", lambda c: ["run", "--source", str(c.source), "--month", MONTH, "--warehouse", str(c.warehouse), "--engine", "warp"], 2, ("--engine",)
+    ),
+    Case(
+        "source-missing",
+        lambda c: ["run", "--source", str(c.tmp / "nope"), "--month", MONTH, "--warehouse", str(c.warehouse), "--engine", "local"],
+        2,
+        ("--source", "no such folder"),
+    ),
+    Case(
+        "source-is-a-file",
+        lambda c: ["run", "--source", str(_file(c.tmp / "src.txt")), "--month", MONTH, "--warehouse", str(c.warehouse), "--engine", "local"],
+        2,
+        ("--source", "file"),
+    ),
+    Case(
+        "source-is-a-FIFO",
+        lambda c: [
+            "backfill",
+            "--source",
+            str(c.fifo(c.tmp / "src.fifo")),
+            "--from",
+            MONTH,
+            "--to",
+            MONTH,
+            "--warehouse",
+            str(c.warehouse),
+            "--engine",
+            "local",
+        ],
+        2,
+        ("--source", "FIFO|named pipe"),
+    ),
+    Case(
+        "run-warehouse-is-a-file",
+        lambda c: ["run", "--source", str(c.source), "--month", MONTH, "--warehouse", str(_file(c.tmp / "wh.txt")), "--engine", "local"],
+        2,
+        ("--warehouse", "file"),
+    ),
+    Case(
+        "run-warehouse-under-a-file",
+        lambda c: ["run", "--source", str(c.source), "--month", MONTH, "--warehouse", str(_file(c.tmp / "wh.txt") / "w"), "--engine", "local"],
+        2,
+        ("--warehouse", "cannot be created", "wh\\.txt is a file"),
+    ),
+    Case(
+        "backfill-warehouse-is-a-file",
+        lambda c: ["backfill", "--source", str(c.source), "--from", MONTH, "--to", MONTH, "--warehouse", str(_file(c.tmp / "wh.txt")), "--engine", "local"],
+        2,
+        ("--warehouse", "file"),
+    ),
     Case("measures-warehouse-is-a-file", lambda c: ["measures", "--month", LOADED, "--warehouse", str(_file(c.tmp / "wh.txt"))], 2, ("--warehouse", "file")),
     Case("measures-warehouse-missing", lambda c: ["measures", "--month", LOADED, "--warehouse", str(c.tmp / "nowhere")], 2, ("--warehouse", "no such folder")),
-    Case("report-warehouse-is-a-file", lambda c: ["report", "--month", LOADED, "--warehouse", str(_file(c.tmp / "wh.txt")), "--out", str(c.tmp / "r")], 2, ("--warehouse", "file")),
-    Case("report-out-is-a-file", lambda c: ["report", "--month", LOADED, "--warehouse", str(c.warehouse), "--out", str(_file(c.tmp / "r.txt"))], 2, ("--out", "file")),
+    Case(
+        "report-warehouse-is-a-file",
+        lambda c: ["report", "--month", LOADED, "--warehouse", str(_file(c.tmp / "wh.txt")), "--out", str(c.tmp / "r")],
+        2,
+        ("--warehouse", "file"),
+    ),
+    Case(
+        "report-out-is-a-file",
+        lambda c: ["report", "--month", LOADED, "--warehouse", str(c.warehouse), "--out", str(_file(c.tmp / "r.txt"))],
+        2,
+        ("--out", "file"),
+    ),
     Case("demo-dir-is-a-file", lambda c: ["demo", "--dir", str(_file(c.tmp / "demo.txt")), "--engine", "local"], 2, ("demo\\.txt", "not a folder")),
     Case("validate-a-directory", lambda c: ["validate", str(c.month), "--contract", "recorded_crime"], 2, (MONTH, "is a folder, not a file")),
     Case("validate-a-FIFO", lambda c: ["validate", str(c.fifo(c.tmp / "x.csv")), "--contract", "recorded_crime"], 2, ("x\\.csv", "FIFO|named pipe")),
-    Case("validate-a-symlink-to-nowhere", lambda c: ["validate", str(_link_to_nowhere(c.tmp / "x.csv")), "--contract", "recorded_crime"], 2, ("x\\.csv", "broken symbolic link")),
+    Case(
+        "validate-a-symlink-to-nowhere",
+        lambda c: ["validate", str(_link_to_nowhere(c.tmp / "x.csv")), "--contract", "recorded_crime"],
+        2,
+        ("x\\.csv", "broken symbolic link"),
+    ),
     Case("validate-missing-file", lambda c: ["validate", str(c.tmp / "gone.csv"), "--contract", "recorded_crime"], 2, ("gone\\.csv", "not found")),
     Case("unknown-option", lambda c: c.run("--bogus"), 2, ("No such option", "--bogus")),
     Case("unknown-command", lambda c: ["bogus"], 2, ("No such command",)),
@@ -386,7 +546,12 @@ WAREHOUSE_CASES = [
     Case("warehouse-busy", lambda c: _hold_lock(c), 2, ("warehouse|another run",)),
     Case("warehouse-without-audit_runs", _no_audit_runs, 2, ("audit_runs",)),
     Case("warehouse-audit_runs-unreadable", _garbled_audit_runs, 2, ("audit_runs",)),
-    Case("measures-warehouse-without-audit_runs", lambda c: (_no_audit_runs(c), ["measures", "--month", LOADED, "--warehouse", str(c.warehouse)])[1], 2, ("audit_runs",)),
+    Case(
+        "measures-warehouse-without-audit_runs",
+        lambda c: (_no_audit_runs(c), ["measures", "--month", LOADED, "--warehouse", str(c.warehouse)])[1],
+        2,
+        ("audit_runs",),
+    ),
 ]
 
 CASES = EXTRACT_CASES + REFERENCE_CASES + PUBLISHED_CASES + CONTRACT_CASES + ARGUMENT_CASES + WAREHOUSE_CASES
@@ -480,7 +645,7 @@ def test_lint_reports_a_broken_contract_without_crashing(ctx, contract, old, new
     assert r.exit_code == 1, r.output
     name = contract.removesuffix(".yaml")
     finding = [line for line in r.stdout.splitlines() if name in line and "error" in line]
-    assert finding and re.search(where, r.stdout[r.stdout.index(finding[0]):]), r.stdout[-2000:]  # the finding may wrap
+    assert finding and re.search(where, r.stdout[r.stdout.index(finding[0]) :]), r.stdout[-2000:]  # the finding may wrap
     assert re.search(r"[1-9]\d* error\(s\)", r.stdout)
 
 
@@ -571,7 +736,18 @@ def test_every_project_error_class_has_an_exit_code():
                 if isinstance(kind, type) and issubclass(kind, BaseException):
                     found.append(kind)
     names = {k.__name__ for k in found}
-    assert {"ContractError", "ExtractError", "FileFailure", "LoadFailed", "PeriodError", "PublishedError", "ReferenceError_", "WarehouseError", "DefinitionError", "ReportError"} <= names
+    assert {
+        "ContractError",
+        "ExtractError",
+        "FileFailure",
+        "LoadFailed",
+        "PeriodError",
+        "PublishedError",
+        "ReferenceError_",
+        "WarehouseError",
+        "DefinitionError",
+        "ReportError",
+    } <= names
     outside = [f"{k.__module__}.{k.__name__}" for k in found if not issubclass(k, EtlError)]
     assert not outside, f"derive these from a class of etl.errors: {outside}"
     for k in found:
@@ -619,12 +795,14 @@ def test_measures_csv_neutralises_spreadsheet_formulas(ctx, monkeypatch):
     def read_with_a_formula(self, table):
         frame = read(self, table)
         if table == "measures" and frame is not None:
-            frame = frame.with_columns(pl.when(pl.col("measure_id") == "nm_nc_total").then(pl.lit('=HYPERLINK("http://x")')).otherwise(pl.col("note")).alias("note"))
+            frame = frame.with_columns(
+                pl.when(pl.col("measure_id") == "nm_nc_total").then(pl.lit('=HYPERLINK("http://x")')).otherwise(pl.col("note")).alias("note")
+            )
         return frame
 
     monkeypatch.setattr(Warehouse, "read", read_with_a_formula)
     r = runner.invoke(app, ["measures", "--month", LOADED, "--warehouse", str(ctx.warehouse), "--format", "csv", "--measure", "nm_nc_total"])
     assert r.exit_code == 0, r.output
     rows = pl.read_csv(r.stdout.encode(), infer_schema=False)
-    assert rows.height > 0 and set(rows["note"].to_list()) == {"'=HYPERLINK(\"http://x\")"}
+    assert rows.height > 0 and set(rows["note"].to_list()) == {'\'=HYPERLINK("http://x")'}
     assert not any(v.startswith("'") for v in rows["measure_id"].to_list())

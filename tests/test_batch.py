@@ -9,12 +9,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from etl.loading import pipeline
-from etl.core.validation import ExtractInput, FileFailure, ValidationContext, validate_extract, validate_extracts
 from etl.core.contracts import load_contract
 from etl.core.extracts import read_extract
 from etl.core.periods import Month
+from etl.core.validation import ExtractInput, FileFailure, ValidationContext, validate_extract, validate_extracts
 from etl.core.warehouse import Warehouse
+from etl.loading import pipeline
 from tests.conftest import crime, write_month, write_population
 
 MONTHS = ["2019-01", "2019-02", "2019-03"]
@@ -52,14 +52,22 @@ def test_a_region_month_is_one_commit_with_a_run_per_force(region: Path, tmp_pat
     wh = tmp_path / "wh"
     reports = pipeline.load_source_month(region, "2019-02", wh, compute=False)
     assert [(r.force_id, r.outcome, r.rows_in, r.rows_loaded, r.rows_quarantined) for r in reports] == [
-        ("east", "loaded", 21, 21, 0), ("north", "loaded", 41, 40, 1), ("south", "loaded", 31, 31, 0)]  # + 1 population row each
+        ("east", "loaded", 21, 21, 0),
+        ("north", "loaded", 41, 40, 1),
+        ("south", "loaded", 31, 31, 0),
+    ]  # + 1 population row each
     runs = _table(wh, "audit_runs")
     assert runs.height == 3 and runs["table_versions"].n_unique() == 1  # one commit, a run row per force-month
-    assert [f["file"] for f in json.loads(runs.filter(pl.col("force_id") == "north")["source_files"][0])] == ["north/2019-02/recorded_crime.csv", "north/reference/population.csv"]
+    assert [f["file"] for f in json.loads(runs.filter(pl.col("force_id") == "north")["source_files"][0])] == [
+        "north/2019-02/recorded_crime.csv",
+        "north/reference/population.csv",
+    ]
     assert Warehouse(wh).history("recorded_crime")[0]["operation"] in ("WRITE", "CREATE TABLE")
     assert len(Warehouse(wh).history("recorded_crime")) == 1
     q = _table(wh, "quarantine")
-    assert q.select("force_id", "source_file", "row_number", "failed_checks").rows() == [("north", "north/2019-02/recorded_crime.csv", 2, "hocr_code.code_list")]
+    assert q.select("force_id", "source_file", "row_number", "failed_checks").rows() == [
+        ("north", "north/2019-02/recorded_crime.csv", 2, "hocr_code.code_list")
+    ]
 
 
 def test_batch_equals_loading_each_force_alone(region: Path, tmp_path: Path) -> None:
@@ -69,8 +77,11 @@ def test_batch_equals_loading_each_force_alone(region: Path, tmp_path: Path) -> 
     for force in ("east", "north", "south"):
         pipeline.backfill(region / force, MONTHS[0], MONTHS[-1], alone)
     lineage = ("run_id",)
-    for table, key in [("recorded_crime", ["force_id", "crime_ref"]), ("quarantine", ["force_id", "source_file", "row_number"]),
-                       ("measures", ["force_id", "measure_id", "period", "period_end", "comparison"])]:
+    for table, key in [
+        ("recorded_crime", ["force_id", "crime_ref"]),
+        ("quarantine", ["force_id", "source_file", "row_number"]),
+        ("measures", ["force_id", "measure_id", "period", "period_end", "comparison"]),
+    ]:
         a = _table(together, table, lineage).sort(key)
         b = _table(alone, table, lineage).sort(key)
         if table != "recorded_crime":  # files are named relative to the source they were loaded from
@@ -131,7 +142,9 @@ def test_batch_validation_judges_each_file_alone(tmp_path: Path) -> None:
     """A reference repeated across two files of a batch is not a duplicate; within one file it is."""
     contract = load_contract("recorded_crime")
     a = write_month(tmp_path / "a", "2019-01", [crime("R1", "2019-01-05", force="a"), crime("R2", "2019-01-06", force="a")])
-    b = write_month(tmp_path / "b", "2019-01", [crime("R1", "2019-01-05", force="b"), crime("R1", "2019-01-07", force="b"), crime("R3", "2019-01-07", force="a")])
+    b = write_month(
+        tmp_path / "b", "2019-01", [crime("R1", "2019-01-05", force="b"), crime("R1", "2019-01-07", force="b"), crime("R3", "2019-01-07", force="a")]
+    )
     c = write_month(tmp_path / "c", "2019-01", [crime("R9", "2019-02-01", force="c")])
     m = Month.parse("2019-01")
     inputs = [ExtractInput(read_extract(p), ValidationContext(month=m, force_id=f), str(p)) for p, f in ((a, "a"), (b, "b"), (c, "c"))]
@@ -164,7 +177,11 @@ def test_area_lists_top_level_and_per_force(region: Path, tmp_path: Path) -> Non
     """SOURCE/reference/areas.csv lists every force's areas; a force folder's own list replaces it for that force."""
     from tests.conftest import write_csv
 
-    write_csv(region / "reference" / "areas.csv", ["force_id", "npu"], [{"force_id": f, "npu": "N1"} for f in ("north", "south")] + [{"force_id": "east", "npu": "ZZ"}])
+    write_csv(
+        region / "reference" / "areas.csv",
+        ["force_id", "npu"],
+        [{"force_id": f, "npu": "N1"} for f in ("north", "south")] + [{"force_id": "east", "npu": "ZZ"}],
+    )
     write_csv(region / "east" / "reference" / "areas.csv", ["force_id", "npu"], [{"force_id": "east", "npu": "N1"}])
     reports = pipeline.load_source_month(region, "2019-01", tmp_path / "wh", compute=False)
     assert [(r.force_id, r.rows_quarantined) for r in reports] == [("east", 0), ("north", 0), ("south", 0)]  # every crime is in N1
@@ -194,7 +211,10 @@ def test_a_month_followed_stage_by_stage_gives_what_the_load_gives(region: Path,
         assert [sorted(u.raws) for u in read.units] == [["recorded_crime"]] * 3
         validated = stages.validate_references(stages.validate(read, wh), wh)
         assert [(u.force, [r.rows_quarantined for r in u.results], [r.contract.extract for r in u.references.results]) for u in validated.units] == [
-            ("east", [0], ["population"]), ("north", [1], ["population"]), ("south", [0], ["population"])]
+            ("east", [0], ["population"]),
+            ("north", [1], ["population"]),
+            ("south", [0], ["population"]),
+        ]
         checked = stages.check_across_months(validated, wh)
         writes = stages.build_writes(checked, wh)
         assert [w.table for w in writes.writes] == ["recorded_crime", "quarantine", "population"]

@@ -31,8 +31,26 @@ def test_backfill_then_measures_json(two_years, warehouse):
     r = invoke("measures", "--month", "2020-12", "--warehouse", warehouse, "--format", "json")
     assert r.exit_code == 0
     rows = json.loads(r.stdout)
-    keys = {"force_id", "measure_id", "family", "period", "period_start", "period_end", "value", "unit", "comparison", "comparison_start",
-            "comparison_end", "comparison_value", "change_abs", "change_pct", "target", "status", "definition_version", "run_id"}
+    keys = {
+        "force_id",
+        "measure_id",
+        "family",
+        "period",
+        "period_start",
+        "period_end",
+        "value",
+        "unit",
+        "comparison",
+        "comparison_start",
+        "comparison_end",
+        "comparison_value",
+        "change_abs",
+        "change_pct",
+        "target",
+        "status",
+        "definition_version",
+        "run_id",
+    }
     assert keys <= set(rows[0])
     nc = [x for x in rows if x["measure_id"] == "nm_nc_total"]
     assert {(x["period"], x["comparison"]) for x in nc} == {("r12", "ye_jun19"), ("r12", "prev_r12"), ("cal", "ye_jun19"), ("cal", "sply")}

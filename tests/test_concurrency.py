@@ -17,9 +17,9 @@ import polars as pl
 import pytest
 
 import etl.core.warehouse as warehouse_mod
-from etl.loading import pipeline
 from etl.core import progress
 from etl.core.warehouse import StaleSnapshot, Warehouse, WarehouseBusy
+from etl.loading import pipeline
 from tests.conftest import crime, write_month, write_population
 
 REPO = Path(__file__).resolve().parents[1]
@@ -165,8 +165,14 @@ def test_two_etl_run_processes_at_once_both_succeed_with_the_sequential_figures(
     wh = tmp_path / "overlapping"
     env = {**os.environ, "ETL_ENGINE": "local"}
     procs = [
-        subprocess.Popen([sys.executable, "-m", "etl", "run", "--source", str(two_months), "--month", m, "--warehouse", str(wh)],
-                         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-m", "etl", "run", "--source", str(two_months), "--month", m, "--warehouse", str(wh)],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for m in MONTHS
     ]
     results = [p.communicate(timeout=300) for p in procs]

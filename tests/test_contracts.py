@@ -38,7 +38,11 @@ BASE = (contracts_dir() / "crime_outcomes.yaml").read_text()
         (("id: crime_outcomes", "id: broken"), None, None),  # id now matches the file name: clean
         (("version: 1.0.0", "version: one"), "version", "MAJOR.MINOR.PATCH"),
         (("{minimum: 1, maximum: 22}", "{minimum: 30, maximum: 22}"), "property outcome_type", "minimum is above maximum"),
-        (("{check: key_loaded, column: crime_ref, lookup: recorded_crime}", "{check: key_loaded, column: nope, lookup: recorded_crime}"), "crossMonthChecks", "not a property"),
+        (
+            ("{check: key_loaded, column: crime_ref, lookup: recorded_crime}", "{check: key_loaded, column: nope, lookup: recorded_crime}"),
+            "crossMonthChecks",
+            "not a property",
+        ),
         (("{check: key_loaded, column: crime_ref, lookup: recorded_crime}", "{check: sometimes}"), "crossMonthChecks", "unknown check"),
     ],
 )

@@ -4,9 +4,9 @@ outside its normal volume - each reported exactly in audit_checks, with nothing 
 import polars as pl
 import pytest
 
-from etl.loading import pipeline
 from etl.core.periods import months_between
 from etl.core.warehouse import Warehouse
+from etl.loading import pipeline
 from tests.conftest import crime, write_month
 
 

@@ -10,14 +10,17 @@ import pytest
 
 from etl.demo.generator import DemoSummary, generate_demo
 
-RECORDED_HEADER = ("crime_ref,force_id,recorded_date,offence_date,hocr_code,status,npu,lsoa_code,"
-                   "domestic_abuse,hate_crime,knife_sharp,firearm,online,business_victim,victim_age")
+RECORDED_HEADER = (
+    "crime_ref,force_id,recorded_date,offence_date,hocr_code,status,npu,lsoa_code,"
+    "domestic_abuse,hate_crime,knife_sharp,firearm,online,business_victim,victim_age"
+)
 OUTCOME_HEADER = "crime_ref,outcome_type,outcome_date"
 ALLOWED_CODES = set(
     "1, 2, 3B, 4.1, 4.2, 4.4, 4.8, 5D, 5E, 8L, 8M, 8N, 8P, 8Q, 8R, 8S, 8T, 8U, 104, 105A, 105B, "
     "106, 10A, 10C, 10D, 17A, 20A, 19C, 19D, 19F, 21, 22B, 28E, 28F, 29A, 30C, 30D, 31A, 34A, "
     "34B, 37.1, 37.2, 39, 40, 41, 44, 45, 46, 48, 49, 49A, 56A, 56B, 58A, 58B, 58C, 58D, 58J, "
-    "62A, 66, 9A, 9B, 92A, 92D, 92E, 126, 81, 99, 33, 54, 80, 83, 88A, 88E".split(", "))
+    "62A, 66, 9A, 9B, 92A, 92D, 92E, 126, 81, 99, 33, 54, 80, 83, 88A, 88E".split(", ")
+)
 FLAGS = ("domestic_abuse", "hate_crime", "knife_sharp", "firearm", "online", "business_victim")
 MONTHS = ["2019-01", "2019-02", "2019-03", "2019-04", "2019-05", "2019-06"]
 CPM = 3000
@@ -52,15 +55,13 @@ def demo(tmp_path_factory):
 @pytest.fixture(scope="module")
 def crimes(demo) -> pl.DataFrame:
     out, _, _ = demo
-    return pl.concat([_read(out / m / "recorded_crime.csv").with_columns(month=pl.lit(m))
-                      for m in MONTHS])
+    return pl.concat([_read(out / m / "recorded_crime.csv").with_columns(month=pl.lit(m)) for m in MONTHS])
 
 
 @pytest.fixture(scope="module")
 def outcomes(demo) -> pl.DataFrame:
     out, _, _ = demo
-    return pl.concat([_read(out / m / "crime_outcomes.csv").with_columns(month=pl.lit(m))
-                      for m in MONTHS])
+    return pl.concat([_read(out / m / "crime_outcomes.csv").with_columns(month=pl.lit(m)) for m in MONTHS])
 
 
 # ---- files and summary ----------------------------------------------------------------------
@@ -69,16 +70,22 @@ def outcomes(demo) -> pl.DataFrame:
 def test_summary_and_progress_callback(demo, crimes, outcomes):
     out, summary, seen = demo
     assert summary == DemoSummary(
-        source_dir=out, force_id="demo-force", first_month="2019-01", last_month="2019-06",
-        months=6, recorded_crimes=crimes.height, outcomes=outcomes.height, injected_bad_rows=0)
+        source_dir=out,
+        force_id="demo-force",
+        first_month="2019-01",
+        last_month="2019-06",
+        months=6,
+        recorded_crimes=crimes.height,
+        outcomes=outcomes.height,
+        injected_bad_rows=0,
+    )
     assert seen == MONTHS
 
 
 def test_files_and_headers(demo):
     out, _, _ = demo
     for m in MONTHS:
-        for name, header in (("recorded_crime.csv", RECORDED_HEADER),
-                             ("crime_outcomes.csv", OUTCOME_HEADER)):
+        for name, header in (("recorded_crime.csv", RECORDED_HEADER), ("crime_outcomes.csv", OUTCOME_HEADER)):
             data = (out / m / name).read_bytes()
             assert data.split(b"\n", 1)[0].decode() == header
             assert data.endswith(b"\n") and b"\r" not in data and b'"' not in data
@@ -165,8 +172,7 @@ def test_flags_and_victim_age(crimes):
     share = {f: (crimes[f] == "Y").mean() for f in FLAGS}
     assert 0.10 < share["domestic_abuse"] < 0.22
     assert 0.04 < share["online"] < 0.14
-    by_code = crimes.group_by("hocr_code").agg(
-        [(pl.col(f) == "Y").mean().alias(f) for f in FLAGS])
+    by_code = crimes.group_by("hocr_code").agg([(pl.col(f) == "Y").mean().alias(f) for f in FLAGS])
     rate = {r["hocr_code"]: r for r in by_code.iter_rows(named=True)}
     assert rate["46"]["business_victim"] == 1.0 and rate["46"]["domestic_abuse"] == 0.0
     assert rate["8M"]["hate_crime"] == 1.0 and rate["58J"]["hate_crime"] == 1.0
@@ -189,9 +195,7 @@ def test_flags_and_victim_age(crimes):
 
 def test_outcomes_consistent_with_crimes(crimes, outcomes):
     assert outcomes["crime_ref"].n_unique() == outcomes.height  # at most one per crime
-    joined = outcomes.join(
-        crimes.select("crime_ref", "recorded_date", "status", rec_month="month"),
-        on="crime_ref", how="left")
+    joined = outcomes.join(crimes.select("crime_ref", "recorded_date", "status", rec_month="month"), on="crime_ref", how="left")
     assert joined["recorded_date"].null_count() == 0  # every outcome's crime exists
     assert (joined["status"] == "recorded").all()
     assert (joined["rec_month"] <= joined["month"]).all()
@@ -281,25 +285,21 @@ def test_bad_rows(demo, tmp_path):
             seen.add(row["crime_ref"])
         assert n_bad == 3
         # Outcomes are unaffected by the injected rows.
-        assert (bad_out / m / "crime_outcomes.csv").read_bytes() == \
-            (out / m / "crime_outcomes.csv").read_bytes()
+        assert (bad_out / m / "crime_outcomes.csv").read_bytes() == (out / m / "crime_outcomes.csv").read_bytes()
     assert summary.recorded_crimes == good_total + 3 * len(MONTHS)
 
 
 def test_bad_rows_cover_every_fault(tmp_path):
-    summary = generate_demo(tmp_path, first_month="2019-01", last_month="2019-03",
-                            crimes_per_month=300, bad_rows_per_month=3)
+    summary = generate_demo(tmp_path, first_month="2019-01", last_month="2019-03", crimes_per_month=300, bad_rows_per_month=3)
     assert summary.injected_bad_rows == 9
-    rows = pl.concat([_read(tmp_path / m / "recorded_crime.csv")
-                      for m in ("2019-01", "2019-02", "2019-03")])
+    rows = pl.concat([_read(tmp_path / m / "recorded_crime.csv") for m in ("2019-01", "2019-02", "2019-03")])
     assert (rows["hocr_code"] == "999X").any()
     assert rows["npu"].null_count() > 0
     assert rows["victim_age"].is_in(["-4", "abc"]).any()
     assert (rows["lsoa_code"] == "X0112345").any()
     assert rows["crime_ref"].n_unique() < rows.height
     assert any((~rows[f].is_in(["Y", "N"]) | rows[f].is_null()).any() for f in FLAGS)
-    late = rows.filter(pl.col("offence_date").is_not_null()).select(
-        pl.col("offence_date").str.to_date() > pl.col("recorded_date").str.to_date())
+    late = rows.filter(pl.col("offence_date").is_not_null()).select(pl.col("offence_date").str.to_date() > pl.col("recorded_date").str.to_date())
     assert late.to_series().any()
 
 
@@ -308,8 +308,7 @@ def test_bad_rows_cover_every_fault(tmp_path):
 
 def test_homicides_plausible_over_long_run(tmp_path):
     cpm = 2000
-    summary = generate_demo(tmp_path, first_month="2019-01", last_month="2023-12",
-                            crimes_per_month=cpm)
+    summary = generate_demo(tmp_path, first_month="2019-01", last_month="2023-12", crimes_per_month=cpm)
     hom = 0
     for m in (p for p in sorted(tmp_path.iterdir()) if p.name != "reference"):
         codes = _read(m / "recorded_crime.csv")["hocr_code"]
@@ -328,13 +327,16 @@ def test_default_last_month_is_last_complete_month(tmp_path):
     assert (tmp_path / expected / "recorded_crime.csv").exists()
 
 
-@pytest.mark.parametrize("kw", [
-    {"first_month": "2019-13"},
-    {"first_month": "2019-06", "last_month": "2019-05"},
-    {"first_month": "2016-01"},
-    {"crimes_per_month": 0},
-    {"bad_rows_per_month": -1},
-])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"first_month": "2019-13"},
+        {"first_month": "2019-06", "last_month": "2019-05"},
+        {"first_month": "2016-01"},
+        {"crimes_per_month": 0},
+        {"bad_rows_per_month": -1},
+    ],
+)
 def test_invalid_arguments(tmp_path, kw):
     args = dict(first_month="2019-01", last_month="2019-02", crimes_per_month=100)
     args.update(kw)

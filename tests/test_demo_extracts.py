@@ -10,10 +10,10 @@ import polars as pl
 import pytest
 
 from etl.core.contracts import load_contract
-from etl.demo.extracts import COLUMNS, EXTRACTS, FAULTS, generate_extracts
 from etl.core.extracts import read_extract
 from etl.core.periods import Month
 from etl.core.validation import ValidationContext, validate_extract
+from etl.demo.extracts import COLUMNS, EXTRACTS, FAULTS, generate_extracts
 
 MONTHS = ["2020-03", "2020-04", "2020-05"]
 SCALE = 0.05  # ~7k calls and ~3.5k incidents a month: small and quick, large enough for shares
@@ -52,8 +52,7 @@ def full_scale(tmp_path_factory) -> dict[int, Path]:
     seed's single month can fall in a 1 % tail)."""
     out = tmp_path_factory.mktemp("full")
     for seed in FULL_SCALE_SEEDS:
-        generate_extracts(out / str(seed), MONTHS, seed=seed, scale=1.0,
-                          extracts=["hospital_admissions", "firearm_discharges"])
+        generate_extracts(out / str(seed), MONTHS, seed=seed, scale=1.0, extracts=["hospital_admissions", "firearm_discharges"])
     return {seed: out / str(seed) for seed in FULL_SCALE_SEEDS}
 
 

@@ -2,9 +2,9 @@
 
 import polars as pl
 
+from etl.core.warehouse import Warehouse
 from etl.loading import pipeline
 from etl.quality.expectations import load_suites, run_expectations
-from etl.core.warehouse import Warehouse
 from tests.conftest import crime, write_month
 
 
@@ -43,8 +43,10 @@ def _two_force_warehouse(tmp_path, warehouse):
     rows = {"a": {}, "b": {}}
     for f in ("a", "b"):
         for k, m in enumerate(("2019-01", "2019-02", "2019-03")):
-            rows[f][m] = [crime(f"{f.upper()}{m}-{i:02d}", f"{m}-{i % 27 + 1:02d}", "8N" if i % 3 else "28E", force=f, victim_age="97")
-                          for i in range(6 + 3 * k + (2 if f == "a" else 0))]
+            rows[f][m] = [
+                crime(f"{f.upper()}{m}-{i:02d}", f"{m}-{i % 27 + 1:02d}", "8N" if i % 3 else "28E", force=f, victim_age="97")
+                for i in range(6 + 3 * k + (2 if f == "a" else 0))
+            ]
     for f in ("a", "b"):  # quarantined: line 2 of 2019-01/recorded_crime.csv in both forces
         rows[f]["2019-01"].insert(0, crime(f"{f}-bad", "2019-01-05", force=f, victim_age="200"))
     rows["a"]["2019-03"].append(crime("SECRET-REF-9", "2019-03-20", force="a"))

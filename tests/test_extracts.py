@@ -18,11 +18,11 @@ def test_codes_stay_text_and_rows_keep_their_line_numbers(tmp_path):
 @pytest.mark.parametrize(
     "data,encoding",
     [
-        ("a,b\nCafé,x\n".encode("utf-8"), "utf-8"),
-        (b"\xef\xbb\xbf" + "a,b\nCafé,x\n".encode("utf-8"), "utf-8-sig"),
+        ("a,b\nCafé,x\n".encode(), "utf-8"),
+        (b"\xef\xbb\xbf" + "a,b\nCafé,x\n".encode(), "utf-8-sig"),
         ("a,b\nCafé,x\n".encode("cp1252"), "windows-1252"),
         ("a,b\r\nCafé,x\r\n".encode("cp1252"), "windows-1252"),
-        ("a,b\rCafé,x\r".encode("utf-8"), "utf-8"),
+        ("a,b\rCafé,x\r".encode(), "utf-8"),
     ],
 )
 def test_encodings_and_line_endings(tmp_path, data, encoding):

@@ -56,12 +56,12 @@ def test_utf16_without_byte_order_mark_fails_on_line_1(tmp_path):
 
 
 def test_a_utf8_file_with_one_broken_byte_fails_instead_of_turning_to_mojibake(tmp_path):
-    p = _write(tmp_path, "a,b\nCafé,x\n".encode("utf-8") + b"y,caf\xe9\n")
+    p = _write(tmp_path, "a,b\nCafé,x\n".encode() + b"y,caf\xe9\n")
     _fails(p, "encoding", "line 3, byte 6 is not valid UTF-8", "nothing was loaded")
 
 
 def test_a_broken_byte_before_any_utf8_text_still_counts_as_broken_utf8(tmp_path):
-    p = _write(tmp_path, b"a,b\nx,\x92\n" + "y,Café\n".encode("utf-8"))
+    p = _write(tmp_path, b"a,b\nx,\x92\n" + "y,Café\n".encode())
     _fails(p, "encoding", "line 2, byte 3 is not valid UTF-8")
 
 
@@ -84,14 +84,14 @@ def test_a_windows_1252_header_reads_too(tmp_path):
 
 
 def test_a_utf8_file_with_accents_reads_as_utf8(tmp_path):
-    p = _write(tmp_path, "a,b\nRenée,é\n".encode("utf-8"))
+    p = _write(tmp_path, "a,b\nRenée,é\n".encode())
     r = read_extract(p)
     assert r.encoding == "utf-8"
     assert r.frame.rows() == [("Renée", "é", 2)]
 
 
 def test_a_utf8_header_with_a_broken_byte_fails_on_line_1(tmp_path):
-    p = _write(tmp_path, b"caf\xe9,b\n" + "Café,2\n".encode("utf-8"))
+    p = _write(tmp_path, b"caf\xe9,b\n" + "Café,2\n".encode())
     _fails(p, "encoding", "line 1, byte 4 is not valid UTF-8")
 
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from etl.loading import pipeline
 from etl.core.faults import FAULT_EXIT, POINTS
 from etl.core.warehouse import Warehouse
+from etl.loading import pipeline
 from tests.conftest import crime, write_month, write_population
 
 pytestmark = pytest.mark.slow
@@ -80,7 +80,11 @@ def etl_run(source: Path, month: str, warehouse: Path, fault: str | None) -> sub
         env["ETL_FAULT"] = fault
     return subprocess.run(
         [sys.executable, "-m", "etl", "run", "--source", str(source), "--month", month, "--warehouse", str(warehouse), "--engine", "local"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 

@@ -3,9 +3,8 @@
 import polars as pl
 import pytest
 
-from etl.measures.engine import compute_measures, load_definitions
 from etl.core.periods import Month, months_between
-
+from etl.measures.engine import compute_measures, load_definitions
 
 FLAGS = ("domestic_abuse", "hate_crime", "knife_sharp", "firearm", "online", "business_victim")
 
@@ -15,12 +14,20 @@ def crimes(spec):
     rows = []
     for month, code, n, flags in spec:
         for _ in range(n):
-            row = {"force_id": "f", "crime_ref": f"c{len(rows)}", "month": month, "hocr_code": code, "status": flags.get("status", "recorded"),
-                   "victim_age": flags.get("age")}
+            row = {
+                "force_id": "f",
+                "crime_ref": f"c{len(rows)}",
+                "month": month,
+                "hocr_code": code,
+                "status": flags.get("status", "recorded"),
+                "victim_age": flags.get("age"),
+            }
             row.update({f: False for f in FLAGS})
             row["knife_sharp"], row["online"] = flags.get("knife", False), flags.get("online", False)
             rows.append(row)
-    schema = {"force_id": pl.Utf8, "crime_ref": pl.Utf8, "month": pl.Utf8, "hocr_code": pl.Utf8, "status": pl.Utf8, "victim_age": pl.Int64} | {f: pl.Boolean for f in FLAGS}
+    schema = {"force_id": pl.Utf8, "crime_ref": pl.Utf8, "month": pl.Utf8, "hocr_code": pl.Utf8, "status": pl.Utf8, "victim_age": pl.Int64} | {
+        f: pl.Boolean for f in FLAGS
+    }
     return pl.DataFrame(rows, schema=schema).lazy()
 
 
@@ -38,9 +45,20 @@ def row(table, measure, end, period, comparison):
 def test_counts_windows_and_changes():
     spec = []
     for i, m in enumerate(months_between("2018-07", "2020-12")):
-        spec += [(str(m), "1", 1, {}), (str(m), "34B", 2 + i % 3, {}), (str(m), "34A", 5, {}), (str(m), "8N", 3, {"knife": True}),
-                 (str(m), "46", 4, {"knife": True}), (str(m), "58A", 2, {"online": True}), (str(m), "1", 1, {"status": "cancelled"})]
-    t = compute_measures(crimes(spec), loaded("2018-07", "2020-12"), pl.DataFrame({"force_id": ["f"] * 3, "year": [2019, 2020, 2021], "population": [1_000_000, 2_000_000, 4_000_000]}))
+        spec += [
+            (str(m), "1", 1, {}),
+            (str(m), "34B", 2 + i % 3, {}),
+            (str(m), "34A", 5, {}),
+            (str(m), "8N", 3, {"knife": True}),
+            (str(m), "46", 4, {"knife": True}),
+            (str(m), "58A", 2, {"online": True}),
+            (str(m), "1", 1, {"status": "cancelled"}),
+        ]
+    t = compute_measures(
+        crimes(spec),
+        loaded("2018-07", "2020-12"),
+        pl.DataFrame({"force_id": ["f"] * 3, "year": [2019, 2020, 2021], "population": [1_000_000, 2_000_000, 4_000_000]}),
+    )
     r = row(t, "nm_homicide_count", "2020-06", "r12", "ye_jun19")
     assert (r["value"], r["comparison_value"], r["change_abs"], r["change_pct"], r["status"]) == (12, 12, 0, 0, "monitor")
     assert (r["period_start"], r["comparison_start"], r["comparison_end"]) == ("2019-07", "2018-07", "2019-06")
@@ -108,9 +126,19 @@ def test_the_april_2017_burglary_change_is_not_comparable():
 def test_definitions_are_data():
     defs = load_definitions()
     ids = [m.id for m in defs.measures]
-    for mid in ("nm_homicide_count", "nm_homicide_rate_per_million", "nm_nc_total", "nm_nc_residential_burglary", "nm_nc_robbery",
-                "nm_nc_theft_from_person", "nm_nc_vehicle_offences", "nm_nc_rate_per_1000", "nm_sv_vwi_count", "nm_sv_knife_crime_count",
-                "nm_cyber_enabled_offences"):
+    for mid in (
+        "nm_homicide_count",
+        "nm_homicide_rate_per_million",
+        "nm_nc_total",
+        "nm_nc_residential_burglary",
+        "nm_nc_robbery",
+        "nm_nc_theft_from_person",
+        "nm_nc_vehicle_offences",
+        "nm_nc_rate_per_1000",
+        "nm_sv_vwi_count",
+        "nm_sv_knife_crime_count",
+        "nm_cyber_enabled_offences",
+    ):
         assert mid in ids
     assert defs.get("nm_nc_robbery").groups == ("grp_robbery_personal",)
     mem = defs.groups.membership

@@ -28,7 +28,8 @@ def test_components_passed_in_give_the_same_tables_and_are_used():
     # what is passed is what is used: components doubled give doubled counts
     doubled = MonthlyComponents(comps.components.with_columns(pl.col("value") * 2), comps.histograms)
     r = compute_measures(tables, loaded, None, components=doubled).filter(
-        (pl.col("measure_id") == "nm_nc_theft_from_person") & (pl.col("period_end") == "2020-06") & (pl.col("comparison") == "prev_r12"))
+        (pl.col("measure_id") == "nm_nc_theft_from_person") & (pl.col("period_end") == "2020-06") & (pl.col("comparison") == "prev_r12")
+    )
     assert r["value"].to_list() == [2 * sum(10 + i % 3 for i in range(12, 24))]
 
 

@@ -21,26 +21,44 @@ def one(text: str) -> str:
 
 BROKEN = {
     "no-kind": (one("{id: x, unit: count}"), "measure x needs exactly one of count, sum, share, mean, median, rate, external, no_data (found none)"),
-    "two-kinds": (one("{id: x, count: {}, sum: {column: a}}"), "measure x needs exactly one of count, sum, share, mean, median, rate, external, no_data (found ['count', 'sum'])"),
+    "two-kinds": (
+        one("{id: x, count: {}, sum: {column: a}}"),
+        "measure x needs exactly one of count, sum, share, mean, median, rate, external, no_data (found ['count', 'sum'])",
+    ),
     "missing-id": (one("{unit: count, count: {}}"), "measure id missing or repeated (None)"),
     "repeated-id": (one("{id: x, count: {}}\n{id: x, count: {}}"), "measure id missing or repeated (x)"),
     "range": (one("{id: x, count: {range: {victim_age: {low: 3}}}}"), "measure x: range of victim_age needs min and/or max"),
     "range-of-a-share-numerator": (one("{id: x, unit: pct, share: {numerator: {range: {a: 3}}}}"), "measure x: range of a needs min and/or max"),
-    "target-rule": (one("{id: x, count: {}, target: {rule: maximise}}"), "measure x: target rule 'maximise' is not one of reduce_by, gt, ge, lt, le, sla, count_target, increase, decrease, monitor"),
+    "target-rule": (
+        one("{id: x, count: {}, target: {rule: maximise}}"),
+        "measure x: target rule 'maximise' is not one of reduce_by, gt, ge, lt, le, sla, count_target, increase, decrease, monitor",
+    ),
     "target-without-rule": (one("{id: x, count: {}, target: {value: 3}}"), "measure x: target rule 'None' is not one of reduce_by"),
     "target-value": (one("{id: x, count: {}, target: {rule: sla}}"), "measure x: target rule sla needs a value"),
-    "derive": (one("{id: x, unit: seconds, mean: {column: a, derive: {a: {seconds_between: [b]}}}}"), "measure x: derive a needs seconds_between or days_between: [from, to]"),
+    "derive": (
+        one("{id: x, unit: seconds, mean: {column: a, derive: {a: {seconds_between: [b]}}}}"),
+        "measure x: derive a needs seconds_between or days_between: [from, to]",
+    ),
     "rate-unit": (one("{id: y, count: {}}\n{id: x, unit: per_100k, rate: {numerator: y, per: 1000}}"), "measure x: per 1000 needs unit per_1000"),
     "rate-numerator": (one("{id: x, unit: per_1000, rate: {numerator: y, per: 1000}}"), "rate x divides unknown measure y"),
     "sum-column": (one("{id: x, sum: {extract: hospital_admissions}}"), "measure x: a sum needs a column"),
     "median-column": (one("{id: x, median: {}}"), "measure x: a median needs a column"),
     "share-unit": (one("{id: x, unit: count, share: {denominator: {}, numerator: {}}}"), "measure x: a share is in unit pct"),
     "no-data-reason": (one("{id: x, no_data: true}"), "measure x: no_data needs a reason"),
-    "snapshot": (one("{id: x, snapshot: true, count: {extract: workforce}, periods: {r12: [prev_r12]}}"), "measure x: a snapshot cannot be summed over months; use period month only"),
-    "target-comparison": (one("{id: x, count: {}, periods: {r12: [target]}, target: {rule: increase, comparison: sply}}"), "measure x: comparison target needs a numeric target"),
+    "snapshot": (
+        one("{id: x, snapshot: true, count: {extract: workforce}, periods: {r12: [prev_r12]}}"),
+        "measure x: a snapshot cannot be summed over months; use period month only",
+    ),
+    "target-comparison": (
+        one("{id: x, count: {}, periods: {r12: [target]}, target: {rule: increase, comparison: sply}}"),
+        "measure x: comparison target needs a numeric target",
+    ),
     "unknown-group": (one("{id: x, count: {groups: [grp_nope]}}"), "measure x uses unknown offence group(s) ['grp_nope']"),
     "unknown-period": (one("{id: x, count: {}, periods: {r13: [sply]}}"), "measure x: unknown period(s) ['r13'] (known: month, r12, fytd, cal, qtr)"),
-    "unknown-comparison": (one("{id: x, count: {}, periods: {r12: [sply2]}}"), "measure x: unknown comparison 'sply2' (known: sply, prev_r12, sp_2019_20, ye_jun19, target)"),
+    "unknown-comparison": (
+        one("{id: x, count: {}, periods: {r12: [sply2]}}"),
+        "measure x: unknown comparison 'sply2' (known: sply, prev_r12, sp_2019_20, ye_jun19, target)",
+    ),
     "flag-not-boolean": (one("{id: x, count: {flags: {knife_sharp: perhaps}}}"), "measure x: count.flags.knife_sharp: Input should be a valid boolean"),
     "target-a-number": (one("{id: x, count: {}, target: 5}"), "measure x: target: Input should be a valid dictionary"),
     "entry-not-a-mapping": (one("x"), "measure number 1: Input should be a valid dictionary"),
@@ -68,7 +86,9 @@ def test_a_proxy_id_that_repeats_a_measure_id_names_the_mapping(tmp_path):
 
 
 def test_shorthands_are_read_as_the_engine_needs_them(tmp_path):
-    p = write(tmp_path, """version: 3
+    p = write(
+        tmp_path,
+        """version: 3
 defaults: {family: fam, periods: {month: [sply]}}
 measures:
   - {id: a, count: {where: {hocr_code: 39, channel: ["999", 101]}, flags: {online: true}}, note: "  two\\n  lines ", target: "free text"}
@@ -79,7 +99,8 @@ measures:
   - {id: f, unit: per_1000, rate: {numerator: a, per: 1000}}
   - {id: g, no_data: {reason: not yet}}
   - {id: h, external: {}}
-""")
+""",
+    )
     defs = load_definitions(p)
     assert defs.version == "3" and [m.id for m in defs.measures] == list("abcdefgh")
     a, b, c, d, e, f, g, h = defs.measures
@@ -100,7 +121,9 @@ measures:
 
 def test_proxies_of_the_mapping_become_measures_and_the_rest_are_listed_as_skipped(tmp_path):
     write(tmp_path, one("{id: nm_x, count: {}}"))
-    write(tmp_path, """version: "1.2"
+    write(
+        tmp_path,
+        """version: "1.2"
 stop_search_outcomes:
   - {outcome: Arrest, positive: true}
   - {outcome: A no further action disposal, positive: false}
@@ -111,12 +134,21 @@ proxy_measures:
   - {id: pu_c, rate: {numerator: pu_a, per: 100000}}
   - {id: pu_d, source: police_uk_stop_and_search, filter: {column: outcome, positive_from: stop_search_outcomes}, rate: {numerator: "positive searches"}}
   - {id: pu_e, rate: {numerator: "something", denominator: "else"}}
-""", "police_uk_mapping.yaml")
+""",
+        "police_uk_mapping.yaml",
+    )
     defs = load_definitions(tmp_path / "measures.yaml")
     assert [m.id for m in defs.measures] == ["nm_x", "pu_a", "pu_b", "pu_c", "pu_d"] and defs.mapping_version == "1.2"
     _, a, b, c, d = defs.measures
     assert (a.extract, a.unit, a.kind, a.filter, a.note, a.proxy_for, a.published_group) == (
-        "police_uk_street", "count", "count", Filter(where={"crime_type": ("Burglary", "Robbery")}), "over counts", "nm_x", "Burglary")
+        "police_uk_street",
+        "count",
+        "count",
+        Filter(where={"crime_type": ("Burglary", "Robbery")}),
+        "over counts",
+        "nm_x",
+        "Burglary",
+    )
     assert (b.extract, b.filter) == ("police_uk_outcomes", Filter(where={"outcome_category": ("7",)}))
     assert (c.kind, c.unit, c.per, c.numerator, defs.label_for(c)) == ("rate", "per_100k", 100000, "pu_a", "police_uk_mapping 1.2")
     assert (d.kind, d.unit, d.filter, d.numerator_filter) == ("share", "pct", Filter(), Filter(where={"outcome": ("Arrest", "Community resolution")}))

@@ -20,7 +20,11 @@ def crimes(rows):
         r = {"force_id": "f", "crime_ref": f"c{i}", "month": month, "hocr_code": code, "status": "recorded", "victim_age": flags.get("age")}
         r.update({f: bool(flags.get(f, False)) for f in FLAGS})
         out.append(r)
-    return pl.DataFrame(out, schema={"force_id": pl.Utf8, "crime_ref": pl.Utf8, "month": pl.Utf8, "hocr_code": pl.Utf8, "status": pl.Utf8, "victim_age": pl.Int64} | {f: pl.Boolean for f in FLAGS})
+    return pl.DataFrame(
+        out,
+        schema={"force_id": pl.Utf8, "crime_ref": pl.Utf8, "month": pl.Utf8, "hocr_code": pl.Utf8, "status": pl.Utf8, "victim_age": pl.Int64}
+        | {f: pl.Boolean for f in FLAGS},
+    )
 
 
 def shaped(extract, frame):
@@ -48,9 +52,14 @@ def test_positive_outcome_rate_uses_each_crimes_latest_outcome_and_is_judged_aga
     rows = [(m, "8N", {"domestic_abuse": True}) for m in months for _ in range(10)]  # 120 DA crimes
     c = crimes(rows)
     # 9 charged (type 1), one first charged then later NFA'd (latest outcome 16 wins), 20 outcome 16
-    out = [{"force_id": "f", "crime_ref": f"c{i}", "outcome_type": 1, "outcome_date": dt.date(2020, 3, 1), "month": "2020-03", "source_row": i} for i in range(10)]
+    out = [
+        {"force_id": "f", "crime_ref": f"c{i}", "outcome_type": 1, "outcome_date": dt.date(2020, 3, 1), "month": "2020-03", "source_row": i} for i in range(10)
+    ]
     out.append({"force_id": "f", "crime_ref": "c9", "outcome_type": 16, "outcome_date": dt.date(2020, 3, 20), "month": "2020-03", "source_row": 99})
-    out += [{"force_id": "f", "crime_ref": f"c{i}", "outcome_type": 16, "outcome_date": dt.date(2020, 3, 2), "month": "2020-03", "source_row": i} for i in range(50, 70)]
+    out += [
+        {"force_id": "f", "crime_ref": f"c{i}", "outcome_type": 16, "outcome_date": dt.date(2020, 3, 2), "month": "2020-03", "source_row": i}
+        for i in range(50, 70)
+    ]
     tables = {"recorded_crime": shaped("recorded_crime", c).lazy(), "crime_outcomes": shaped("crime_outcomes", pl.DataFrame(out)).lazy()}
     t = compute_measures(tables, loaded("2019-04", "2020-03"), None)
     r = row(t, "pk_positive_outcome_rate_da", "2020-03", "fytd", "target")
@@ -69,11 +78,15 @@ def test_positive_outcome_rate_uses_each_crimes_latest_outcome_and_is_judged_aga
 def test_sla_share_mean_and_median_of_answer_times():
     base = dt.datetime(2021, 4, 1, 9, 0, 0)
     waits = [3, 5, 8, 10, 11, 40, None]  # None: abandoned
-    calls = pl.DataFrame({
-        "force_id": ["f"] * 8, "month": ["2021-04"] * 8, "channel": ["999"] * 7 + ["101"],
-        "presented_at": [base] * 8,
-        "answered_at": [None if w is None else base + dt.timedelta(seconds=w) for w in waits] + [base + dt.timedelta(seconds=200)],
-    })
+    calls = pl.DataFrame(
+        {
+            "force_id": ["f"] * 8,
+            "month": ["2021-04"] * 8,
+            "channel": ["999"] * 7 + ["101"],
+            "presented_at": [base] * 8,
+            "answered_at": [None if w is None else base + dt.timedelta(seconds=w) for w in waits] + [base + dt.timedelta(seconds=200)],
+        }
+    )
     t = compute_measures({"calls": shaped("calls", calls).lazy()}, loaded("2021-04", "2021-04", "calls"), None)
     sla = row(t, "pk_999_within_10s_pct", "2021-04", "fytd", "target")
     assert sla["value"] == pytest.approx(4 / 7 * 100) and sla["status"] == "not_met" and sla["target"] == "90% within 10 s"
@@ -81,11 +94,15 @@ def test_sla_share_mean_and_median_of_answer_times():
     assert mean["value"] == pytest.approx(statistics.mean([3, 5, 8, 10, 11, 40])) and mean["status"] == "incomplete"
     assert row(t, "pk_101_within_3m_pct", "2021-04", "fytd", "target")["value"] == 0.0
 
-    inc = pl.DataFrame({
-        "force_id": ["f"] * 5, "month": ["2021-04"] * 5, "priority": ["P1", "P1", "P1", "P1", "P2"],
-        "created_at": [base] * 5,
-        "first_arrival_at": [base + dt.timedelta(minutes=m) for m in (5, 9, 14)] + [None, base + dt.timedelta(minutes=70)],
-    })
+    inc = pl.DataFrame(
+        {
+            "force_id": ["f"] * 5,
+            "month": ["2021-04"] * 5,
+            "priority": ["P1", "P1", "P1", "P1", "P2"],
+            "created_at": [base] * 5,
+            "first_arrival_at": [base + dt.timedelta(minutes=m) for m in (5, 9, 14)] + [None, base + dt.timedelta(minutes=70)],
+        }
+    )
     t = compute_measures({"incidents": shaped("incidents", inc).lazy()}, loaded("2021-04", "2021-04", "incidents"), None)
     assert row(t, "pk_p1_median_attend", "2021-04", "fytd", "sply")["value"] == 9 * 60.0
     assert row(t, "pk_p1_within_15m_pct", "2021-04", "fytd", "sply")["value"] == 100.0  # of attended P1 incidents
@@ -94,25 +111,46 @@ def test_sla_share_mean_and_median_of_answer_times():
 
 def test_median_of_an_even_number_of_values():
     base = dt.datetime(2021, 4, 1, 9, 0, 0)
-    inc = pl.DataFrame({"force_id": ["f"] * 4, "month": ["2021-04"] * 4, "priority": ["P1"] * 4, "created_at": [base] * 4,
-                        "first_arrival_at": [base + dt.timedelta(seconds=s) for s in (100, 200, 300, 1000)]})
+    inc = pl.DataFrame(
+        {
+            "force_id": ["f"] * 4,
+            "month": ["2021-04"] * 4,
+            "priority": ["P1"] * 4,
+            "created_at": [base] * 4,
+            "first_arrival_at": [base + dt.timedelta(seconds=s) for s in (100, 200, 300, 1000)],
+        }
+    )
     t = compute_measures({"incidents": shaped("incidents", inc).lazy()}, loaded("2021-04", "2021-04", "incidents"), None)
     assert row(t, "pk_p1_median_attend", "2021-04", "fytd", "sply")["value"] == 250.0
 
 
 def test_sum_of_episodes_and_a_snapshot_with_a_count_target():
     months = [str(m) for m in months_between("2018-07", "2019-06")]
-    hosp = pl.DataFrame({
-        "force_id": ["f"] * 36, "month": [m for m in months for _ in range(3)],
-        "age_band": ["0-17", "18-24", "25+"] * 12, "cause": ["assault_sharp_object"] * 36, "episodes": [2, 3, 50] * 12,
-    })
+    hosp = pl.DataFrame(
+        {
+            "force_id": ["f"] * 36,
+            "month": [m for m in months for _ in range(3)],
+            "age_band": ["0-17", "18-24", "25+"] * 12,
+            "cause": ["assault_sharp_object"] * 36,
+            "episodes": [2, 3, 50] * 12,
+        }
+    )
     t = compute_measures({"hospital_admissions": shaped("hospital_admissions", hosp).lazy()}, loaded("2018-07", "2019-06", "hospital_admissions"), None)
     assert row(t, "nm_sv_hosp_adm_u25_sharp", "2019-06", "r12", "ye_jun19")["value"] == 60.0  # under-25 bands only
 
-    wf = pl.DataFrame({"force_id": ["f"] * 5, "month": ["2021-03"] * 5, "role": ["officer", "officer", "officer", "pcso", "officer"],
-                       "leaver_date": [None, None, None, None, dt.date(2021, 3, 10)], "uplift_joiner": [True, False, False, False, True],
-                       "neighbourhood_role": [False] * 5, "ethnicity_group": ["white"] * 5, "sex": ["female", "male", "male", "female", "male"],
-                       "special_duty_hours": [None] * 5})
+    wf = pl.DataFrame(
+        {
+            "force_id": ["f"] * 5,
+            "month": ["2021-03"] * 5,
+            "role": ["officer", "officer", "officer", "pcso", "officer"],
+            "leaver_date": [None, None, None, None, dt.date(2021, 3, 10)],
+            "uplift_joiner": [True, False, False, False, True],
+            "neighbourhood_role": [False] * 5,
+            "ethnicity_group": ["white"] * 5,
+            "sex": ["female", "male", "male", "female", "male"],
+            "special_duty_hours": [None] * 5,
+        }
+    )
     t = compute_measures({"workforce": shaped("workforce", wf).lazy()}, loaded("2021-03", "2021-03", "workforce"), None)
     r = row(t, "pk_officer_headcount", "2021-03", "month", "target")
     assert (r["value"], r["comparison_value"], r["status"]) == (3.0, 8000.0, "not_met")  # the leaver does not count
@@ -120,15 +158,26 @@ def test_sum_of_episodes_and_a_snapshot_with_a_count_target():
 
 
 def test_snapshots_cannot_be_summed_over_months(tmp_path):
-    (tmp_path / "m.yaml").write_text("version: '9'\nmeasures:\n  - {id: x, unit: count, snapshot: true, count: {extract: workforce}, periods: {r12: [prev_r12]}}\n")
+    (tmp_path / "m.yaml").write_text(
+        "version: '9'\nmeasures:\n  - {id: x, unit: count, snapshot: true, count: {extract: workforce}, periods: {r12: [prev_r12]}}\n"
+    )
     with pytest.raises(DefinitionError, match="snapshot"):
         load_definitions(tmp_path / "m.yaml")
 
 
 def test_declared_and_external_measures_are_never_silently_missing():
     c = crimes([(m, "8N", {}) for m in [str(x) for x in months_between("2021-04", "2021-06")]])
-    ext = pl.DataFrame({"force_id": ["f", "f"], "measure_id": ["pk_csew_confidence"] * 2, "period": ["fy", "fy"],
-                        "period_start": ["2019-04", "2020-04"], "period_end": ["2020-03", "2021-03"], "value": [70.0, 66.5], "source": ["CSEW"] * 2})
+    ext = pl.DataFrame(
+        {
+            "force_id": ["f", "f"],
+            "measure_id": ["pk_csew_confidence"] * 2,
+            "period": ["fy", "fy"],
+            "period_start": ["2019-04", "2020-04"],
+            "period_end": ["2020-03", "2021-03"],
+            "value": [70.0, 66.5],
+            "source": ["CSEW"] * 2,
+        }
+    )
     t = compute_measures({"recorded_crime": c.lazy()}, loaded("2021-04", "2021-06"), None, external=ext)
     r = row(t, "pk_ss_disproportionality", "2021-06", "fytd", "sp_2019_20")
     assert r["status"] == "incomplete" and r["value"] is None and "population by ethnic group" in r["note"]
@@ -171,9 +220,18 @@ def test_control_chart_limits_runs_and_outliers():
 
 def test_rape_investigation_length_joins_each_outcome_to_its_crime():
     c = crimes([("2021-04", "19C", {}), ("2021-04", "19C", {}), ("2021-04", "8N", {})]).with_columns(
-        pl.Series("recorded_date", [dt.date(2021, 4, 1), dt.date(2021, 4, 11), dt.date(2021, 4, 1)]))
-    out = pl.DataFrame({"force_id": ["f"] * 3, "crime_ref": ["c0", "c1", "c2"], "outcome_type": [18, 16, 1],
-                        "outcome_date": [dt.date(2021, 5, 1)] * 3, "month": ["2021-05"] * 3, "source_row": [2, 3, 4]})
+        pl.Series("recorded_date", [dt.date(2021, 4, 1), dt.date(2021, 4, 11), dt.date(2021, 4, 1)])
+    )
+    out = pl.DataFrame(
+        {
+            "force_id": ["f"] * 3,
+            "crime_ref": ["c0", "c1", "c2"],
+            "outcome_type": [18, 16, 1],
+            "outcome_date": [dt.date(2021, 5, 1)] * 3,
+            "month": ["2021-05"] * 3,
+            "source_row": [2, 3, 4],
+        }
+    )
     tables = {"recorded_crime": shaped("recorded_crime", c).lazy(), "crime_outcomes": shaped("crime_outcomes", out).lazy()}
     t = compute_measures(tables, loaded("2021-04", "2021-05"), None)
     assert row(t, "pk_rape_investigation_days", "2021-05", "month", "sply")["value"] == 25.0  # (30 + 20) / 2; the 8N outcome is not a rape

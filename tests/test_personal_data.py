@@ -20,18 +20,18 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from etl.loading import pipeline
 from etl.core.contracts import Contract, list_contracts, load_contract
-from etl.demo.extracts import EXTRACTS, generate_extracts
-from etl.quality.expectations import classified_columns_of, load_suites, run_expectations
-from etl.reporting.exports import classified_columns, csv_safe
 from etl.core.extracts import RawExtract, read_extract
 from etl.core.periods import Month
-from etl.reporting.errors import ReportError
-from etl.reporting.exports import write_csv as _write_csv
-from etl.reporting.reports import write_report
 from etl.core.validation import QUARANTINE_SCHEMA, ValidationContext, _quarantine_frame, validate_extract
 from etl.core.warehouse import Warehouse
+from etl.demo.extracts import EXTRACTS, generate_extracts
+from etl.loading import pipeline
+from etl.quality.expectations import classified_columns_of, load_suites, run_expectations
+from etl.reporting.errors import ReportError
+from etl.reporting.exports import classified_columns, csv_safe
+from etl.reporting.exports import write_csv as _write_csv
+from etl.reporting.reports import write_report
 from tests.conftest import CRIME_HEADER, crime, write_csv, write_population
 
 FORCE = "test-force"
@@ -64,7 +64,14 @@ PER_ROW = pl.DataFrame({"row_number": [2, 3], "failed_checks": ["x.required", "x
 @pytest.mark.parametrize("contract", list_contracts(), ids=lambda c: c.id)
 def test_quarantine_redacts_every_classified_column_of_every_contract(contract):
     raw = _planted_raw(contract)
-    lineage = {"extract": contract.extract, "force_id": FORCE, "month": MONTH, "source_file": contract.file_name, "source_sha256": "0" * 64, "contract_version": contract.version}
+    lineage = {
+        "extract": contract.extract,
+        "force_id": FORCE,
+        "month": MONTH,
+        "source_file": contract.file_name,
+        "source_sha256": "0" * 64,
+        "contract_version": contract.version,
+    }
     given = _quarantine_frame(raw, PER_ROW, lineage, contract)
     looked_up = _quarantine_frame(raw, PER_ROW, lineage)  # the contract found by its extract name
     assert given.equals(looked_up)
@@ -80,7 +87,7 @@ def test_quarantine_redacts_every_classified_column_of_every_contract(contract):
     assert empty == {h: None for h in raw.header}  # an empty value stays empty
     classified = [c for c in contract.columns if c.personal]
     for c in classified:  # the planted value of a classified column is nowhere in the record
-        assert f"{MARK}-{contract.id}-{contract.columns.index(c)}\"" not in given["record"][0]
+        assert f'{MARK}-{contract.id}-{contract.columns.index(c)}"' not in given["record"][0]
     if contract.id in ("recorded_crime", "crime_outcomes", "stop_search", "use_of_force", "workforce"):
         assert classified  # these extracts carry identifiers and personal attributes
 
@@ -91,7 +98,14 @@ def test_classifications_are_read_by_the_files_own_column_names():
     renamed = [c for c in contract.columns if c.personal and c.source_name != c.name]
     assert {c.source_name for c in renamed} >= {"Gender", "Age range", "Self-defined ethnicity", "Officer-defined ethnicity"}
     raw = _planted_raw(contract)
-    lineage = {"extract": contract.extract, "force_id": FORCE, "month": MONTH, "source_file": "x.csv", "source_sha256": "0", "contract_version": contract.version}
+    lineage = {
+        "extract": contract.extract,
+        "force_id": FORCE,
+        "month": MONTH,
+        "source_file": "x.csv",
+        "source_sha256": "0",
+        "contract_version": contract.version,
+    }
     record = json.loads(_quarantine_frame(raw, PER_ROW, lineage)["record"][0])
     assert all(record[c.source_name] == "[redacted: personal]" for c in renamed)
     assert not any(c.name in record for c in renamed)  # the file's names, not the warehouse names
@@ -145,16 +159,31 @@ def test_csv_safe_quotes_formula_starts_in_text_and_leaves_numbers():
     import datetime as dt
 
     texts = ["=1+2", "+SUM(A1:A9)", "-2+3+cmd|' /C calc'!A0", "@SUM(A1)", "\t=1", "\r=1", "plain", None, "a=b", " =1", "", "'=quoted"]
-    frame = pl.DataFrame({
-        "text": texts,
-        "int": list(range(-6, 6)),
-        "float": [-2.5] * 12,
-        "day": [dt.date(2019, 3, 1)] * 12,
-        "flag": [True] * 12,
-        "cat": pl.Series(["-3%"] * 11 + ["x"], dtype=pl.Categorical),
-    })
+    frame = pl.DataFrame(
+        {
+            "text": texts,
+            "int": list(range(-6, 6)),
+            "float": [-2.5] * 12,
+            "day": [dt.date(2019, 3, 1)] * 12,
+            "flag": [True] * 12,
+            "cat": pl.Series(["-3%"] * 11 + ["x"], dtype=pl.Categorical),
+        }
+    )
     safe = csv_safe(frame)
-    assert safe["text"].to_list() == ["'=1+2", "'+SUM(A1:A9)", "'-2+3+cmd|' /C calc'!A0", "'@SUM(A1)", "'\t=1", "'\r=1", "plain", None, "a=b", " =1", "", "'=quoted"]
+    assert safe["text"].to_list() == [
+        "'=1+2",
+        "'+SUM(A1:A9)",
+        "'-2+3+cmd|' /C calc'!A0",
+        "'@SUM(A1)",
+        "'\t=1",
+        "'\r=1",
+        "plain",
+        None,
+        "a=b",
+        " =1",
+        "",
+        "'=quoted",
+    ]
     for col in ("int", "float", "day", "flag"):
         assert safe[col].equals(frame[col]) and safe.schema[col] == frame.schema[col]
     assert safe["cat"].to_list() == ["-3%"] * 11 + ["x"]  # a signed number as text cannot run as a formula
@@ -164,7 +193,8 @@ def test_csv_safe_quotes_formula_starts_in_text_and_leaves_numbers():
 
 
 def test_report_csvs_quote_a_planted_formula(tmp_path):
-    from tests.test_reports import MONTH as REPORT_MONTH, measures_frame, spc_frame
+    from tests.test_reports import MONTH as REPORT_MONTH
+    from tests.test_reports import measures_frame, spc_frame
 
     formula = '=HYPERLINK("http://evil.example/?x=1","click")'
     measures = measures_frame().with_columns(
@@ -195,10 +225,14 @@ def test_suites_may_not_point_value_revealing_expectations_at_classified_columns
     assert classified_columns_of("quarantine") == {"record"}
     assert classified_columns_of("measures") == frozenset()
     assert load_suites()  # the shipped suites pass
-    suite = {"name": "rc", "meta": {"table": "recorded_crime"}, "expectations": [
-        {"type": "expect_column_values_to_be_between", "kwargs": {"column": "victim_age", "min_value": 0, "max_value": 120}},
-        {"type": "expect_compound_columns_to_be_unique", "kwargs": {"column_list": ["force_id", "crime_ref"]}},
-    ]}
+    suite = {
+        "name": "rc",
+        "meta": {"table": "recorded_crime"},
+        "expectations": [
+            {"type": "expect_column_values_to_be_between", "kwargs": {"column": "victim_age", "min_value": 0, "max_value": 120}},
+            {"type": "expect_compound_columns_to_be_unique", "kwargs": {"column_list": ["force_id", "crime_ref"]}},
+        ],
+    }
     (tmp_path / "rc.json").write_text(json.dumps(suite))
     assert [s["name"] for s in load_suites(tmp_path)] == ["rc"]  # counts only: allowed
     suite["expectations"].append({"type": "expect_column_max_to_be_between", "kwargs": {"column": "victim_age", "max_value": 120}})
@@ -239,8 +273,16 @@ def _plant_demo(source: Path) -> dict[str, int]:
 
 
 def _crimes(source: Path) -> None:
-    ok = [crime(f"{MARK}-CREF-OK-{i:02d}", f"{MONTH}-{i % 28 + 1:02d}", ["8N", "34B", "28E", "4.10", "37.2"][i % 5], age="113",
-                force_notes=f"{MARK}-NOTE-OK-{i:02d}") for i in range(40)]
+    ok = [
+        crime(
+            f"{MARK}-CREF-OK-{i:02d}",
+            f"{MONTH}-{i % 28 + 1:02d}",
+            ["8N", "34B", "28E", "4.10", "37.2"][i % 5],
+            age="113",
+            force_notes=f"{MARK}-NOTE-OK-{i:02d}",
+        )
+        for i in range(40)
+    ]
     bad = [
         crime(f"{MARK}-CREF-BAD-01", f"{MONTH}-10", hocr_code="999X", force_notes=f"{MARK}-NOTE-BAD-01"),  # unknown code
         crime(f"{MARK}-CREF-BAD-02", f"{MONTH}-11", age=f"{MARK}-AGE-BAD-02", force_notes=f"{MARK}-NOTE-BAD-02"),  # not a number
@@ -306,7 +348,11 @@ def test_no_planted_value_reaches_quarantine_audit_measures_reports_docs_or_logs
     records = {(r["extract"], r["row_number"]): json.loads(r["record"]) for r in q.iter_rows(named=True)}
     bad_code = records[("recorded_crime", 22)]
     assert bad_code["hocr_code"] == "999X" and bad_code["recorded_date"] == f"{MONTH}-10"  # what the analyst needs to fix
-    assert (bad_code["crime_ref"], bad_code["victim_age"], bad_code["force_notes"]) == ("[redacted: identifier]", "[redacted: personal]", "[redacted: not in contract]")
+    assert (bad_code["crime_ref"], bad_code["victim_age"], bad_code["force_notes"]) == (
+        "[redacted: identifier]",
+        "[redacted: personal]",
+        "[redacted: not in contract]",
+    )
     assert records[("recorded_crime", 45)] == {"_raw_line": "[redacted: malformed row, 5 fields]"}
     assert records[("crime_outcomes", 5)] == {"crime_ref": "[redacted: identifier]", "outcome_type": "99", "outcome_date": f"{MONTH}-20"}
     wf = records[("workforce", bad_lines["workforce"])]

@@ -11,7 +11,7 @@ import collections
 import csv
 import io
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -223,7 +223,9 @@ def test_revisions_of_2021_06_validate_and_differ_only_in_last_outcome():
         assert r.clean.filter(r.clean["crime_type"] == "Anti-social behaviour").height == 99
     id_sets = [collections.Counter(r.clean["crime_id"].drop_nulls().to_list()) for r in results.values()]
     assert id_sets[0] == id_sets[1] == id_sets[2]
-    asb = [collections.Counter(r.clean.filter(r.clean["crime_id"].is_null()).drop("source_file", "source_sha256", "source_row").rows()) for r in results.values()]
+    asb = [
+        collections.Counter(r.clean.filter(r.clean["crime_id"].is_null()).drop("source_file", "source_sha256", "source_row").rows()) for r in results.values()
+    ]
     assert asb[0] == asb[1] == asb[2]
 
     # Different files (bytes, line endings, row order) ...
@@ -384,9 +386,9 @@ def test_stop_and_search_dates_fall_in_the_local_month():
     before_month = {}
     for path in _files("stop_and_search"):
         m = file_month(path)
-        start = datetime(m.year, m.month, 1, tzinfo=timezone.utc)
+        start = datetime(m.year, m.month, 1, tzinfo=UTC)
         nxt = m + 1
-        end = datetime(nxt.year, nxt.month, 1, tzinfo=timezone.utc)
+        end = datetime(nxt.year, nxt.month, 1, tzinfo=UTC)
         dates = [datetime.fromisoformat(r["Date"]) for r in csv_dicts(path)]
         assert all(d.utcoffset() == timedelta(0) for d in dates)
         assert all(start - timedelta(days=1) <= d < end for d in dates), path.name
@@ -539,6 +541,8 @@ def test_proxy_counts_from_a_validated_month():
         wanted = proxies[pid]["crime_types"]
         assert clean.filter(clean["crime_type"].is_in(wanted)).height == sum(r["Crime type"] in wanted for r in rows)
     nc = clean.filter(clean["crime_type"].is_in(proxies["pu_nc_total"]["crime_types"])).height
-    parts = sum(clean.filter(clean["crime_type"].is_in(proxies[p]["crime_types"])).height
-                for p in ("pu_burglary_all", "pu_robbery_all", "pu_theft_from_person", "pu_vehicle_crime"))
+    parts = sum(
+        clean.filter(clean["crime_type"].is_in(proxies[p]["crime_types"])).height
+        for p in ("pu_burglary_all", "pu_robbery_all", "pu_theft_from_person", "pu_vehicle_crime")
+    )
     assert nc == parts > 0

@@ -30,9 +30,7 @@ from etl.core.published import (
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 TABLES = REAL / "prc" / "ons-pfa-tables"
 
-pytestmark = pytest.mark.skipif(
-    not TABLES.is_dir(), reason=f"ONS PFA data tables not present at {TABLES} (shared real-data folder)"
-)
+pytestmark = pytest.mark.skipif(not TABLES.is_dir(), reason=f"ONS PFA data tables not present at {TABLES} (shared real-data folder)")
 
 # file -> year ending (period_end), from the file names / the title of each workbook
 EXPECTED_PERIOD_END = {
@@ -46,8 +44,14 @@ EXPECTED_PERIOD_END = {
     "pfatablesdec19.xlsx": "2019-12",
 }
 EXPECTED_PERIOD_START = {
-    "2018-03": "2017-04", "2018-06": "2017-07", "2018-09": "2017-10", "2018-12": "2018-01",
-    "2019-03": "2018-04", "2019-06": "2018-07", "2019-09": "2018-10", "2019-12": "2019-01",
+    "2018-03": "2017-04",
+    "2018-06": "2017-07",
+    "2018-09": "2017-10",
+    "2018-12": "2018-01",
+    "2019-03": "2018-04",
+    "2019-06": "2018-07",
+    "2019-09": "2018-10",
+    "2019-12": "2019-01",
 }
 JUNE_2019 = "policeforceareatablesyearendingjune2019.xlsx"
 TOTAL = "Total recorded crime (excluding fraud)"
@@ -253,8 +257,10 @@ def test_published_value_edge_cases(tables, june19):
     assert published_value(june19, "west-midlands", "  Robbery ", "2018-07", "2019-06") == _parsed(june19, "E23000014")["Robbery"]
     # the folder frame: the same area code across editions (City of London is named two ways)
     df = read_published_folder(TABLES)
-    assert published_value(df, "city-of-london", TOTAL, "2017-10", "2018-09") == _parsed(
-        tables["policeforceareatablesyearendingsep18corrected.xlsx"], "E23000034")[TOTAL]
+    assert (
+        published_value(df, "city-of-london", TOTAL, "2017-10", "2018-09")
+        == _parsed(tables["policeforceareatablesyearendingsep18corrected.xlsx"], "E23000034")[TOTAL]
+    )
     with pytest.raises(PublishedError, match="no-such-force"):
         published_value(june19, "no-such-force", TOTAL, "2018-07", "2019-06")
     # two rows for the same figure that disagree are refused, not picked from
@@ -349,8 +355,7 @@ def _p1_workbook(path: Path, *, headings: list[str], rows: list[list], title: st
     wb = openpyxl.Workbook()
     ws = wb.active
     ws.title = "Table P1"
-    ws.append([title or "Table P1: Police recorded crime by offence group and police force area, number of offences, "
-                        "year ending June 20191,2"])
+    ws.append([title or "Table P1: Police recorded crime by offence group and police force area, number of offences, year ending June 20191,2"])
     ws.append(["England and Wales"])
     ws.append(["Area Code", "Area Name", *headings])
     ws.append([None, None, "Numbers"])
@@ -364,12 +369,17 @@ def _p1_workbook(path: Path, *, headings: list[str], rows: list[list], title: st
 
 
 def test_markers_become_null_and_other_text_is_refused(tmp_path):
-    ok = _p1_workbook(tmp_path / "ok.xlsx", headings=["Robbery 4", "Theft offences"],
-                      rows=[["E23000014", "West Midlands 3,4", 10, "[x]"], [None, "British Transport Police", "..", 5]])
+    ok = _p1_workbook(
+        tmp_path / "ok.xlsx",
+        headings=["Robbery 4", "Theft offences"],
+        rows=[["E23000014", "West Midlands 3,4", 10, "[x]"], [None, "British Transport Police", "..", 5]],
+    )
     t = read_pfa_table_p1(ok)
     assert t.select("area_code", "area_name", "offence_group", "value").rows() == [
-        ("E23000014", "West Midlands", "Robbery", 10.0), ("E23000014", "West Midlands", "Theft offences", None),
-        (None, "British Transport Police", "Robbery", None), (None, "British Transport Police", "Theft offences", 5.0),
+        ("E23000014", "West Midlands", "Robbery", 10.0),
+        ("E23000014", "West Midlands", "Theft offences", None),
+        (None, "British Transport Police", "Robbery", None),
+        (None, "British Transport Police", "Theft offences", 5.0),
     ]
     assert t["period_end"].unique().to_list() == ["2019-06"]
     bad = _p1_workbook(tmp_path / "bad.xlsx", headings=["Robbery"], rows=[["E23000014", "West Midlands", "ten"]])
@@ -387,7 +397,8 @@ def test_comparison_or_percentage_layouts_are_refused(tmp_path):
     pct = _p1_workbook(tmp_path / "pct.xlsx", headings=["Robbery", "% change"], rows=[["E23000014", "West Midlands", 1, 2]])
     with pytest.raises(PublishedError, match=r"pct\.xlsx.*percentage"):
         read_pfa_table_p1(pct)
-    no_year = _p1_workbook(tmp_path / "no_year.xlsx", headings=["Robbery"], rows=[["E23000014", "West Midlands", 1]],
-                           title="Table P1: Police recorded crime, number of offences")
+    no_year = _p1_workbook(
+        tmp_path / "no_year.xlsx", headings=["Robbery"], rows=[["E23000014", "West Midlands", 1]], title="Table P1: Police recorded crime, number of offences"
+    )
     with pytest.raises(PublishedError, match=r"no_year\.xlsx.*year ending"):
         read_pfa_table_p1(no_year)

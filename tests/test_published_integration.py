@@ -8,9 +8,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from etl.loading import pipeline
 from etl.core.published import read_pfa_table_p1
 from etl.core.warehouse import Warehouse
+from etl.loading import pipeline
 from tests.conftest import SHARED, crime, write_month
 
 REAL = SHARED / "data" / "real"
@@ -56,7 +56,9 @@ def test_baseline_from_published_statistics_when_the_force_records_are_missing(t
     rob = m.filter(pl.col("measure_id") == "nm_nc_robbery").row(0, named=True)
     assert (rob["status"], rob["comparison_value"], rob["comparison_source"]) == ("incomplete", None, None)
     # prev_r12 never uses published figures
-    prev = wh.read("measures").filter((pl.col("measure_id") == "nm_homicide_count") & (pl.col("period_end") == "2020-06") & (pl.col("comparison") == "prev_r12"))
+    prev = wh.read("measures").filter(
+        (pl.col("measure_id") == "nm_homicide_count") & (pl.col("period_end") == "2020-06") & (pl.col("comparison") == "prev_r12")
+    )
     assert prev["status"].to_list() == ["incomplete"]
     # a second backfill does not load the same workbook twice
     pipeline.backfill(source, "2020-06", "2020-06", warehouse)

@@ -19,10 +19,10 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 from typer.testing import CliRunner
 
-from etl.loading import pipeline
 from etl.cli.app import app
-from etl.version import code_version
 from etl.core.warehouse import Warehouse, WarehouseError, WarehouseStateError
+from etl.loading import pipeline
+from etl.version import code_version
 from tests.conftest import crime, write_month, write_population
 
 
@@ -69,10 +69,9 @@ def test_a_foreign_table_and_folder_survive_runs_and_recovery(loaded, source, wa
 
 def test_a_table_an_unfinished_run_created_is_emptied_not_deleted(loaded, source, warehouse):
     # an unfinished run created a new table of ours (marked as ours) and died before its audit row
-    from etl.core.warehouse import _props
-
     from etl.core.contracts import load_contract
     from etl.core.validation import curated_schema
+    from etl.core.warehouse import _props
 
     schema = curated_schema(load_contract("incidents"))
     frame = pl.DataFrame([{"force_id": "test-force", "month": "2019-02"}], schema=schema)

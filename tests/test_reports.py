@@ -40,14 +40,47 @@ YE = ("ye_jun19", "2018-07", "2019-06")
 PREV = ("prev_r12", "2020-02", "2021-01")
 
 
-def row(mid, period, start, end, value, unit, comparison, cstart, cend, cvalue, change_abs=None, change_pct=None, *,
-        status="monitor", target=None, note=None, force=FORCE, source="force_records", **extra):
+def row(
+    mid,
+    period,
+    start,
+    end,
+    value,
+    unit,
+    comparison,
+    cstart,
+    cend,
+    cvalue,
+    change_abs=None,
+    change_pct=None,
+    *,
+    status="monitor",
+    target=None,
+    note=None,
+    force=FORCE,
+    source="force_records",
+    **extra,
+):
     r = {
-        "force_id": force, "measure_id": mid, "family": "national_measure" if mid.startswith(("nm_", "pu_")) else "plan_kpi",
-        "period": period, "period_start": start, "period_end": end, "value": value, "unit": unit, "comparison": comparison,
-        "comparison_start": cstart, "comparison_end": cend, "comparison_value": cvalue, "change_abs": change_abs,
-        "change_pct": change_pct, "target": target, "status": status,
-        "definition_version": "measures 1.0.0; offence_groups 1.0.0; grp@1", "run_id": "run-test-1", "note": note,
+        "force_id": force,
+        "measure_id": mid,
+        "family": "national_measure" if mid.startswith(("nm_", "pu_")) else "plan_kpi",
+        "period": period,
+        "period_start": start,
+        "period_end": end,
+        "value": value,
+        "unit": unit,
+        "comparison": comparison,
+        "comparison_start": cstart,
+        "comparison_end": cend,
+        "comparison_value": cvalue,
+        "change_abs": change_abs,
+        "change_pct": change_pct,
+        "target": target,
+        "status": status,
+        "definition_version": "measures 1.0.0; offence_groups 1.0.0; grp@1",
+        "run_id": "run-test-1",
+        "note": note,
         "comparison_source": source if cvalue is not None else None,
     }
     r.update(extra)
@@ -65,11 +98,31 @@ def measures_frame(extra_rows: list[dict] | None = None) -> pl.DataFrame:
         row("pk_nc_residential_burglary", *F, 975.0, "count", *SP19, 1000.0, -25.0, -2.5, target="direction: reduce"),
         row("pk_nc_robbery_personal", *F, 1025.0, "count", *SP19, 1000.0, 25.0, 2.5, target="direction: reduce"),
         # incomplete current window: no value, no change, the reason
-        row("pk_nc_vehicle_theft", *F, None, "count", *SP19, 800.0, None, None, status="incomplete",
-            note="current window 2021-04..2022-01 has 1 month(s) not loaded"),
+        row(
+            "pk_nc_vehicle_theft",
+            *F,
+            None,
+            "count",
+            *SP19,
+            800.0,
+            None,
+            None,
+            status="incomplete",
+            note="current window 2021-04..2022-01 has 1 month(s) not loaded",
+        ),
         # not comparable: both values, no change
-        row("pk_nc_theft_from_person", *F, 3149.0, "count", *SP19, 2537.0, None, None, status="not_comparable",
-            note="definitions differ: current [grp_theft_from_person@2] vs comparison [grp_theft_from_person@1] <b>bold</b>"),
+        row(
+            "pk_nc_theft_from_person",
+            *F,
+            3149.0,
+            "count",
+            *SP19,
+            2537.0,
+            None,
+            None,
+            status="not_comparable",
+            note="definitions differ: current [grp_theft_from_person@2] vs comparison [grp_theft_from_person@1] <b>bold</b>",
+        ),
         row("pk_homicide_count", *F, 45.0, "count", *SPLY, 33.0, 12.0, 36.3636, target="direction: monitor"),
         row("pk_homicide_count", *F, 45.0, "count", *SP19, 28.0, 17.0, 60.7143, target="direction: monitor"),
         row("pk_999_mean_answer_s", *F, 524.4, "seconds", *SPLY, 225.0, 299.4, 133.0667),
@@ -77,12 +130,22 @@ def measures_frame(extra_rows: list[dict] | None = None) -> pl.DataFrame:
         row("nm_nc_rate_per_1000", *R12, 12.345, "per_1000", *YE, 13.0, -0.655, -5.0385),
         row("nm_nc_rate_per_1000", *R12, 12.345, "per_1000", *PREV, 12.0, 0.345, 2.875),
         row("nm_homicide_count", *R12, 52.0, "count", *YE, 50.0, 2.0, 4.0, target="reduce vs ye_jun19 baseline (no numeric target)"),
-        row("nm_homicide_count", *R12, 52.0, "count", *PREV, None, None, None, status="incomplete",
-            note="comparison window 2020-02..2021-01 has 2 month(s) not loaded"),
-        row("nm_nc_total", *R12, None, "count", *YE, 30000.0, None, None, status="incomplete",
-            note="current window 2021-02..2022-01 has 1 month(s) not loaded"),
-        row("pu_nc_total", *R12, 31000.0, "count", *YE, 28000.0, 3000.0, 10.7143,
-            note="proxy for nm_nc_total: counts all burglary, not residential burglary"),
+        row(
+            "nm_homicide_count",
+            *R12,
+            52.0,
+            "count",
+            *PREV,
+            None,
+            None,
+            None,
+            status="incomplete",
+            note="comparison window 2020-02..2021-01 has 2 month(s) not loaded",
+        ),
+        row(
+            "nm_nc_total", *R12, None, "count", *YE, 30000.0, None, None, status="incomplete", note="current window 2021-02..2022-01 has 1 month(s) not loaded"
+        ),
+        row("pu_nc_total", *R12, 31000.0, "count", *YE, 28000.0, 3000.0, 10.7143, note="proxy for nm_nc_total: counts all burglary, not residential burglary"),
         # an earlier month and another force: must not leak into the January report
         row("pk_homicide_count", "fytd", "2021-04", "2021-12", 40.0, "count", "sply", "2020-04", "2020-12", 30.0, 10.0, 33.3),
         row("nm_homicide_count", *R12, 999.0, "count", *YE, 50.0, 949.0, 1898.0, force="other-force"),
@@ -99,23 +162,37 @@ def spc_frame(n: int = 43) -> pl.DataFrame:
             value, signal = 9.0, "outside_limits"
         if 30 <= i <= 36:
             signal = "run_above"
-        recs.append({"force_id": FORCE, "measure_id": "nm_homicide_count", "month": m, "value": value, "centre": 5.0,
-                     "lower": 1.2, "upper": 8.0, "baseline_start": "2018-07", "baseline_end": "2020-02", "signal": signal})
+        recs.append(
+            {
+                "force_id": FORCE,
+                "measure_id": "nm_homicide_count",
+                "month": m,
+                "value": value,
+                "centre": 5.0,
+                "lower": 1.2,
+                "upper": 8.0,
+                "baseline_start": "2018-07",
+                "baseline_end": "2020-02",
+                "signal": signal,
+            }
+        )
     return pl.DataFrame(recs)
 
 
 @pytest.fixture
 def report(tmp_path: Path):
-    checks = pl.DataFrame({
-        "run_id": ["r1", "r1", "r1", "r2"],
-        "month": ["2022-01"] * 4,
-        "extract": ["recorded_crime", "recorded_crime", "crime_outcomes", "recorded_crime"],
-        "check": ["victim_age_range", "hocr_code_valid", "outcome_type_range", "victim_age_range"],
-        "severity": ["error", "error", "warning", "error"],
-        "passed": [False, True, False, True],
-        "failing_rows": [3, 0, 1, 0],
-        "detail": ["victim_age 137 on row 12 (SECRET-VALUE)", None, "SECRET-VALUE", None],
-    })
+    checks = pl.DataFrame(
+        {
+            "run_id": ["r1", "r1", "r1", "r2"],
+            "month": ["2022-01"] * 4,
+            "extract": ["recorded_crime", "recorded_crime", "crime_outcomes", "recorded_crime"],
+            "check": ["victim_age_range", "hocr_code_valid", "outcome_type_range", "victim_age_range"],
+            "severity": ["error", "error", "warning", "error"],
+            "passed": [False, True, False, True],
+            "failing_rows": [3, 0, 1, 0],
+            "detail": ["victim_age 137 on row 12 (SECRET-VALUE)", None, "SECRET-VALUE", None],
+        }
+    )
     paths = write_report(measures_frame(), MONTH, tmp_path / "out", spc=spc_frame(), force_id=FORCE, data_quality=checks)
     return paths
 
@@ -127,7 +204,7 @@ def text(p: Path) -> str:
 def section(page: str, measure_id: str) -> str:
     start = page.index(f'id="m-{measure_id}"')
     end = page.find('<section class="measure"', start)
-    return page[start:end if end > 0 else len(page)]
+    return page[start : end if end > 0 else len(page)]
 
 
 def kpi_row(page: str, measure_id: str) -> str:
@@ -144,9 +221,24 @@ def kpi_row(page: str, measure_id: str) -> str:
 
 @pytest.mark.parametrize(
     "x, places, expected",
-    [(2.5, 0, 3.0), (-2.5, 0, -3.0), (0.5, 0, 1.0), (1.5, 0, 2.0), (3.5, 0, 4.0), (-0.5, 0, -1.0), (2.4999, 0, 2.0),
-     (12.345, 1, 12.3), (12.35, 1, 12.4), (12.345, 2, 12.35), (2.675, 2, 2.68), (1.005, 2, 1.01), (-1.005, 2, -1.01),
-     (1234.5, 0, 1235.0), (0.0, 1, 0.0), (7, 0, 7.0)],
+    [
+        (2.5, 0, 3.0),
+        (-2.5, 0, -3.0),
+        (0.5, 0, 1.0),
+        (1.5, 0, 2.0),
+        (3.5, 0, 4.0),
+        (-0.5, 0, -1.0),
+        (2.4999, 0, 2.0),
+        (12.345, 1, 12.3),
+        (12.35, 1, 12.4),
+        (12.345, 2, 12.35),
+        (2.675, 2, 2.68),
+        (1.005, 2, 1.01),
+        (-1.005, 2, -1.01),
+        (1234.5, 0, 1235.0),
+        (0.0, 1, 0.0),
+        (7, 0, 7.0),
+    ],
 )
 def test_round_half_up_is_half_away_from_zero(x, places, expected):
     assert round_half_up(x, places) == expected
@@ -215,14 +307,16 @@ def test_layout_lists_every_appendix_a_objective_with_unique_rows():
     assert all(k.figures for k in computed)
     assert all(k.reason for k in kpis if k.availability != "computed")
     ids = {f.measure for k in kpis for f in k.figures}
-    assert {"pk_positive_outcome_rate_da", "pk_nc_residential_burglary", "pk_999_within_10s_pct", "pk_ss_positive_outcome_rate",
-            "pk_homicide_count"} <= ids
+    assert {"pk_positive_outcome_rate_da", "pk_nc_residential_burglary", "pk_999_within_10s_pct", "pk_ss_positive_outcome_rate", "pk_homicide_count"} <= ids
 
 
 def test_layout_errors_name_the_row(tmp_path: Path):
     bad = tmp_path / "scorecard.yaml"
-    bad.write_text("version: '1'\nobjectives:\n  - title: T\n    sub_objectives:\n      - title: null\n        kpis:\n"
-                   "          - {id: a, kpi: K, figures: [{measure: m}], current: weekly}\n", encoding="utf-8")
+    bad.write_text(
+        "version: '1'\nobjectives:\n  - title: T\n    sub_objectives:\n      - title: null\n        kpis:\n"
+        "          - {id: a, kpi: K, figures: [{measure: m}], current: weekly}\n",
+        encoding="utf-8",
+    )
     with pytest.raises(ReportError, match="KPI 'a'.*current period 'weekly'"):
         load_scorecard_layout(bad)
 
@@ -273,14 +367,14 @@ def test_scorecard_values_labels_and_rounding(report):
 def test_incomplete_and_not_comparable_rows_give_no_change_and_say_why(report):
     page = text(report.scorecard)
     nc = kpi_row(page, "pk_nc_vehicle_theft")
-    veh = nc[nc.index("Vehicle theft not available"):]
+    veh = nc[nc.index("Vehicle theft not available") :]
     assert "current window 2021-04..2022-01 has 1 month(s) not loaded" in veh
     assert "Vehicle theft 800" in nc and "incomplete" in nc
     assert "Theft from the person 2,537" in nc and "not comparable" in nc
     assert "No change given: definitions differ" in nc
     assert "&lt;b&gt;bold&lt;/b&gt;" in nc and "<b>bold</b>" not in page  # notes are escaped
     for name in ("Vehicle theft 800", "Theft from the person 2,537"):
-        after = nc[nc.index(name):nc.index(name) + 200]
+        after = nc[nc.index(name) : nc.index(name) + 200]
         assert "(+" not in after and "(-" not in after  # no change printed
 
 
@@ -315,7 +409,7 @@ def test_national_page(report):
 
 def test_trend_chart_has_one_point_per_month_a_baseline_and_signals(report):
     hom = section(text(report.national), "nm_homicide_count")
-    svg = hom[hom.index("<svg"):hom.index("</svg>") + 6]
+    svg = hom[hom.index("<svg") : hom.index("</svg>") + 6]
     assert svg.count('<circle class="pt') == 43
     assert svg.count('class="pt signal outside_limits"') == 1 and svg.count('class="pt signal run_above"') == 7
     assert 'class="baseline"' in svg and 'class="centre"' in svg and svg.count('class="limit"') == 2 and 'class="band"' in svg
@@ -330,9 +424,11 @@ def test_trend_chart_has_one_point_per_month_a_baseline_and_signals(report):
 
 
 def test_trend_chart_skips_missing_months_and_survives_a_single_point():
-    series = [{"month": "2021-01", "value": 3.0, "centre": None, "lower": None, "upper": None, "signal": None},
-              {"month": "2021-02", "value": None, "centre": None, "lower": None, "upper": None, "signal": None},
-              {"month": "2021-03", "value": 5.0, "centre": None, "lower": None, "upper": None, "signal": None}]
+    series = [
+        {"month": "2021-01", "value": 3.0, "centre": None, "lower": None, "upper": None, "signal": None},
+        {"month": "2021-02", "value": None, "centre": None, "lower": None, "upper": None, "signal": None},
+        {"month": "2021-03", "value": 5.0, "centre": None, "lower": None, "upper": None, "signal": None},
+    ]
     svg = trend_svg(series, uid="x", title="T", unit="count", baseline_level=None)
     assert svg.count('<circle class="pt') == 2 and svg.count('class="values"') == 2 and 'class="baseline"' not in svg
     one = trend_svg(series[:1], uid="y", title="T", unit="count", baseline_level=3.0)
@@ -364,7 +460,7 @@ def test_index_links_pages_and_summarises_data_quality_without_values(report):
     page = text(report.index)
     assert 'href="scorecard.html"' in page and 'href="national.html"' in page
     assert ROUNDING_STATEMENT in page
-    dq = page[page.index("Data quality"):]
+    dq = page[page.index("Data quality") :]
     assert ">recorded_crime<" in dq and ">crime_outcomes<" in dq and "victim_age_range" in dq
     assert "SECRET-VALUE" not in page and "137" not in dq
 
@@ -448,14 +544,21 @@ def _layout(tmp_path: Path, text: str) -> Path:
         (_KPI + _KPI, "KPI 'a' (T): id missing or repeated"),
         ("          - {id: a, figures: [{measure: m}]}\n", "KPI 'a' (T): no KPI wording"),
         ("          - {id: a, kpi: K, figures: [{label: L}]}\n", "KPI 'a' (T): a figure has no measure id"),
-        ("          - {id: a, kpi: K, availability: maybe}\n",
-         "KPI 'a' (T): availability must be computed, in_development, monitored_elsewhere, not_computable (got 'maybe')"),
+        (
+            "          - {id: a, kpi: K, availability: maybe}\n",
+            "KPI 'a' (T): availability must be computed, in_development, monitored_elsewhere, not_computable (got 'maybe')",
+        ),
         ("          - {id: a, kpi: K, availability: computed}\n", "KPI 'a' (T): a computed KPI needs figures"),
         ("          - {id: a, kpi: K, availability: in_development}\n", "KPI 'a' (T): a KPI without figures needs a reason"),
-        ("          - {id: a, kpi: K, figures: [{measure: m}], comparisons: [sply, yoy]}\n",
-         "KPI 'a' (T): unknown comparison(s) ['yoy'] (known: sply, prev_r12, sp_2019_20, ye_jun19)"),
-        ("          - 5\n", "not shaped as expected: objectives > sub_objectives > kpis > figures, each a list of mappings "
-                            "(objectives[0].sub_objectives[0].kpis[0]: not a mapping)"),
+        (
+            "          - {id: a, kpi: K, figures: [{measure: m}], comparisons: [sply, yoy]}\n",
+            "KPI 'a' (T): unknown comparison(s) ['yoy'] (known: sply, prev_r12, sp_2019_20, ye_jun19)",
+        ),
+        (
+            "          - 5\n",
+            "not shaped as expected: objectives > sub_objectives > kpis > figures, each a list of mappings "
+            "(objectives[0].sub_objectives[0].kpis[0]: not a mapping)",
+        ),
         ("          - {id: a, kpi: K, figures: 3}\n", "(objectives[0].sub_objectives[0].kpis[0].figures: not a list)"),
     ],
 )
@@ -484,9 +587,12 @@ def test_layout_of_the_wrong_shape_says_where(tmp_path: Path, text, message):
 
 
 def test_layout_defaults_apply_and_numbers_read_as_text(tmp_path: Path):
-    path = _layout(tmp_path, "version: 2\ndefaults: {current: r12, comparisons: [ye_jun19]}\nobjectives:\n  - title: 12\n    sub_objectives:\n"
-                             "      - kpis:\n          - {id: 7, kpi: K, figures: [{measure: m, extract: [a, b]}], target: 8000}\n"
-                             "          - {id: b, kpi: K2, figures: [{measure: n, extract: c, label: N}], current: month, comparisons: []}\n")
+    path = _layout(
+        tmp_path,
+        "version: 2\ndefaults: {current: r12, comparisons: [ye_jun19]}\nobjectives:\n  - title: 12\n    sub_objectives:\n"
+        "      - kpis:\n          - {id: 7, kpi: K, figures: [{measure: m, extract: [a, b]}], target: 8000}\n"
+        "          - {id: b, kpi: K2, figures: [{measure: n, extract: c, label: N}], current: month, comparisons: []}\n",
+    )
     layout = load_scorecard_layout(path)
     a, b = layout.kpis
     assert (layout.version, layout.objectives[0].title, a.id, a.target) == ("2", "12", "7", "8000")
@@ -496,10 +602,13 @@ def test_layout_defaults_apply_and_numbers_read_as_text(tmp_path: Path):
 
 
 def test_every_text_of_the_layout_is_escaped_by_the_templates(tmp_path: Path):
-    path = _layout(tmp_path, "version: '1 <i>'\nsource: \"Paper & 'notes'\"\nobjectives:\n  - title: \"<script>alert(1)</script>\"\n"
-                             "    sub_objectives:\n      - title: \"Sub <b>\"\n        kpis:\n"
-                             "          - {id: a, kpi: \"The force's <em>KPI</em> & more\", figures: [{measure: pk_homicide_count, label: \"H<1>\"}]}\n"
-                             "          - {id: b, kpi: K, availability: in_development, reason: \"<img src=x onerror=alert(1)>\"}\n")
+    path = _layout(
+        tmp_path,
+        "version: '1 <i>'\nsource: \"Paper & 'notes'\"\nobjectives:\n  - title: \"<script>alert(1)</script>\"\n"
+        '    sub_objectives:\n      - title: "Sub <b>"\n        kpis:\n'
+        '          - {id: a, kpi: "The force\'s <em>KPI</em> & more", figures: [{measure: pk_homicide_count, label: "H<1>"}]}\n'
+        '          - {id: b, kpi: K, availability: in_development, reason: "<img src=x onerror=alert(1)>"}\n',
+    )
     paths = write_report(measures_frame(), MONTH, tmp_path / "out", force_id=FORCE, layout=path)
     page = text(paths.scorecard)
     assert "<script>" not in page and "<img" not in page and "<em>KPI" not in page and "<b>" not in page and "<i>" not in page
@@ -507,8 +616,8 @@ def test_every_text_of_the_layout_is_escaped_by_the_templates(tmp_path: Path):
     assert "&lt;img src=x onerror=alert(1)&gt;" in page and "Sub &lt;b&gt;" in page
     assert "version 1 &lt;i&gt; (Paper &amp; &#x27;notes&#x27;)" in page
     assert "layout version 1 &lt;i&gt;" in text(paths.index)
-    svg = trend_svg([{"month": "2021-01", "value": 1.0}], uid="u\"><x", title="<T> & 'q'", unit="<u>", baseline_level=None)
-    assert "<title id=\"u&quot;&gt;&lt;x-title\">&lt;T&gt; &amp; &#x27;q&#x27;</title>" in svg and ">&lt;u&gt;</text>" in svg
+    svg = trend_svg([{"month": "2021-01", "value": 1.0}], uid='u"><x', title="<T> & 'q'", unit="<u>", baseline_level=None)
+    assert '<title id="u&quot;&gt;&lt;x-title">&lt;T&gt; &amp; &#x27;q&#x27;</title>' in svg and ">&lt;u&gt;</text>" in svg
 
 
 def test_pages_inline_the_shipped_style_sheet_and_build_no_html_in_python(report):
@@ -525,8 +634,14 @@ def test_pages_inline_the_shipped_style_sheet_and_build_no_html_in_python(report
     for p in (report.index, report.scorecard, report.national):
         assert f"<style>\n{css}</style>" in text(p)
     shipped = [f.relative_to(package).as_posix() for d in ("templates", "static") for f in (package / d).iterdir()]
-    assert {"templates/_page.html", "templates/scorecard.html", "templates/national.html", "templates/index.html", "templates/trend.svg",
-            "static/report.css"} <= set(shipped)
+    assert {
+        "templates/_page.html",
+        "templates/scorecard.html",
+        "templates/national.html",
+        "templates/index.html",
+        "templates/trend.svg",
+        "static/report.css",
+    } <= set(shipped)
     pyproject = tomllib.loads((package.parent.parent / "pyproject.toml").read_text(encoding="utf-8"))
     globs = pyproject["tool"]["setuptools"]["package-data"]["etl.reporting"]
     assert [f for f in shipped if not any(fnmatch(f, g) for g in globs)] == []  # every template ships in the wheel
@@ -535,8 +650,12 @@ def test_pages_inline_the_shipped_style_sheet_and_build_no_html_in_python(report
     tag = re.compile(r"<(/?)(span|td|th|tr|table|div|p|li|ul|h[1-6]|svg|circle|polyline|polygon|line|text|a|strong|code|section|style)\b")
     for module in package.glob("*.py"):
         tree = ast.parse(module.read_text(encoding="utf-8"))
-        docstrings = {id(n.body[0].value) for n in ast.walk(tree)
-                      if isinstance(n, (ast.Module, ast.FunctionDef, ast.ClassDef)) and n.body and isinstance(n.body[0], ast.Expr)}
-        found = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings
-                 and tag.search(n.value)]
+        docstrings = {
+            id(n.body[0].value)
+            for n in ast.walk(tree)
+            if isinstance(n, (ast.Module, ast.FunctionDef, ast.ClassDef)) and n.body and isinstance(n.body[0], ast.Expr)
+        }
+        found = [
+            n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings and tag.search(n.value)
+        ]
         assert found == [], (module.name, found[:3])

@@ -27,8 +27,17 @@ CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-br
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian: apt-get install -y chromium)")
 
 FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-extensions", "--enable-logging=stderr", "--v=0",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--enable-logging=stderr",
+    "--v=0",
 ]
 
 
@@ -54,18 +63,27 @@ def no_script_errors(proc: subprocess.CompletedProcess) -> None:
 def pages(tmp_path_factory) -> tuple[Path, object, list[str]]:
     out = tmp_path_factory.mktemp("report")
     measures = measures_frame()
-    national = sorted(
-        m for m in measures.filter(pl.col("force_id") == FORCE)["measure_id"].unique().to_list() if m.startswith(("nm_", "pu_"))
-    )
+    national = sorted(m for m in measures.filter(pl.col("force_id") == FORCE)["measure_id"].unique().to_list() if m.startswith(("nm_", "pu_")))
     # a monthly series for every national measure in the table, so each section draws a chart
     series = [spc_frame()]
     for i, mid in enumerate(m for m in national if m != "nm_homicide_count"):
         months = [str(Month.parse("2019-01") + k) for k in range(37)]
-        series.append(pl.DataFrame({
-            "force_id": FORCE, "measure_id": mid, "month": months, "value": [100.0 + 10 * i + (k % 7) * 3 for k in range(37)],
-            "centre": 110.0 + 10 * i, "lower": 85.0 + 10 * i, "upper": 135.0 + 10 * i, "baseline_start": "2019-01",
-            "baseline_end": "2020-12", "signal": [None] * 37,
-        }))
+        series.append(
+            pl.DataFrame(
+                {
+                    "force_id": FORCE,
+                    "measure_id": mid,
+                    "month": months,
+                    "value": [100.0 + 10 * i + (k % 7) * 3 for k in range(37)],
+                    "centre": 110.0 + 10 * i,
+                    "lower": 85.0 + 10 * i,
+                    "upper": 135.0 + 10 * i,
+                    "baseline_start": "2019-01",
+                    "baseline_end": "2020-12",
+                    "signal": [None] * 37,
+                }
+            )
+        )
     spc = pl.concat(series, how="vertical_relaxed")
     paths = write_report(measures, MONTH, out, spc=spc, force_id=FORCE)
     return out, paths, national
@@ -96,11 +114,11 @@ def test_national_page_renders_one_svg_per_national_measure(pages, tmp_path):
     for mid in national:
         start = dom.index(f'id="m-{mid}"')
         end = dom.find('<section class="measure"', start)
-        sec = dom[start:end if end > 0 else len(dom)]
+        sec = dom[start : end if end > 0 else len(dom)]
         assert sec.count("<svg") == 1, mid
     assert dom.count("<svg") == len(national)
-    hom = dom[dom.index('id="m-nm_homicide_count"'):]
-    hom = hom[:hom.index("</svg>")]
+    hom = dom[dom.index('id="m-nm_homicide_count"') :]
+    hom = hom[: hom.index("</svg>")]
     assert hom.count('<circle class="pt') == 43
 
 

@@ -25,11 +25,11 @@ import polars as pl
 import pytest
 
 from etl.core.contracts import Contract, list_contracts
-from etl.demo.generator import generate_demo
-from etl.demo.extracts import generate_extracts
 from etl.core.extracts import read_extract
 from etl.core.periods import Month
 from etl.core.validation import ExtractInput, ExtractResult, ValidationContext, _SchemaBuilder, validate_extracts
+from etl.demo.extracts import generate_extracts
+from etl.demo.generator import generate_demo
 
 MONTH = Month.parse("2019-03")
 FORCE = "demo-force"
@@ -46,10 +46,18 @@ SKIP: dict[tuple[str, str], str] = {}
 
 def _street(i: int) -> dict:
     return {
-        "crime_id": hashlib.sha256(f"street{i}".encode()).hexdigest(), "month_text": str(MONTH), "reported_by": "West Midlands Police",
-        "falls_within": "West Midlands Police", "longitude": f"-1.8{i}", "latitude": f"52.4{i}", "location": "On or near Broad Street",
-        "lsoa_code": f"E0100{9000 + i}", "lsoa_name": "Birmingham 050A", "crime_type": ["Burglary", "Drugs", "Robbery"][i % 3],
-        "last_outcome_category": "Under investigation" if i % 2 else None, "context": None,
+        "crime_id": hashlib.sha256(f"street{i}".encode()).hexdigest(),
+        "month_text": str(MONTH),
+        "reported_by": "West Midlands Police",
+        "falls_within": "West Midlands Police",
+        "longitude": f"-1.8{i}",
+        "latitude": f"52.4{i}",
+        "location": "On or near Broad Street",
+        "lsoa_code": f"E0100{9000 + i}",
+        "lsoa_name": "Birmingham 050A",
+        "crime_type": ["Burglary", "Drugs", "Robbery"][i % 3],
+        "last_outcome_category": "Under investigation" if i % 2 else None,
+        "context": None,
     }
 
 
@@ -60,11 +68,21 @@ def _outcome(i: int) -> dict:
 
 def _search(i: int) -> dict:
     return {
-        "search_type": "Person search", "date_utc": f"2019-03-{i + 2:02d}T1{i % 10}:00:00+00:00", "part_of_policing_operation": "False",
-        "policing_operation": None, "latitude": f"52.4{i}", "longitude": f"-1.8{i}", "gender": "Male", "age_range": "18-24",
-        "self_defined_ethnicity": "White - English/Welsh/Scottish/Northern Irish/British", "officer_defined_ethnicity": "White",
-        "legislation": "Misuse of Drugs Act 1971 (section 23)", "object_of_search": "Controlled drugs",
-        "outcome": "A no further action disposal", "outcome_linked_to_object_of_search": "False", "removal_of_more_than_just_outer_clothing": "False",
+        "search_type": "Person search",
+        "date_utc": f"2019-03-{i + 2:02d}T1{i % 10}:00:00+00:00",
+        "part_of_policing_operation": "False",
+        "policing_operation": None,
+        "latitude": f"52.4{i}",
+        "longitude": f"-1.8{i}",
+        "gender": "Male",
+        "age_range": "18-24",
+        "self_defined_ethnicity": "White - English/Welsh/Scottish/Northern Irish/British",
+        "officer_defined_ethnicity": "White",
+        "legislation": "Misuse of Drugs Act 1971 (section 23)",
+        "object_of_search": "Controlled drugs",
+        "outcome": "A no further action disposal",
+        "outcome_linked_to_object_of_search": "False",
+        "removal_of_more_than_just_outer_clothing": "False",
     }
 
 

@@ -67,7 +67,9 @@ def test_each_bad_row_is_quarantined_with_its_rule(tmp_path, rule, change):
     record = json.loads(q["record"])
     assert list(record) == CRIME_HEADER
     assert record["crime_ref"] == "[redacted: identifier]" and record["victim_age"] == "[redacted: personal]"
-    assert {h: v for h, v in record.items() if h not in ("crime_ref", "victim_age")} == {h: rows[7][h] or None for h in CRIME_HEADER if h not in ("crime_ref", "victim_age")}
+    assert {h: v for h, v in record.items() if h not in ("crime_ref", "victim_age")} == {
+        h: rows[7][h] or None for h in CRIME_HEADER if h not in ("crime_ref", "victim_age")
+    }
     assert "R7" not in r.clean["crime_ref"].to_list()
     failing = {c.check: c.failing_rows for c in r.checks}
     assert failing[rule] == 1
@@ -174,15 +176,20 @@ def test_areas_reference_list(tmp_path):
 
 
 def test_outcome_not_before_its_crime(tmp_path):
-    import polars as pl
     import datetime as dt
 
-    p = write_csv(tmp_path / "o.csv", ["crime_ref", "outcome_type", "outcome_date"], [
-        {"crime_ref": "A", "outcome_type": "1", "outcome_date": "2019-03-10"},
-        {"crime_ref": "B", "outcome_type": "18", "outcome_date": "2019-03-01"},
-        {"crime_ref": "C", "outcome_type": "23", "outcome_date": "2019-03-10"},
-        {"crime_ref": "D", "outcome_type": "08", "outcome_date": "2019-03-10"},
-    ])
+    import polars as pl
+
+    p = write_csv(
+        tmp_path / "o.csv",
+        ["crime_ref", "outcome_type", "outcome_date"],
+        [
+            {"crime_ref": "A", "outcome_type": "1", "outcome_date": "2019-03-10"},
+            {"crime_ref": "B", "outcome_type": "18", "outcome_date": "2019-03-01"},
+            {"crime_ref": "C", "outcome_type": "23", "outcome_date": "2019-03-10"},
+            {"crime_ref": "D", "outcome_type": "08", "outcome_date": "2019-03-10"},
+        ],
+    )
     lookup = pl.DataFrame({"crime_ref": ["A", "B"], "recorded_date": [dt.date(2019, 3, 5), dt.date(2019, 3, 5)]})
     r = validate_extract(load_contract("crime_outcomes"), read_extract(p), ValidationContext(month=MARCH, force_id="f", lookups={"recorded_crime": lookup}))
     assert dict(zip(r.quarantine["row_number"], r.quarantine["failed_checks"])) == {3: "outcome_date_not_before_recorded_date", 4: "outcome_type.range"}

@@ -191,15 +191,20 @@ def test_a_value_nulled_by_typing_fails_the_file(tmp_path, monkeypatch):
 # The encoding the file was read in is a recorded check
 
 
-@pytest.mark.parametrize("encoding,passed,detail", [
-    ("cp1252", False, "read as Windows-1252 (not UTF-8); check accented characters"),
-    ("utf-8", True, None),
-    ("utf-8-sig", True, None),
-])
+@pytest.mark.parametrize(
+    "encoding,passed,detail",
+    [
+        ("cp1252", False, "read as Windows-1252 (not UTF-8); check accented characters"),
+        ("utf-8", True, None),
+        ("utf-8-sig", True, None),
+    ],
+)
 def test_the_encoding_fallback_is_a_warning_check(tmp_path, encoding, passed, detail):
     rows = good(3)
     rows[1]["npu"] = "Café"
-    r = validate_extract(load_contract("recorded_crime"), read_extract(write_csv(tmp_path / "rc.csv", CRIME_HEADER, rows, encoding=encoding)), ValidationContext(month=MARCH))
+    r = validate_extract(
+        load_contract("recorded_crime"), read_extract(write_csv(tmp_path / "rc.csv", CRIME_HEADER, rows, encoding=encoding)), ValidationContext(month=MARCH)
+    )
     (check,) = [c for c in r.checks if c.check == "file.encoding"]
     assert (check.severity, check.passed, check.detail, check.failing_rows, check.rows_checked) == ("warning", passed, detail, 0, 3)
     assert r.clean["npu"].to_list()[1] == "Café" and r.rows_loaded == 3
@@ -210,12 +215,17 @@ def test_the_encoding_fallback_is_a_warning_check(tmp_path, encoding, passed, de
 
 THRESHOLD = "value: {fraction: 0.05, minimumRows: 25}"
 CROSS = "{check: key_in_other_months, column: crime_ref}"
-STATUS_ENUM = RECORDED_CRIME[RECORDED_CRIME.index("        enum:\n"):RECORDED_CRIME.index("      - name: npu\n")]
+STATUS_ENUM = RECORDED_CRIME[RECORDED_CRIME.index("        enum:\n") : RECORDED_CRIME.index("      - name: npu\n")]
 
 MALFORMED = [  # (old, new, where, fragment of the message)
     (THRESHOLD, "value: 'five percent'", "rejectThreshold", "must be a mapping (fraction, minimumRows), not the text 'five percent'"),
     (THRESHOLD, "value: {fraction: lots, minimumRows: 25}", "rejectThreshold", "fraction must be a number from 0 to 1"),
-    (THRESHOLD, "value: {fraction: -0.1, minimumRows: 25}", "rejectThreshold", "fraction must be a number from 0 to 1 (a share of the rows), not the number -0.1"),
+    (
+        THRESHOLD,
+        "value: {fraction: -0.1, minimumRows: 25}",
+        "rejectThreshold",
+        "fraction must be a number from 0 to 1 (a share of the rows), not the number -0.1",
+    ),
     (THRESHOLD, "value: {fraction: 1.5, minimumRows: 25}", "rejectThreshold", "not the number 1.5"),
     (THRESHOLD, "value: {fraction: null, minimumRows: 25}", "rejectThreshold", "fraction must be a number from 0 to 1 (a share of the rows), not empty"),
     (THRESHOLD, "value: {fraction: 0.05}", "rejectThreshold", "needs minimumRows"),
@@ -230,19 +240,49 @@ MALFORMED = [  # (old, new, where, fragment of the message)
     ("tolerancePercent: 2.0", "tolerancePercent: two", "crossMonthChecks", "tolerancePercent must be a number"),
     ("baselineMonths: 24", "baselineMonths: 0", "crossMonthChecks", "baselineMonths must be a whole number of months, 1 or more"),
     ("{minimum: 0, maximum: 120}", "{minimum: 130, maximum: 120}", "property victim_age", "minimum is above maximum"),
-    ("value: {file: reference/areas.csv, column: npu, keyColumn: force_id, optional: true}", "value: {column: npu}", "property npu", "referenceList needs file"),
+    (
+        "value: {file: reference/areas.csv, column: npu, keyColumn: force_id, optional: true}",
+        "value: {column: npu}",
+        "property npu",
+        "referenceList needs file",
+    ),
     ("      - name: force_id\n", "      - name: crime_ref\n", "schema properties", "property name(s) crime_ref used twice"),
-    ("value: {reference: reference/hocr_offence_codes.yaml, validOnColumn: recorded_date}", "value: reference/hocr_offence_codes.yaml", "property hocr_code", "codeList must be a mapping"),
+    (
+        "value: {reference: reference/hocr_offence_codes.yaml, validOnColumn: recorded_date}",
+        "value: reference/hocr_offence_codes.yaml",
+        "property hocr_code",
+        "codeList must be a mapping",
+    ),
     ("validOnColumn: recorded_date}", "validOnColumn: status}", "property hocr_code", "codeList validOnColumn 'status' must be a date or timestamp property"),
     ("value: {file: reference/areas.csv, column: npu, keyColumn: force_id, optional: true}", "value: areas", "property npu", "referenceList must be a mapping"),
     ('value: {"true": "Y", "false": "N"}', 'value: {"true": "Y", "false": "Y"}', "property domestic_abuse", "booleanValues true and false are both 'Y'"),
     ("          - property: codeList\n", "          - property: codelist\n", "property hocr_code", "customProperty 'codelist' is not one this project reads"),
     ("value: recorded_date\n", "value: [recorded_date]\n", "monthColumn", "a list is not a property"),
     ("value: force_id\n", "value: force\n", "forceColumn", "'force' is not a property"),
-    ("implementation: {rule: not_after, column: offence_date, other: recorded_date}", "implementation: not_after", "quality offence_date_not_after_recorded_date", "implementation must be a mapping"),
-    ("implementation: {rule: not_after, column: offence_date, other: recorded_date}", "implementation: {rule: not_after, column: offence_date}", "quality offence_date_not_after_recorded_date", "implementation needs other"),
-    ("implementation: {rule: not_after, column: offence_date, other: recorded_date}", "implementation: {rule: not_after, column: status, other: recorded_date}", "quality offence_date_not_after_recorded_date", "column 'status' must be a date or timestamp property"),
-    ("implementation: {rule: not_after, column: offence_date, other: recorded_date}", "implementation: {rule: [not_after], column: offence_date, other: recorded_date}", "quality offence_date_not_after_recorded_date", "unknown etl rule a list"),
+    (
+        "implementation: {rule: not_after, column: offence_date, other: recorded_date}",
+        "implementation: not_after",
+        "quality offence_date_not_after_recorded_date",
+        "implementation must be a mapping",
+    ),
+    (
+        "implementation: {rule: not_after, column: offence_date, other: recorded_date}",
+        "implementation: {rule: not_after, column: offence_date}",
+        "quality offence_date_not_after_recorded_date",
+        "implementation needs other",
+    ),
+    (
+        "implementation: {rule: not_after, column: offence_date, other: recorded_date}",
+        "implementation: {rule: not_after, column: status, other: recorded_date}",
+        "quality offence_date_not_after_recorded_date",
+        "column 'status' must be a date or timestamp property",
+    ),
+    (
+        "implementation: {rule: not_after, column: offence_date, other: recorded_date}",
+        "implementation: {rule: [not_after], column: offence_date, other: recorded_date}",
+        "quality offence_date_not_after_recorded_date",
+        "unknown etl rule a list",
+    ),
     ("  - property: extract\n", "  - property: optional\n    value: maybe\n  - property: extract\n", "optional", "must be true or false, not the text 'maybe'"),
 ]
 
@@ -261,14 +301,17 @@ def test_a_malformed_contract_is_a_contract_error_and_a_lint_finding(tmp_path, o
     assert findings[0].where == where and fragment in findings[0].message
 
 
-@pytest.mark.parametrize("old,new,fragment", [
-    ("logicalType: integer", "logicalType: decimal", "logicalType"),
-    ("logicalType: string", "logicalType: time", "logicalType 'time' is not supported"),
-    (STATUS_ENUM, "        enum: recorded\n", "enum: 'recorded' is not of type 'array'"),
-    (STATUS_ENUM, "        enum:\n          - {description: no value}\n", "'value' is a required property"),
-    ("{minimum: 0, maximum: 120}", "{minimum: zero, maximum: 120}", "'zero' is not of type 'number'"),
-    ("version: 1.0.0", "version: 1.0", "version: 1.0 is not of type 'string'"),
-])
+@pytest.mark.parametrize(
+    "old,new,fragment",
+    [
+        ("logicalType: integer", "logicalType: decimal", "logicalType"),
+        ("logicalType: string", "logicalType: time", "logicalType 'time' is not supported"),
+        (STATUS_ENUM, "        enum: recorded\n", "enum: 'recorded' is not of type 'array'"),
+        (STATUS_ENUM, "        enum:\n          - {description: no value}\n", "'value' is a required property"),
+        ("{minimum: 0, maximum: 120}", "{minimum: zero, maximum: 120}", "'zero' is not of type 'number'"),
+        ("version: 1.0.0", "version: 1.0", "version: 1.0 is not of type 'string'"),
+    ],
+)
 def test_odcs_level_mistakes_are_contract_errors_too(tmp_path, old, new, fragment):
     path = contract_copy(tmp_path, old, new)
     with pytest.raises(ContractError) as exc:

@@ -6,8 +6,8 @@ import polars as pl
 import pytest
 from deltalake import write_deltalake
 
-from etl.loading import pipeline
 from etl.core.warehouse import Warehouse
+from etl.loading import pipeline
 from tests.conftest import crime, write_month, write_population
 
 

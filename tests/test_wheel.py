@@ -28,8 +28,9 @@ def test_every_package_is_listed_for_the_wheel():
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(REPO)],
-                   check=True, capture_output=True, text=True, timeout=600)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(REPO)], check=True, capture_output=True, text=True, timeout=600
+    )
     (whl,) = out.glob("police_etl-*.whl")
     return whl
 
@@ -39,10 +40,17 @@ def test_the_wheel_carries_its_declarative_files_and_no_foreign_top_level_packag
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert tops == {"etl"}  # no top-level `flows` (a name taken on the package index), no `contracts`
-    for needed in ("etl/resources/contracts/recorded_crime.yaml", "etl/resources/contracts/definitions/measures.yaml",
-                   "etl/resources/contracts/reference/hocr_offence_codes.yaml", "etl/resources/expectations/recorded_crime.json",
-                   "etl/demo/profile.yaml", "etl/py.typed", "etl/flows/monthly.py", "etl/reporting/templates/scorecard.html",
-                   "etl/reporting/static/report.css"):
+    for needed in (
+        "etl/resources/contracts/recorded_crime.yaml",
+        "etl/resources/contracts/definitions/measures.yaml",
+        "etl/resources/contracts/reference/hocr_offence_codes.yaml",
+        "etl/resources/expectations/recorded_crime.json",
+        "etl/demo/profile.yaml",
+        "etl/py.typed",
+        "etl/flows/monthly.py",
+        "etl/reporting/templates/scorecard.html",
+        "etl/reporting/static/report.css",
+    ):
         assert needed in names, needed
 
 
@@ -51,8 +59,9 @@ def test_the_installed_wheel_lints_and_loads_a_month_from_an_empty_folder(wheel,
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     py = env_dir / "bin" / "python"
-    install = subprocess.run([str(py), "-m", "pip", "install", "-q", "-c", str(REPO / "constraints.txt"), str(wheel)],
-                             capture_output=True, text=True, timeout=1800)
+    install = subprocess.run(
+        [str(py), "-m", "pip", "install", "-q", "-c", str(REPO / "constraints.txt"), str(wheel)], capture_output=True, text=True, timeout=1800
+    )
     assert install.returncode == 0, install.stderr[-3000:]
     work = tmp_path / "empty"
     work.mkdir()
@@ -67,8 +76,14 @@ def test_the_installed_wheel_lints_and_loads_a_month_from_an_empty_folder(wheel,
     source = work / "source"
     write_population(source, {2019: 1000})
     write_month(source, "2019-03", [crime(f"c{i}", f"2019-03-{i % 28 + 1:02d}", "8N") for i in range(12)])
-    run = subprocess.run([str(etl_bin), "run", "--source", "source", "--month", "2019-03", "--warehouse", "wh", "--engine", "local"],
-                         cwd=work, env=env, capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [str(etl_bin), "run", "--source", "source", "--month", "2019-03", "--warehouse", "wh", "--engine", "local"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "13 rows in = 13 loaded + 0 quarantined" in run.stdout  # 12 crimes + 1 population row
     assert (work / "wh" / "recorded_crime" / "_delta_log").is_dir()

@@ -62,8 +62,9 @@ def _crimes(month: str, n: int) -> pl.DataFrame:
     from etl.core.contracts import load_contract
     from etl.core.validation import curated_schema
 
-    frame = pl.DataFrame({"force_id": ["f"] * n, "month": [month] * n, "hocr_code": ["39"] * n, "status": ["recorded"] * n,
-                          "crime_ref": [f"{month}-{k}" for k in range(n)]})
+    frame = pl.DataFrame(
+        {"force_id": ["f"] * n, "month": [month] * n, "hocr_code": ["39"] * n, "status": ["recorded"] * n, "crime_ref": [f"{month}-{k}" for k in range(n)]}
+    )
     schema = curated_schema(load_contract("recorded_crime"))
     return frame.with_columns([pl.lit(None, dtype=t).alias(c) for c, t in schema.items() if c not in frame.columns]).select(list(schema))
 
@@ -88,5 +89,7 @@ def test_the_control_charts_and_the_volume_check_share_the_one_implementation(mo
     point, check = judged()
     assert (point["lower"], point["upper"], point["signal"]) == (10.0, 12.0, "outside_limits")
     assert not check.passed and check.failing_rows == 2
-    assert check.detail == ("2 group(s) outside their normal range in 2019-07 (XmR over 2018-07..2019-06, 12 months): "
-                            "all_recorded_crime: 13 vs normal range 10.0-12.0; grp_theft_from_person: 13 vs normal range 10.0-12.0")
+    assert check.detail == (
+        "2 group(s) outside their normal range in 2019-07 (XmR over 2018-07..2019-06, 12 months): "
+        "all_recorded_crime: 13 vs normal range 10.0-12.0; grp_theft_from_person: 13 vs normal range 10.0-12.0"
+    )

@@ -12,7 +12,6 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Optional
 
 import polars as pl
 import typer
@@ -159,8 +158,12 @@ ENGINES = ("prefect", "local")
 
 @app.callback()
 def _cli(
-    contracts: Optional[Path] = typer.Option(None, "--contracts", help="A folder of contracts and definitions to use instead of the packaged ones (also ETL_CONTRACTS_DIR)"),
-    expectations: Optional[Path] = typer.Option(None, "--expectations", help="A folder of expectation suites to use instead of the packaged ones (also ETL_EXPECTATIONS_DIR)"),
+    contracts: Path | None = typer.Option(
+        None, "--contracts", help="A folder of contracts and definitions to use instead of the packaged ones (also ETL_CONTRACTS_DIR)"
+    ),
+    expectations: Path | None = typer.Option(
+        None, "--expectations", help="A folder of expectation suites to use instead of the packaged ones (also ETL_EXPECTATIONS_DIR)"
+    ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log each stage (run ids, counts, timings) to standard error"),
 ) -> None:
     """Validated police performance figures, every month."""
@@ -364,10 +367,12 @@ def _print_month_table(months) -> None:
 
 @app.command()
 def run(
-    source: Path = typer.Option(..., "--source", help="Source folder: SOURCE/YYYY-MM/<extract>.csv, SOURCE/<force>/YYYY-MM/<extract>.csv or data.police.uk files"),
+    source: Path = typer.Option(
+        ..., "--source", help="Source folder: SOURCE/YYYY-MM/<extract>.csv, SOURCE/<force>/YYYY-MM/<extract>.csv or data.police.uk files"
+    ),
     month: str = typer.Option(..., "--month", help="Month to load, YYYY-MM"),
     warehouse: Path = typer.Option(DEFAULT_WAREHOUSE, "--warehouse", help="Warehouse folder"),
-    force: Optional[str] = typer.Option(None, "--force", help="Force id (default: taken from the extract's force_id column)"),
+    force: str | None = typer.Option(None, "--force", help="Force id (default: taken from the extract's force_id column)"),
     engine: str = typer.Option(os.environ.get("ETL_ENGINE", "prefect"), "--engine", help="prefect (a Prefect flow run) or local (plain call)"),
 ) -> None:
     """The monthly load of one month, then the force's measures."""
@@ -418,11 +423,13 @@ def run(
 
 @app.command()
 def backfill(
-    source: Path = typer.Option(..., "--source", help="Source folder: SOURCE/YYYY-MM/<extract>.csv, SOURCE/<force>/YYYY-MM/<extract>.csv or data.police.uk files"),
+    source: Path = typer.Option(
+        ..., "--source", help="Source folder: SOURCE/YYYY-MM/<extract>.csv, SOURCE/<force>/YYYY-MM/<extract>.csv or data.police.uk files"
+    ),
     first: str = typer.Option(..., "--from", help="First month, YYYY-MM"),
     last: str = typer.Option(..., "--to", help="Last month, YYYY-MM"),
     warehouse: Path = typer.Option(DEFAULT_WAREHOUSE, "--warehouse", help="Warehouse folder"),
-    force: Optional[str] = typer.Option(None, "--force", help="Force id (default: from the extracts)"),
+    force: str | None = typer.Option(None, "--force", help="Force id (default: from the extracts)"),
     engine: str = typer.Option(os.environ.get("ETL_ENGINE", "prefect"), "--engine", help="prefect or local"),
 ) -> None:
     """Load every month in order (a failed month does not stop the others), then compute measures."""
@@ -446,8 +453,8 @@ def backfill(
 def validate(
     file: Path = typer.Argument(..., help="The CSV file to check"),
     contract: str = typer.Option(..., "--contract", help="Contract name, e.g. recorded_crime"),
-    month: Optional[str] = typer.Option(None, "--month", help="The extract's month (default: the file's folder name if it is YYYY-MM)"),
-    force: Optional[str] = typer.Option(None, "--force", help="Force id (default: from the file)"),
+    month: str | None = typer.Option(None, "--month", help="The extract's month (default: the file's folder name if it is YYYY-MM)"),
+    force: str | None = typer.Option(None, "--force", help="Force id (default: from the file)"),
     show: int = typer.Option(20, "--show", help="How many failing rows to list"),
 ) -> None:
     """Check one file against a contract and print a readable report. Writes nothing."""
@@ -482,7 +489,13 @@ def validate(
     for col in ("check", "severity", "result", "failing rows"):
         t.add_column(col)
     for ch in result.checks:
-        t.add_row(ch.check, ch.severity, "pass" if ch.passed else "FAIL", str(ch.failing_rows), style="" if ch.passed else ("yellow" if ch.severity == "warning" else "red"))
+        t.add_row(
+            ch.check,
+            ch.severity,
+            "pass" if ch.passed else "FAIL",
+            str(ch.failing_rows),
+            style="" if ch.passed else ("yellow" if ch.severity == "warning" else "red"),
+        )
     out.print(t)
     out.print(f"{result.rows_in} rows: {result.rows_loaded} would load, {result.rows_quarantined} would be quarantined", highlight=False)
     for line in describe_failure_rows(result, show):
@@ -512,8 +525,8 @@ def measures(
     month: str = typer.Option(..., "--month", help="Period end month, YYYY-MM"),
     warehouse: Path = typer.Option(DEFAULT_WAREHOUSE, "--warehouse", help="Warehouse folder"),
     fmt: str = typer.Option("table", "--format", help="table, json or csv"),
-    force: Optional[str] = typer.Option(None, "--force", help="Only this force"),
-    measure: Optional[str] = typer.Option(None, "--measure", help="Only this measure id"),
+    force: str | None = typer.Option(None, "--force", help="Only this force"),
+    measure: str | None = typer.Option(None, "--measure", help="Only this measure id"),
 ) -> None:
     """Print the measures table for a period end month."""
     from etl.core.warehouse import Warehouse
@@ -550,7 +563,7 @@ def report(
     month: str = typer.Option(..., "--month", help="Period end month, YYYY-MM"),
     warehouse: Path = typer.Option(DEFAULT_WAREHOUSE, "--warehouse", help="Warehouse folder"),
     out_dir: Path = typer.Option(Path("reports"), "--out", help="Where to write the HTML and CSV"),
-    force: Optional[str] = typer.Option(None, "--force", help="The force (default: the only one, or the first)"),
+    force: str | None = typer.Option(None, "--force", help="The force (default: the only one, or the first)"),
 ) -> None:
     """Scorecard (like the Plan KPI scorecard), national measures page with trend charts, data quality, CSV."""
     month = _month(month, "--month")
@@ -563,8 +576,8 @@ def report(
 
 
 def _write_report(warehouse: Path, month: str, out_dir: Path, force: str | None):
-    from etl.reporting.reports import write_report
     from etl.core.warehouse import Warehouse
+    from etl.reporting.reports import write_report
 
     wh = Warehouse(warehouse)
     table = wh.read("measures")
@@ -592,7 +605,16 @@ def _fmt_value(v: float | None, unit: str) -> str:
 def print_measures(rows: pl.DataFrame, title: str) -> None:
     """A readable table (display rounding only: stored values are unrounded)."""
     t = Table(title=title, title_justify="left")
-    for col, j in [("measure", "left"), ("period", "left"), ("value", "right"), ("vs", "left"), ("comparison", "right"), ("change", "right"), ("change %", "right"), ("status", "left")]:
+    for col, j in [
+        ("measure", "left"),
+        ("period", "left"),
+        ("value", "right"),
+        ("vs", "left"),
+        ("comparison", "right"),
+        ("change", "right"),
+        ("change %", "right"),
+        ("status", "left"),
+    ]:
         t.add_column(col, justify=j)
     for r in rows.iter_rows(named=True):
         pct = "-" if r["change_pct"] is None else f"{r['change_pct']:+.1f}%"
@@ -615,15 +637,17 @@ def print_measures(rows: pl.DataFrame, title: str) -> None:
 def demo(
     dir: Path = typer.Option(Path("demo"), "--dir", help="Where to write the demo source and warehouse"),
     first: str = typer.Option("2018-07", "--from", help="First month of synthetic extracts"),
-    last: Optional[str] = typer.Option(None, "--to", help="Last month (default: last complete month)"),
+    last: str | None = typer.Option(None, "--to", help="Last month (default: last complete month)"),
     crimes_per_month: int = typer.Option(25000, "--crimes-per-month", help="Average recorded crimes a month"),
     bad_rows: int = typer.Option(3, "--bad-rows", help="Deliberately invalid rows per month, to show quarantine"),
-    extracts_scale: Optional[float] = typer.Option(None, "--extracts-scale", help="Volume of the other extracts (calls, incidents, ...) vs a large force; default 0.25"),
+    extracts_scale: float | None = typer.Option(
+        None, "--extracts-scale", help="Volume of the other extracts (calls, incidents, ...) vs a large force; default 0.25"
+    ),
     engine: str = typer.Option(os.environ.get("ETL_ENGINE", "prefect"), "--engine", help="prefect or local"),
 ) -> None:
     """Make synthetic extracts for a demo force, run the pipeline over them and show the latest measures."""
-    from etl.demo.generator import EARLIEST_MONTH, generate_demo, prepare_demo_dir
     from etl.core.warehouse import Warehouse
+    from etl.demo.generator import EARLIEST_MONTH, generate_demo, prepare_demo_dir
 
     _engine(engine)
     first = _month(first, "--from")
@@ -650,18 +674,30 @@ def demo(
     with gen_bar:
         task = gen_bar.add_task("generating", total=total)
         summary = generate_demo(
-            source, first_month=first, last_month=last, crimes_per_month=crimes_per_month, bad_rows_per_month=bad_rows,
+            source,
+            first_month=first,
+            last_month=last,
+            crimes_per_month=crimes_per_month,
+            bad_rows_per_month=bad_rows,
             on_month=lambda m: gen_bar.update(task, advance=1, description=f"generating {m}"),
         )
         from etl.demo.extracts import RECOMMENDED_DEMO_SCALE, generate_extracts
 
         task2 = gen_bar.add_task("other extracts", total=None)
-        others = generate_extracts(source, [str(m) for m in months_between(first, last)], force_id=summary.force_id,
-                                   scale=RECOMMENDED_DEMO_SCALE if extracts_scale is None else extracts_scale, bad_rows_per_month=min(bad_rows, 1))
+        others = generate_extracts(
+            source,
+            [str(m) for m in months_between(first, last)],
+            force_id=summary.force_id,
+            scale=RECOMMENDED_DEMO_SCALE if extracts_scale is None else extracts_scale,
+            bad_rows_per_month=min(bad_rows, 1),
+        )
         gen_bar.update(task2, total=1, completed=1)
-    out.print(f"synthetic extracts for [bold]{summary.force_id}[/]: {summary.months} months {summary.first_month}..{summary.last_month}, "
-              f"{summary.recorded_crimes:,} crimes, {summary.outcomes:,} outcomes, {summary.injected_bad_rows} deliberately bad rows; "
-              f"{len(others)} other extracts ({sum(others.values()):,} rows) -> {source}", highlight=False)
+    out.print(
+        f"synthetic extracts for [bold]{summary.force_id}[/]: {summary.months} months {summary.first_month}..{summary.last_month}, "
+        f"{summary.recorded_crimes:,} crimes, {summary.outcomes:,} outcomes, {summary.injected_bad_rows} deliberately bad rows; "
+        f"{len(others)} other extracts ({sum(others.values()):,} rows) -> {source}",
+        highlight=False,
+    )
     result = _run_backfill(source, summary.first_month, summary.last_month, warehouse, None, engine)
     months = result["months"]
     loaded = [m for m in months if m.outcome == "loaded"]
@@ -673,7 +709,9 @@ def demo(
     table = Warehouse(warehouse).read("measures")
     if not loaded or table is None:
         _fail(f"no month of the demo loaded (see the messages above); the source is in {source}", 1)
-    latest = table.filter((pl.col("period_end") == summary.last_month) & (pl.col("family") == "national_measure") & pl.col("period").is_in(["r12", "cal"])).sort(["measure_id", "period", "comparison"])
+    latest = table.filter(
+        (pl.col("period_end") == summary.last_month) & (pl.col("family") == "national_measure") & pl.col("period").is_in(["r12", "cal"])
+    ).sort(["measure_id", "period", "comparison"])
     print_measures(latest, title=f"National measures, {summary.force_id}, period ending {summary.last_month}")
     _print_expectations(result.get("expectations"))
     paths = _write_report(warehouse, summary.last_month, dir / "reports", summary.force_id)
@@ -733,7 +771,9 @@ def contracts_show(name: str = typer.Argument(..., help="Contract name, e.g. rec
         if col.logical_type == "boolean":
             rules.append(f"{col.true_value}/{col.false_value}")
         if col.code_list:
-            rules.append(f"code list {col.code_list.get('reference')}" + (f", valid on {col.code_list['validOnColumn']}" if col.code_list.get("validOnColumn") else ""))
+            rules.append(
+                f"code list {col.code_list.get('reference')}" + (f", valid on {col.code_list['validOnColumn']}" if col.code_list.get("validOnColumn") else "")
+            )
         if col.reference_list:
             rules.append(f"in {col.reference_list.get('file')} when present")
         if col.classification:
@@ -776,7 +816,7 @@ def contracts_lint() -> None:
         raise typer.Exit(1)
 
 
-def _terminated(signum, frame) -> None:  # noqa: ARG001
+def _terminated(signum, frame) -> None:
     """SIGTERM ends the command like Ctrl-C: a run in progress rolls back, Prefect's server is stopped."""
     raise SystemExit(128 + signum)
 

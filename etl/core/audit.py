@@ -17,12 +17,12 @@ from etl.core.warehouse import AUDIT_CHECKS_SCHEMA
 
 
 def new_run_id(kind: str) -> str:
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     return f"{kind}-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def source_file_entry(r: ExtractResult) -> dict:
@@ -75,7 +75,9 @@ def run_row(
     }
 
 
-def checks_frame(run_id: str, force_id: str | None, month: str | None, results: list[ExtractResult], extra: list[tuple[str, CheckResult]] | None = None) -> pl.DataFrame:
+def checks_frame(
+    run_id: str, force_id: str | None, month: str | None, results: list[ExtractResult], extra: list[tuple[str, CheckResult]] | None = None
+) -> pl.DataFrame:
     rows = []
     for r in results:
         for c in r.checks:

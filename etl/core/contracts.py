@@ -10,7 +10,6 @@ pandera-polars schema.
 
 from __future__ import annotations
 
-from etl.errors import ConfigError
 import json
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -21,6 +20,7 @@ import yaml
 from open_data_contract_standard.model import OpenDataContractStandard, SchemaProperty
 
 from etl.core.reference import contracts_dir, yaml_load
+from etl.errors import ConfigError
 
 LOGICAL_TYPES = {"string", "date", "timestamp", "integer", "number", "boolean"}
 
@@ -134,7 +134,18 @@ def _schema_errors(data: dict) -> list[str]:
 
 # What the project reads from a contract. Anything else under these names would be silently ignored
 # (a rule that never runs), so it is a problem; unknown customProperties names are lint warnings.
-CONTRACT_PROPERTIES = {"extract", "fileName", "monthColumn", "monthRule", "forceColumn", "rejectThreshold", "crossMonthChecks", "optional", "reference", "profile"}
+CONTRACT_PROPERTIES = {
+    "extract",
+    "fileName",
+    "monthColumn",
+    "monthRule",
+    "forceColumn",
+    "rejectThreshold",
+    "crossMonthChecks",
+    "optional",
+    "reference",
+    "profile",
+}
 COLUMN_PROPERTIES = {"booleanValues", "codeList", "referenceList"}
 TYPE_OPTIONS = {"minimum", "maximum", "pattern", "format"}
 PROFILES = {"force", "police_uk"}
@@ -230,7 +241,10 @@ def _column(prop: SchemaProperty, path: Path, problems: _Problems) -> Column | N
         opts = {}
     unknown = sorted(str(k) for k in opts if k not in TYPE_OPTIONS)
     if unknown:
-        problems.add(where, f"logicalTypeOptions {', '.join(unknown)} not supported by this project (a rule that would never run); supported: {', '.join(sorted(TYPE_OPTIONS))}")
+        problems.add(
+            where,
+            f"logicalTypeOptions {', '.join(unknown)} not supported by this project (a rule that would never run); supported: {', '.join(sorted(TYPE_OPTIONS))}",
+        )
     lo, hi = opts.get("minimum"), opts.get("maximum")
     for key, value in (("minimum", lo), ("maximum", hi)):
         if value is not None and not _is_number(value):
@@ -292,7 +306,10 @@ def _column(prop: SchemaProperty, path: Path, problems: _Problems) -> Column | N
             if key in code_list and not _is_text(code_list[key]):
                 problems.add(where, f"codeList {key} must be a text, not {_kind(code_list[key])}")
     reference_list = custom.get("referenceList")
-    if "referenceList" in custom and _mapping(reference_list, where, "referenceList", problems, {"file", "column", "keyColumn", "optional"}, ("file",)) is not None:
+    if (
+        "referenceList" in custom
+        and _mapping(reference_list, where, "referenceList", problems, {"file", "column", "keyColumn", "optional"}, ("file",)) is not None
+    ):
         for key in ("file", "column", "keyColumn"):
             if key in reference_list and not _is_text(reference_list[key]):
                 problems.add(where, f"referenceList {key} must be a text, not {_kind(reference_list[key])}")
@@ -570,7 +587,7 @@ def pattern_error(pattern: str) -> str | None:
         pl.select(pl.lit("", pl.Utf8).str.contains(pattern))
     except pl.exceptions.PolarsError as exc:
         lines = [line.strip() for line in str(exc).splitlines()]
-        reason = next((line[len("error:"):].strip() for line in lines if line.startswith("error:")), "") or (lines[0] if lines else type(exc).__name__)
+        reason = next((line[len("error:") :].strip() for line in lines if line.startswith("error:")), "") or (lines[0] if lines else type(exc).__name__)
         return reason
     return None
 
@@ -616,7 +633,9 @@ def _lint(c: Contract, path: Path) -> list[Finding]:
             add("warning", "customProperties", f"'{prop.property}' is not read by this project (known: {', '.join(sorted(CONTRACT_PROPERTIES))})")
     if c.month_column:
         col = c.column(c.month_column)
-        if col.logical_type not in ("date", "timestamp") and not (col.logical_type == "string" and col.pattern and "\\d{4}" in col.pattern.replace("[0-9]{4}", "\\d{4}")):
+        if col.logical_type not in ("date", "timestamp") and not (
+            col.logical_type == "string" and col.pattern and "\\d{4}" in col.pattern.replace("[0-9]{4}", "\\d{4}")
+        ):
             add("error", "monthColumn", f"monthColumn '{c.month_column}' must be a date, a timestamp or a YYYY-MM string with a pattern")
     for col in c.columns:
         where = f"property {col.name}"
@@ -638,7 +657,9 @@ def _lint(c: Contract, path: Path) -> list[Finding]:
                 add("error", where, f"codeList: {exc}")
         if col.name != "force_id" and any(h in col.name for h in IDENTIFIER_HINTS) and not col.classification:
             add("warning", where, "looks like an identifier but has no classification (reports must not show it)")
-        if col.name in ("force_id", "month", "source_file", "source_sha256", "source_row") and not (col.name == "force_id" and (c.force_column == "force_id" or c.reference)):
+        if col.name in ("force_id", "month", "source_file", "source_sha256", "source_row") and not (
+            col.name == "force_id" and (c.force_column == "force_id" or c.reference)
+        ):
             add("error", where, f"'{col.name}' is a lineage column the warehouse adds; rename the property")
     return found
 

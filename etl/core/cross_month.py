@@ -143,7 +143,9 @@ def run_checks(
             column, lookup = spec["column"], spec["lookup"]
             lookup_column = spec.get("lookupColumn", column)
             known = history.known_keys.get((lookup, lookup_column, column))
-            out.append(key_loaded(result, force, column, lookup, lookup_column, this_run, known.filter(pl.col("force_id") == force) if known is not None else None))
+            out.append(
+                key_loaded(result, force, column, lookup, lookup_column, this_run, known.filter(pl.col("force_id") == force) if known is not None else None)
+            )
         elif kind == "reconcile_published":
             out.append(reconcile_published(result, wh, force, month, loaded, published, float(spec.get("tolerancePercent", 2.0))))
         elif kind == "volume_vs_history":
@@ -178,7 +180,9 @@ def key_in_other_months(result: ExtractResult, force: str, month: str, column: s
     return CheckResult(f"{column}.not_in_other_months", column, desc, "warning", False, dup_keys, keys.height, detail)
 
 
-def key_loaded(result: ExtractResult, force: str, column: str, lookup: str, lookup_column: str, this_run: list[ExtractResult], committed: pl.DataFrame | None) -> CheckResult:
+def key_loaded(
+    result: ExtractResult, force: str, column: str, lookup: str, lookup_column: str, this_run: list[ExtractResult], committed: pl.DataFrame | None
+) -> CheckResult:
     """``committed``: keys of this month already in the committed lookup table for the force (column)."""
     desc = f"every {column} refers to a {lookup} row already loaded (or loaded in this run)"
     keys = result.clean.select(pl.col(column).cast(pl.Utf8)).drop_nulls().unique()
@@ -193,7 +197,9 @@ def key_loaded(result: ExtractResult, force: str, column: str, lookup: str, look
     return CheckResult(f"{column}.refers_to_loaded_{lookup}", column, desc, "warning", n == 0, n, keys.height, detail)
 
 
-def volume_checks(items: list[tuple[str, ExtractResult]], month: str, baseline_months: int, minimum_months: int, counts: pl.DataFrame | None) -> dict[str, CheckResult]:
+def volume_checks(
+    items: list[tuple[str, ExtractResult]], month: str, baseline_months: int, minimum_months: int, counts: pl.DataFrame | None
+) -> dict[str, CheckResult]:
     """Check ``volume_vs_history`` for every force of a batch at once: each offence group's count this
     month against an XmR chart of the force's previous months (one set of frame operations, keyed by force).
 
@@ -208,7 +214,8 @@ def volume_checks(items: list[tuple[str, ExtractResult]], month: str, baseline_m
     history = counts.select("force_id", "month", "hocr_code", "n").with_columns(_month_index("month").alias("idx")).filter(pl.col("idx") < idx)
     # each force's chart months: its latest `baseline_months` loaded months before this one
     chart = (
-        history.select("force_id", "idx").unique()
+        history.select("force_id", "idx")
+        .unique()
         .filter(pl.col("idx").rank("ordinal", descending=True).over("force_id") <= baseline_months)
         .sort("force_id", "idx")
     )
@@ -218,14 +225,22 @@ def volume_checks(items: list[tuple[str, ExtractResult]], month: str, baseline_m
         if f not in with_history:
             out[f] = CheckResult(check, None, desc, "warning", True, 0, 0, "not checked: no history loaded yet")
         elif len(months.get(f, [])) < minimum_months:
-            out[f] = CheckResult(check, None, desc, "warning", True, 0, 0, f"not checked: {len(months.get(f, []))} previous month(s) loaded, {minimum_months} needed")
+            out[f] = CheckResult(
+                check, None, desc, "warning", True, 0, 0, f"not checked: {len(months.get(f, []))} previous month(s) loaded, {minimum_months} needed"
+            )
     todo = [(f, r) for f, r in items if f not in out]
     if not todo:
         return out
     chart = chart.filter(pl.col("force_id").is_in([f for f, _ in todo]))
     history = history.join(chart, on=["force_id", "idx"], how="semi")
     current = pl.concat(
-        [r.clean.filter(pl.col("status") == "recorded").group_by("hocr_code").agg(pl.len().cast(pl.Int64).alias("n")).with_columns(pl.lit(f).alias("force_id")) for f, r in todo]
+        [
+            r.clean.filter(pl.col("status") == "recorded")
+            .group_by("hocr_code")
+            .agg(pl.len().cast(pl.Int64).alias("n"))
+            .with_columns(pl.lit(f).alias("force_id"))
+            for f, r in todo
+        ]
     ).with_columns(pl.lit(idx, pl.Int32).alias("idx"))
     cols = ["force_id", "idx", "hocr_code", "n"]
     both = pl.concat([history.select(cols), current.select(cols)])
@@ -234,13 +249,25 @@ def volume_checks(items: list[tuple[str, ExtractResult]], month: str, baseline_m
     series = pl.concat(
         [
             in_group.group_by("force_id", "group", "idx").agg(pl.col("n").sum()),
-            both.group_by("force_id", "idx").agg(pl.col("n").sum()).with_columns(pl.lit("all_recorded_crime").alias("group")).select("force_id", "group", "idx", "n"),
+            both.group_by("force_id", "idx")
+            .agg(pl.col("n").sum())
+            .with_columns(pl.lit("all_recorded_crime").alias("group"))
+            .select("force_id", "group", "idx", "n"),
         ]
     )
     # every group a force has, in every chart month and this one (a month without the group counts 0)
-    grid = series.select("force_id", "group").unique().join(
-        pl.concat([chart.select("force_id", pl.col("idx").cast(pl.Int32)), pl.DataFrame({"force_id": [f for f, _ in todo]}).with_columns(pl.lit(idx, pl.Int32).alias("idx"))]),
-        on="force_id",
+    grid = (
+        series.select("force_id", "group")
+        .unique()
+        .join(
+            pl.concat(
+                [
+                    chart.select("force_id", pl.col("idx").cast(pl.Int32)),
+                    pl.DataFrame({"force_id": [f for f, _ in todo]}).with_columns(pl.lit(idx, pl.Int32).alias("idx")),
+                ]
+            ),
+            on="force_id",
+        )
     )
     series = grid.join(series, on=["force_id", "group", "idx"], how="left").with_columns(pl.col("n").fill_null(0)).sort("force_id", "group", "idx")
     limits = xmr.limits(series.filter(pl.col("idx") != idx), ["force_id", "group"], "n", "idx", no_range="unknown")
@@ -268,10 +295,12 @@ def _limit(x: float) -> str:
 TOTAL_GROUP = "Total recorded crime (excluding fraud)"
 
 
-def reconcile_published(result: ExtractResult, wh: Warehouse, force: str, month: str, loaded: list[str], published: pl.DataFrame | None, tolerance: float) -> CheckResult:
+def reconcile_published(
+    result: ExtractResult, wh: Warehouse, force: str, month: str, loaded: list[str], published: pl.DataFrame | None, tolerance: float
+) -> CheckResult:
     """The force's records for the year ending this month against the published count, per offence group."""
-    from etl.measures.engine import load_definitions, monthly_counts
     from etl.core.published import force_area
+    from etl.measures.engine import load_definitions, monthly_counts
 
     check = "published.reconciliation"
     desc = f"the force's records for a year ending a quarter match the published statistics within {tolerance:g}%"
@@ -294,7 +323,9 @@ def reconcile_published(result: ExtractResult, wh: Warehouse, force: str, month:
         parts.insert(0, lf.filter((pl.col("force_id") == force) & pl.col("month").is_in(window) & (pl.col("month") != month)))
     records = pl.concat(parts, how="diagonal_relaxed")
     counts = monthly_counts({extract: records}, defs)
-    ours = {mm.published_group: counts.filter(pl.col("measure_id") == mm.id)["value"].sum() for mm in defs.measures if mm.published_group and mm.extract == extract}
+    ours = {
+        mm.published_group: counts.filter(pl.col("measure_id") == mm.id)["value"].sum() for mm in defs.measures if mm.published_group and mm.extract == extract
+    }
     if "status" in records.collect_schema().names():  # a force's recorded crime: the total is comparable
         ours[TOTAL_GROUP] = float(records.filter(pl.col("status") == "recorded").select(pl.len()).collect().item())
     lines, bad = [], 0

@@ -21,7 +21,6 @@ one, the line.
 
 from __future__ import annotations
 
-from etl.errors import DataError
 import csv
 import hashlib
 import io
@@ -35,6 +34,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pacsv
+
+from etl.errors import DataError
 
 ROW_NUMBER = "row_number"
 
@@ -173,9 +174,7 @@ def read_extract(path: str | Path, data: bytes | None = None) -> RawExtract:
     row_numbers = np.setdiff1d(physical, skipped, assume_unique=True) if len(skipped) else physical
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
-    frame = frame.with_columns(pl.Series(ROW_NUMBER, row_numbers, dtype=pl.Int64)).with_columns(
-        [pl.col(c).str.strip_chars().replace("", None) for c in header]
-    )
+    frame = frame.with_columns(pl.Series(ROW_NUMBER, row_numbers, dtype=pl.Int64)).with_columns([pl.col(c).str.strip_chars().replace("", None) for c in header])
     if frame.height == 0 and not malformed:
         raise ExtractError(path, "empty_file", "has a header but no data rows")
     return RawExtract(path, digest, encoding, header, frame, malformed, ends_with_newline)
@@ -484,8 +483,7 @@ def _parse_header(text: str, path: Path) -> list[str]:
             raise ExtractError(
                 path,
                 "delimiter",
-                f"is separated by {words}, not commas: export it as comma-separated CSV "
-                f"(the header has {n + 1} fields when split on {shown})",
+                f"is separated by {words}, not commas: export it as comma-separated CSV (the header has {n + 1} fields when split on {shown})",
             )
     dupes = sorted({f for f in fields if fields.count(f) > 1})
     if dupes:

@@ -20,9 +20,10 @@ Comparison tokens (derived from the current window):
 
 from __future__ import annotations
 
-from etl.errors import ConfigError
 import re
 from dataclasses import dataclass
+
+from etl.errors import ConfigError
 
 _MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
@@ -39,14 +40,14 @@ class Month:
     index: int  # year * 12 + (month - 1)
 
     @classmethod
-    def parse(cls, text: str) -> "Month":
+    def parse(cls, text: str) -> Month:
         m = _MONTH_RE.match(str(text).strip())
         if not m:
             raise PeriodError(f"'{text}' is not a month; write it as YYYY-MM, e.g. 2021-10")
         return cls(int(m.group(1)) * 12 + int(m.group(2)) - 1)
 
     @classmethod
-    def of(cls, year: int, month: int) -> "Month":
+    def of(cls, year: int, month: int) -> Month:
         return cls(year * 12 + month - 1)
 
     @property
@@ -57,16 +58,16 @@ class Month:
     def month(self) -> int:
         return self.index % 12 + 1
 
-    def __add__(self, months: int) -> "Month":
+    def __add__(self, months: int) -> Month:
         return Month(self.index + months)
 
-    def __sub__(self, months: int) -> "Month":
+    def __sub__(self, months: int) -> Month:
         return Month(self.index - months)
 
     def __str__(self) -> str:
         return f"{self.year:04d}-{self.month:02d}"
 
-    def fy_start(self) -> "Month":
+    def fy_start(self) -> Month:
         """April of the financial year (1 April - 31 March) that contains this month."""
         return Month.of(self.year if self.month >= 4 else self.year - 1, 4)
 
@@ -88,7 +89,7 @@ class Window:
     def length(self) -> int:
         return self.end.index - self.start.index + 1
 
-    def shift(self, months: int) -> "Window":
+    def shift(self, months: int) -> Window:
         return Window(self.start + months, self.end + months)
 
     def june_year(self) -> int | None:

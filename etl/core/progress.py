@@ -6,8 +6,9 @@ shown when nobody listens (tests, scheduled runs).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any
 
 _listeners: list[Callable[[str, dict[str, Any]], None]] = []
 

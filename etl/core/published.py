@@ -35,7 +35,6 @@ Force ids (data.police.uk slugs) map to ONS police force area codes and the name
 
 from __future__ import annotations
 
-from etl.errors import DataError
 import hashlib
 import io
 import re
@@ -47,6 +46,7 @@ import yaml
 
 from etl.core.periods import Month
 from etl.core.reference import contracts_dir
+from etl.errors import DataError
 
 TABLE = "P1"
 
@@ -68,9 +68,20 @@ NOT_AVAILABLE_MARKERS = ["..", ".", "[x]", "[z]", "[c]", "[u]", "[low]", "x", "-
 _MONTHS = {
     name: i + 1
     for i, names in enumerate(
-        [("january", "jan"), ("february", "feb"), ("march", "mar"), ("april", "apr"), ("may",), ("june", "jun"),
-         ("july", "jul"), ("august", "aug"), ("september", "sep", "sept"), ("october", "oct"),
-         ("november", "nov"), ("december", "dec")]
+        [
+            ("january", "jan"),
+            ("february", "feb"),
+            ("march", "mar"),
+            ("april", "apr"),
+            ("may",),
+            ("june", "jun"),
+            ("july", "jul"),
+            ("august", "aug"),
+            ("september", "sep", "sept"),
+            ("october", "oct"),
+            ("november", "nov"),
+            ("december", "dec"),
+        ]
     )
     for name in names
 }
@@ -165,10 +176,7 @@ def _load_sheet(data: bytes, sheet: str, path: Path) -> pl.DataFrame:
     # every cell as trimmed text; blank -> null
     cols = raw.columns
     raw = raw.select(
-        [
-            pl.col(c).cast(pl.Utf8).str.strip_chars().pipe(lambda e: pl.when(e.str.len_chars() > 0).then(e)).alias(f"c{i}")
-            for i, c in enumerate(cols)
-        ]
+        [pl.col(c).cast(pl.Utf8).str.strip_chars().pipe(lambda e: pl.when(e.str.len_chars() > 0).then(e)).alias(f"c{i}") for i, c in enumerate(cols)]
     ).with_row_index("row")
     return raw
 
@@ -178,9 +186,7 @@ def _find_heading_row(raw: pl.DataFrame, path: Path) -> tuple[int, int]:
     width = raw.width - 1
     hits = []
     for j in range(width - 1):
-        rows = raw.filter(
-            (pl.col(f"c{j}").str.to_lowercase() == "area code") & (pl.col(f"c{j + 1}").str.to_lowercase() == "area name")
-        )["row"].to_list()
+        rows = raw.filter((pl.col(f"c{j}").str.to_lowercase() == "area code") & (pl.col(f"c{j + 1}").str.to_lowercase() == "area name"))["row"].to_list()
         hits.extend((r, j) for r in rows)
     if len(hits) != 1:
         what = "no" if not hits else f"{len(hits)}"
@@ -211,15 +217,9 @@ def read_pfa_table_p1(path: Path) -> pl.DataFrame:
 
     below = raw.filter(pl.col("row") > head_row)
     # the table ends at the first 'Source:' line or numbered note in the code column
-    enders = below.filter(
-        pl.col(code_c).str.to_lowercase().str.starts_with("source") | pl.col(code_c).str.contains(_NOTE_RE.pattern)
-    )["row"]
+    enders = below.filter(pl.col(code_c).str.to_lowercase().str.starts_with("source") | pl.col(code_c).str.contains(_NOTE_RE.pattern))["row"]
     end_row = int(enders.min()) if enders.len() else raw.height
-    notes = {
-        int(m.group(1))
-        for v in raw.filter(pl.col("row") >= end_row)[code_c].drop_nulls().to_list()
-        if (m := _NOTE_RE.match(v))
-    }
+    notes = {int(m.group(1)) for v in raw.filter(pl.col("row") >= end_row)[code_c].drop_nulls().to_list() if (m := _NOTE_RE.match(v))}
     period_start, period_end = _period_from_title(title, notes, path)
 
     # --- offence group of each value column: the lowest heading cell above (and in) the heading row
@@ -239,11 +239,11 @@ def read_pfa_table_p1(path: Path) -> pl.DataFrame:
     seen: dict[str, int] = {}
     for j, h in headings.items():
         if _NOT_A_COUNT_HEADING.search(h):
-            raise PublishedError(path, f"Table P1 column heading {h!r} looks like a period or percentage column; "
-                                       "this layout is not recognised")
+            raise PublishedError(path, f"Table P1 column heading {h!r} looks like a period or percentage column; this layout is not recognised")
         if h in seen:
-            raise PublishedError(path, f"Table P1 has the offence heading {h!r} twice (columns {seen[h] + 1} and {j + 1}); "
-                                       "a comparison-period layout is not recognised")
+            raise PublishedError(
+                path, f"Table P1 has the offence heading {h!r} twice (columns {seen[h] + 1} and {j + 1}); a comparison-period layout is not recognised"
+            )
         seen[h] = j
 
     # --- rows: unit rows (before the first area), area rows; anything else is refused
@@ -270,13 +270,13 @@ def read_pfa_table_p1(path: Path) -> pl.DataFrame:
         pl.col(name_c).str.replace(_NAME_NOTE_RE, "").str.replace_all(r"\s+", " ").str.strip_chars().alias("area_name"),
     )
     bad = areas.filter(
-        pl.col("area_name").is_null() | (pl.col("area_name") == "")
-        | (pl.col("area_code").is_not_null() & ~pl.col("area_code").str.contains(_AREA_CODE_RE))
+        pl.col("area_name").is_null() | (pl.col("area_name") == "") | (pl.col("area_code").is_not_null() & ~pl.col("area_code").str.contains(_AREA_CODE_RE))
     )
     if bad.height:
         r = bad.row(0, named=True)
-        raise PublishedError(path, f"Table P1 area row with code {r['area_code']!r} and name {r[name_c]!r} is not a "
-                                   "recognisable area (code like E23000014, and a name)")
+        raise PublishedError(
+            path, f"Table P1 area row with code {r['area_code']!r} and name {r[name_c]!r} is not a recognisable area (code like E23000014, and a name)"
+        )
 
     # --- wide -> long; parse the figures
     long = (
@@ -294,16 +294,12 @@ def read_pfa_table_p1(path: Path) -> pl.DataFrame:
         )
     )
     problems = long.filter(
-        pl.col("cell").is_null()
-        | (~pl.col("marker") & pl.col("value").is_null())
-        | (pl.col("value") < 0)
-        | (pl.col("value") != pl.col("value").round(0))
+        pl.col("cell").is_null() | (~pl.col("marker") & pl.col("value").is_null()) | (pl.col("value") < 0) | (pl.col("value") != pl.col("value").round(0))
     )
     if problems.height:
         r = problems.row(0, named=True)
         what = "is empty" if r["cell"] is None else f"is {r['cell']!r}, not a whole number of offences"
-        raise PublishedError(path, f"Table P1 {problems.height} figure(s) unusable; first: area {r['area_name']!r}, "
-                                   f"{r['offence_group']!r} {what}")
+        raise PublishedError(path, f"Table P1 {problems.height} figure(s) unusable; first: area {r['area_name']!r}, {r['offence_group']!r} {what}")
 
     dupes = long.filter(pl.struct("area_code", "area_name", "offence_group").is_duplicated())
     if dupes.height:
@@ -345,8 +341,7 @@ def read_published_folder(folder: Path) -> pl.DataFrame:
     for p, f in zip(files, frames):
         key = (f["period_start"][0], f["period_end"][0])
         if key in by_period:
-            raise PublishedError(folder, f"{by_period[key]} and {p.name} both give Table P1 for {key[0]}..{key[1]}; "
-                                         "keep one of them")
+            raise PublishedError(folder, f"{by_period[key]} and {p.name} both give Table P1 for {key[0]}..{key[1]}; keep one of them")
         by_period[key] = p.name
     return pl.concat(frames, how="vertical")
 
@@ -404,9 +399,7 @@ def published_value(table: pl.DataFrame, force_id: str, offence_group: str, peri
     area = force_area(force_id)
     if area is None:
         raise PublishedError(force_areas_path(), f"force id '{force_id}' is not listed")
-    where = pl.col("area_code") == area["area_code"] if area["area_code"] else (
-        pl.col("area_code").is_null() & (pl.col("area_name") == area["area_name"])
-    )
+    where = pl.col("area_code") == area["area_code"] if area["area_code"] else (pl.col("area_code").is_null() & (pl.col("area_name") == area["area_name"]))
     rows = table.filter(
         where
         & (pl.col("offence_group") == " ".join(str(offence_group).split()))
@@ -417,7 +410,8 @@ def published_value(table: pl.DataFrame, force_id: str, offence_group: str, peri
         return None
     values = rows["value"].unique()
     if values.len() > 1:
-        raise PublishedError(", ".join(sorted(set(rows["source_file"].to_list()))),
-                             f"disagree on {force_id} {offence_group!r} {period_start}..{period_end}: {values.to_list()}")
+        raise PublishedError(
+            ", ".join(sorted(set(rows["source_file"].to_list()))), f"disagree on {force_id} {offence_group!r} {period_start}..{period_end}: {values.to_list()}"
+        )
     v = values[0]
     return None if v is None else float(v)

@@ -7,9 +7,7 @@ reads them into polars frames that the validation and measures code join against
 
 from __future__ import annotations
 
-from etl.errors import ConfigError
 import datetime as dt
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -17,15 +15,17 @@ from pathlib import Path
 import polars as pl
 import yaml
 
+from etl.errors import ConfigError
+
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: ~10x faster
 
 
 def yaml_load(stream):
     """yaml.safe_load, with the C loader when PyYAML has it (contracts are parsed on every run)."""
-    return yaml.load(stream, Loader=_SafeLoader)  # noqa: S506 - a safe loader
+    return yaml.load(stream, Loader=_SafeLoader)
+
 
 from etl.core.periods import Month
-
 from etl.resources import contracts_dir  # noqa: E402 - re-exported: where contracts and definitions live
 
 
@@ -77,9 +77,7 @@ class CodeList:
         codes = self.frame["code"]
         valid_from = pl.col(code_col).replace_strict(codes, self.frame["valid_from"], default=None, return_dtype=pl.Date)
         far_future = dt.date(9999, 12, 31)
-        valid_to = pl.col(code_col).replace_strict(
-            codes, self.frame["valid_to"].fill_null(far_future), default=None, return_dtype=pl.Date
-        )
+        valid_to = pl.col(code_col).replace_strict(codes, self.frame["valid_to"].fill_null(far_future), default=None, return_dtype=pl.Date)
         return (date >= valid_from) & (date <= valid_to)
 
 
@@ -103,9 +101,7 @@ def load_code_list(path: str | Path | None = None) -> CodeList:
         if vt is not None and vt < vf:
             raise ReferenceError_(f"{path}: code '{code}' is valid_to before valid_from")
         rows.append({"code": code, "description": str(entry.get("description", "")), "valid_from": vf, "valid_to": vt})
-    frame = pl.DataFrame(
-        rows, schema={"code": pl.Utf8, "description": pl.Utf8, "valid_from": pl.Date, "valid_to": pl.Date}
-    )
+    frame = pl.DataFrame(rows, schema={"code": pl.Utf8, "description": pl.Utf8, "valid_from": pl.Date, "valid_to": pl.Date})
     return CodeList(name=path.stem, version=str(data["version"]), path=path, frame=frame)
 
 

@@ -20,20 +20,20 @@ or identifying columns never appear in messages; a failure is described by its v
 
 from __future__ import annotations
 
-from etl.errors import DataError
 import difflib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
-import polars as pl
 import pandera.polars as pa
+import polars as pl
 from pandera.errors import SchemaError, SchemaErrors
 
 from etl.core.contracts import Column, Contract
 from etl.core.extracts import ROW_NUMBER, ExtractError, RawExtract
 from etl.core.periods import Month
 from etl.core.reference import CodeList, contracts_dir, load_code_list
+from etl.errors import DataError
 
 # Helper columns added to the frame a batch of files is validated in (never stored).
 _FILE = "__file"  # which file of the batch a row came from (0-based position in the batch)
@@ -190,19 +190,41 @@ class _SchemaBuilder:
         n = c.name
         checks: list[pa.Check] = []
         if c.logical_type == "date":
-            checks.append(self._check(RuleInfo(f"{n}.type", n, f"{n} must be a date written YYYY-MM-DD", "not a date YYYY-MM-DD"), lambda: _null_or(_is_date(n), n), n))
+            checks.append(
+                self._check(RuleInfo(f"{n}.type", n, f"{n} must be a date written YYYY-MM-DD", "not a date YYYY-MM-DD"), lambda: _null_or(_is_date(n), n), n)
+            )
         elif c.logical_type == "timestamp":
-            checks.append(self._check(RuleInfo(f"{n}.type", n, f"{n} must be a date and time written YYYY-MM-DD HH:MM:SS", "not a date-time"), lambda: _null_or(_as_timestamp(n).is_not_null(), n), n))
+            checks.append(
+                self._check(
+                    RuleInfo(f"{n}.type", n, f"{n} must be a date and time written YYYY-MM-DD HH:MM:SS", "not a date-time"),
+                    lambda: _null_or(_as_timestamp(n).is_not_null(), n),
+                    n,
+                )
+            )
         elif c.logical_type == "integer":
             # Written as digits AND exactly representable as a 64-bit integer: a value too large to store
             # (which the conversion would silently turn into null) fails here instead of being lost.
-            checks.append(self._check(RuleInfo(f"{n}.type", n, f"{n} must be a whole number", "not a whole number within range"), lambda: _null_or(pl.col(n).str.contains(r"^[+-]?\d+$") & _as_number(n, True).is_not_null(), n), n))
+            checks.append(
+                self._check(
+                    RuleInfo(f"{n}.type", n, f"{n} must be a whole number", "not a whole number within range"),
+                    lambda: _null_or(pl.col(n).str.contains(r"^[+-]?\d+$") & _as_number(n, True).is_not_null(), n),
+                    n,
+                )
+            )
         elif c.logical_type == "number":
             # A finite number: text that converts to infinity or NaN ("1e999", "nan", "inf") is not a value.
-            checks.append(self._check(RuleInfo(f"{n}.type", n, f"{n} must be a number", "not a number"), lambda: _null_or(_as_number(n, False).is_finite(), n), n))
+            checks.append(
+                self._check(RuleInfo(f"{n}.type", n, f"{n} must be a number", "not a number"), lambda: _null_or(_as_number(n, False).is_finite(), n), n)
+            )
         elif c.logical_type == "boolean":
             allowed = [c.true_value, c.false_value]
-            checks.append(self._check(RuleInfo(f"{n}.flag", n, f"{n} must be {c.true_value} or {c.false_value}", f"not {c.true_value}/{c.false_value}"), lambda: _null_or(pl.col(n).is_in(allowed), n), n))
+            checks.append(
+                self._check(
+                    RuleInfo(f"{n}.flag", n, f"{n} must be {c.true_value} or {c.false_value}", f"not {c.true_value}/{c.false_value}"),
+                    lambda: _null_or(pl.col(n).is_in(allowed), n),
+                    n,
+                )
+            )
         if c.minimum is not None or c.maximum is not None:
             lo, hi = c.minimum, c.maximum
             integer = c.logical_type == "integer"
@@ -220,26 +242,58 @@ class _SchemaBuilder:
             checks.append(self._check(RuleInfo(f"{n}.range", n, f"{n} must be {span}", f"outside {span}"), rng, n))
         if c.pattern:
             pat = c.pattern
-            checks.append(self._check(RuleInfo(f"{n}.pattern", n, f"{n} must match the pattern {pat}", "wrong format"), lambda: _null_or(pl.col(n).str.contains(pat), n), n))
+            checks.append(
+                self._check(
+                    RuleInfo(f"{n}.pattern", n, f"{n} must match the pattern {pat}", "wrong format"), lambda: _null_or(pl.col(n).str.contains(pat), n), n
+                )
+            )
         if c.enum:
             values = list(c.enum)
-            checks.append(self._check(RuleInfo(f"{n}.allowed_values", n, f"{n} must be one of {', '.join(values)}", "not an allowed value"), lambda: _null_or(pl.col(n).is_in(values), n), n))
+            checks.append(
+                self._check(
+                    RuleInfo(f"{n}.allowed_values", n, f"{n} must be one of {', '.join(values)}", "not an allowed value"),
+                    lambda: _null_or(pl.col(n).is_in(values), n),
+                    n,
+                )
+            )
         if c.unique:
-            checks.append(self._check(RuleInfo(f"{n}.unique", n, f"{n} must be unique in the file (the first occurrence is kept, repeats are rejected)", "repeats an earlier row"), lambda: pl.col(n).is_null() | pl.col(n).is_first_distinct().over(_FILE), n))
+            checks.append(
+                self._check(
+                    RuleInfo(
+                        f"{n}.unique", n, f"{n} must be unique in the file (the first occurrence is kept, repeats are rejected)", "repeats an earlier row"
+                    ),
+                    lambda: pl.col(n).is_null() | pl.col(n).is_first_distinct().over(_FILE),
+                    n,
+                )
+            )
         if c.code_list:
             codes = self.code_list(c)
-            checks.append(self._check(RuleInfo(f"{n}.code_list", n, f"{n} must be in the {codes.name} code list (version {codes.version})", "unknown code"), lambda: _null_or(pl.col(n).is_in(codes.codes), n), n))
+            checks.append(
+                self._check(
+                    RuleInfo(f"{n}.code_list", n, f"{n} must be in the {codes.name} code list (version {codes.version})", "unknown code"),
+                    lambda: _null_or(pl.col(n).is_in(codes.codes), n),
+                    n,
+                )
+            )
         if c.reference_list:
             pairs = [(i, v) for i, (ctx, f) in enumerate(zip(self.ctxs, self.forces)) if ctx.areas is not None and f in ctx.areas for v in ctx.areas[f]]
             files = {i for i, (ctx, f) in enumerate(zip(self.ctxs, self.forces)) if ctx.areas is not None and f in ctx.areas}
             if files:
                 ref = c.reference_list
                 helper = f"__listed_{n}"
-                self.helpers[helper] = pl.DataFrame({_FILE: [i for i, _ in pairs], n: [v for _, v in pairs]}, schema={_FILE: pl.Int32, n: pl.Utf8}).with_columns(pl.lit(True).alias(helper))
+                self.helpers[helper] = pl.DataFrame(
+                    {_FILE: [i for i, _ in pairs], n: [v for _, v in pairs]}, schema={_FILE: pl.Int32, n: pl.Utf8}
+                ).with_columns(pl.lit(True).alias(helper))
                 rid = f"{n}.reference_list"
                 self.applies[rid] = files
                 in_scope = pl.col(_FILE).is_in(sorted(files))
-                checks.append(self._check(RuleInfo(rid, n, f"{n} must be one of the force's areas in {ref.get('file')}", "not a listed area"), lambda: pl.col(n).is_null() | ~in_scope | pl.col(helper).fill_null(False), n))
+                checks.append(
+                    self._check(
+                        RuleInfo(rid, n, f"{n} must be one of the force's areas in {ref.get('file')}", "not a listed area"),
+                        lambda: pl.col(n).is_null() | ~in_scope | pl.col(helper).fill_null(False),
+                        n,
+                    )
+                )
         if self.contract.force_column == n and any(self.forces):
             shown = sorted({f for f in self.forces if f})
             self.applies[f"{n}.matches_extract"] = {i for i, f in enumerate(self.forces) if f}
@@ -260,7 +314,8 @@ class _SchemaBuilder:
                 codes = self.code_list(c)
                 n = c.name
                 rule = RuleInfo(
-                    f"{n}.valid_on_{valid_on}", n,
+                    f"{n}.valid_on_{valid_on}",
+                    n,
                     f"{n} must be a code in force on {valid_on} (codes have start and end dates)",
                     "code not in force on that date",
                 )
@@ -274,7 +329,13 @@ class _SchemaBuilder:
             if r.kind == "not_after":
                 a, b = r.args["column"], r.args["other"]
                 ca, cb = self.contract.column(a), self.contract.column(b)
-                checks.append(self._check(RuleInfo(r.id, a, r.description or f"{a} must not be after {b}", f"after {b}", r.severity), lambda ca=ca, cb=cb: (_temporal(ca) <= _temporal(cb)).fill_null(True), None))
+                checks.append(
+                    self._check(
+                        RuleInfo(r.id, a, r.description or f"{a} must not be after {b}", f"after {b}", r.severity),
+                        lambda ca=ca, cb=cb: (_temporal(ca) <= _temporal(cb)).fill_null(True),
+                        None,
+                    )
+                )
             elif r.kind == "not_before_lookup":
                 a, key, other, lookup = r.args["column"], r.args["key"], r.args["other"], r.args["lookup"]
                 parts = [
@@ -294,7 +355,13 @@ class _SchemaBuilder:
                 checks.append(self._check(RuleInfo(r.id, a, r.description, f"before the crime's {other}", r.severity), expr, None))
         for k in self.contract.unique_keys:
             cols = list(k.columns)
-            checks.append(self._check(RuleInfo(k.id, None, f"only one row per {', '.join(cols)} (the first is kept)", "repeats an earlier row"), lambda cols=cols: pl.struct(cols).is_first_distinct().over(_FILE), None))
+            checks.append(
+                self._check(
+                    RuleInfo(k.id, None, f"only one row per {', '.join(cols)} (the first is kept)", "repeats an earlier row"),
+                    lambda cols=cols: pl.struct(cols).is_first_distinct().over(_FILE),
+                    None,
+                )
+            )
         return checks
 
     def prepare(self, frame: pl.DataFrame) -> pl.DataFrame:
@@ -326,7 +393,11 @@ def _missing_columns_message(contract: Contract, header: list[str], path: str) -
     parts = []
     for name in missing:
         guess = difflib.get_close_matches(name, extra, n=1, cutoff=0.6)
-        hint = f" (the file has '{guess[0]}': renamed? if the force's export calls it that, set physicalName: {guess[0]} on '{wanted[name].name}' in {contract.path.name})" if guess else ""
+        hint = (
+            f" (the file has '{guess[0]}': renamed? if the force's export calls it that, set physicalName: {guess[0]} on '{wanted[name].name}' in {contract.path.name})"
+            if guess
+            else ""
+        )
         parts.append(f"'{name}'{hint}")
     return (
         f"column {', '.join(parts)} {'is' if len(missing) == 1 else 'are'} missing from the header "
@@ -437,7 +508,10 @@ def validate_extracts(contract: Contract, inputs: list[ExtractInput]) -> list[Ex
         .agg(pl.col("rule").unique().sort().alias("rules"))
         .with_columns(
             pl.col("rules").list.join("; ").alias("failed_checks"),
-            pl.col("rules").list.eval(pl.element().replace_strict(list(detail_map), list(detail_map.values()), default=pl.element())).list.join("; ").alias("failure_detail"),
+            pl.col("rules")
+            .list.eval(pl.element().replace_strict(list(detail_map), list(detail_map.values()), default=pl.element()))
+            .list.join("; ")
+            .alias("failure_detail"),
         )
         .drop("rules")
     )
@@ -461,8 +535,7 @@ def validate_extracts(contract: Contract, inputs: list[ExtractInput]) -> list[Ex
             outcomes[i] = FileFailure(
                 path,
                 rid,
-                f"rule {rid} could not be run ({rule_errors[rid]}){also}; the contract {contract.id} v{contract.version} "
-                f"needs fixing; nothing was loaded",
+                f"rule {rid} could not be run ({rule_errors[rid]}){also}; the contract {contract.id} v{contract.version} needs fixing; nothing was loaded",
             )
             continue
         if i in lost:
@@ -484,15 +557,27 @@ def validate_extracts(contract: Contract, inputs: list[ExtractInput]) -> list[Ex
             description = builder.descriptions[rid](i) if rid in builder.descriptions else info.description
             checks.append(CheckResult(rid, info.column, description, info.severity, n_fail == 0, n_fail, frame.height))
         checks.append(
-            CheckResult("row.field_count", None, f"every row has the header's {len(raw.header)} fields", "error", not raw.malformed, len(raw.malformed), rows_in)
+            CheckResult(
+                "row.field_count", None, f"every row has the header's {len(raw.header)} fields", "error", not raw.malformed, len(raw.malformed), rows_in
+            )
         )
         if not raw.ends_with_newline:
-            checks.append(CheckResult("file.ends_with_newline", None, "the file ends with a newline (a missing one can mean a cut-off export)", "warning", False, 0, rows_in))
+            checks.append(
+                CheckResult(
+                    "file.ends_with_newline", None, "the file ends with a newline (a missing one can mean a cut-off export)", "warning", False, 0, rows_in
+                )
+            )
         fallback = raw.encoding == "windows-1252"  # not UTF-8: the reader fell back to Windows-1252
         checks.append(
             CheckResult(
-                "file.encoding", None, "the file is UTF-8 (a file read as Windows-1252 may show accented characters wrongly)", "warning",
-                not fallback, 0, rows_in, "read as Windows-1252 (not UTF-8); check accented characters" if fallback else None,
+                "file.encoding",
+                None,
+                "the file is UTF-8 (a file read as Windows-1252 may show accented characters wrongly)",
+                "warning",
+                not fallback,
+                0,
+                rows_in,
+                "read as Windows-1252 (not UTF-8); check accented characters" if fallback else None,
             )
         )
         rows_failed = per_row_by_file.get((i,), empty_per_row)
@@ -521,9 +606,11 @@ def validate_extracts(contract: Contract, inputs: list[ExtractInput]) -> list[Ex
             "contract_version": contract.version,
         }
         quarantine = _quarantine_frame(raw, rows_failed, lineage, contract)
-        clean = typed_by_file.get((i,), empty_typed).with_columns(
-            [pl.lit(lineage[k], dtype=pl.Utf8).alias(k) for k in ("month", "source_file", "source_sha256")]
-        ).select([c for c in empty_typed.columns])
+        clean = (
+            typed_by_file.get((i,), empty_typed)
+            .with_columns([pl.lit(lineage[k], dtype=pl.Utf8).alias(k) for k in ("month", "source_file", "source_sha256")])
+            .select([c for c in empty_typed.columns])
+        )
         result = ExtractResult(contract, path, raw.sha256, raw.encoding, month_text, forces[i], rows_in, clean, quarantine, checks)
         assert result.rows_loaded + result.rows_quarantined == rows_in, "rows in must equal rows loaded + rows quarantined"
         outcomes[i] = result
@@ -548,11 +635,7 @@ def _run_schema(schema: pa.DataFrameSchema, frame: pl.DataFrame) -> tuple[pl.Dat
         fc = exc.failure_cases if isinstance(exc.failure_cases, pl.DataFrame) else None
         if fc is None:
             raise
-    rule = (
-        pl.when(pl.col("check") == "not_nullable")
-        .then(pl.col("column") + ".required")
-        .otherwise(pl.col("check"))
-    )
+    rule = pl.when(pl.col("check") == "not_nullable").then(pl.col("column") + ".required").otherwise(pl.col("check"))
     errors: dict[str, str] = {}
     for row in fc.filter(pl.col("index").is_null()).select("column", "check", "failure_case").unique(maintain_order=True).iter_rows(named=True):
         rid, reason = _rule_error(row["column"], row["check"], row["failure_case"])
@@ -585,7 +668,7 @@ def _rule_error(column: str | None, check: str | None, failure_case: str | None)
 def _engine_reason(error_text: str) -> str:
     """Plain words for an error raised inside a check (no values from the data)."""
     if error_text.startswith('ComputeError("regex error'):
-        detail = next((line.strip()[len("error:"):].strip() for line in error_text.splitlines() if line.strip().startswith("error:")), "")
+        detail = next((line.strip()[len("error:") :].strip() for line in error_text.splitlines() if line.strip().startswith("error:")), "")
         return "its pattern is not supported by the polars regex engine validation uses" + (f": {detail}" if detail else "")
     kind = error_text.split("(", 1)[0].strip() if error_text else ""
     if kind == "ColumnNotFoundError":

@@ -33,10 +33,10 @@ import re
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import filelock
 import polars as pl
@@ -44,8 +44,8 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 from etl.core import progress
-from etl.errors import ConfigError, TransientError
 from etl.core.faults import fault_point
+from etl.errors import ConfigError, TransientError
 from etl.version import code_version
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ def lock_timeout() -> float:
     try:
         value = float(text)
     except ValueError:
-        raise WarehouseError(f"ETL_LOCK_TIMEOUT must be a number of seconds (it is set to something else)") from None
+        raise WarehouseError("ETL_LOCK_TIMEOUT must be a number of seconds (it is set to something else)") from None
     if value < 0:
         raise WarehouseError("ETL_LOCK_TIMEOUT must be zero or more seconds")
     return value
@@ -362,7 +362,7 @@ class Warehouse:
                 waited = time.monotonic() - start
                 if waited >= 1:
                     log.info("warehouse %s locked after waiting %.1f s", self.root, waited)
-                since = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+                since = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
                 try:
                     (self.root / LOCK_OWNER_FILE).write_text(f"pid {os.getpid()} on {socket.gethostname()} since {since}", encoding="utf-8")
                 except OSError:
@@ -417,7 +417,7 @@ class Warehouse:
         notes = []
         versions = self.committed_versions()
         versions.pop(AUDIT_RUNS, None)
-        rid = run_id or f"recovery-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S%f}"
+        rid = run_id or f"recovery-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%f}"
         for table, (want, cur) in ahead.items():
             t = self._table(table)
             if t is None:  # pragma: no cover - _uncommitted saw its log a moment ago, under the lock
@@ -433,8 +433,10 @@ class Warehouse:
             log.warning("recovery %s: %s", rid, notes[-1])
             fault_point("recover.after_restore")
         fault_point("recover.before_run_row")
-        now = dt.datetime.now(dt.timezone.utc)
-        self._append_run({"run_id": rid, "kind": "recovery", "started_at": now, "finished_at": now, "outcome": "recovered", "message": "; ".join(notes)}, versions)
+        now = dt.datetime.now(dt.UTC)
+        self._append_run(
+            {"run_id": rid, "kind": "recovery", "started_at": now, "finished_at": now, "outcome": "recovered", "message": "; ".join(notes)}, versions
+        )
         return notes
 
     # ------------------------------------------------------------------ writing
@@ -516,7 +518,9 @@ class Warehouse:
                     fault_point("commit.after_write")
                 if checks is not None and checks.height:
                     fault_point("commit.before_write")
-                    versions[AUDIT_CHECKS] = self._write(Write(AUDIT_CHECKS, checks.select([pl.col(k).cast(t) for k, t in AUDIT_CHECKS_SCHEMA.items()])), run_id)
+                    versions[AUDIT_CHECKS] = self._write(
+                        Write(AUDIT_CHECKS, checks.select([pl.col(k).cast(t) for k, t in AUDIT_CHECKS_SCHEMA.items()])), run_id
+                    )
                     fault_point("commit.after_write")
                 fault_point("commit.after_checks")
                 self._append_runs(rows, versions)
@@ -524,5 +528,7 @@ class Warehouse:
                 log.warning("run %s failed during its commit; rolling back", run_id.split(",")[0])
                 self.recover(run_id=f"{run_id.split(',')[0]}-rollback")
                 raise
-            log.info("run %s committed: %d table write(s), %d run row(s) in %.2f s", run_id.split(",")[0], len(writes), len(rows), time.perf_counter() - started)
+            log.info(
+                "run %s committed: %d table write(s), %d run row(s) in %.2f s", run_id.split(",")[0], len(writes), len(rows), time.perf_counter() - started
+            )
             return versions

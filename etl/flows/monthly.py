@@ -22,21 +22,20 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
 
-from etl.loading import pipeline
-
 from etl.core import progress
 from etl.core.periods import Month, months_between
 from etl.errors import EtlError
+from etl.loading import pipeline
 
 
-def is_transient(task, task_run, state) -> bool:  # noqa: ANN001 - Prefect's retry_condition_fn signature
+def is_transient(task, task_run, state) -> bool:
     """Retry a task only for a transient error (`etl.errors.TransientError`: a busy warehouse, a state
     that moved); a contract failure or a configuration error fails at once, never retried."""
     try:
         state.result()
     except EtlError as exc:
         return exc.retryable
-    except Exception:  # noqa: BLE001 - not the library's: an unexpected error is not retried
+    except Exception:
         return False
     return False
 
@@ -182,8 +181,12 @@ def _ensure_watchdog() -> subprocess.Popen:
     global _watchdog
     if _watchdog is None or _watchdog.poll() is not None:
         _watchdog = subprocess.Popen(
-            [sys.executable, "-c", _WATCHDOG], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True, text=True,
+            [sys.executable, "-c", _WATCHDOG],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            text=True,
         )
     return _watchdog
 

@@ -43,6 +43,15 @@ def backfill(
     forces = sorted({r.force_id for r in reports if r.force_id}) or None
     run_id, n = refresh_measures(warehouse, forces)
     outcomes = {o: sum(r.outcome == o for r in reports) for o in ("loaded", "failed", "missing")}
-    log.info("backfill %s..%s: %d loaded, %d failed, %d missing force-month(s); measures run %s (%d rows), %.2f s",
-             first, last, outcomes["loaded"], outcomes["failed"], outcomes["missing"], run_id, n, time.perf_counter() - started)
+    log.info(
+        "backfill %s..%s: %d loaded, %d failed, %d missing force-month(s); measures run %s (%d rows), %.2f s",
+        first,
+        last,
+        outcomes["loaded"],
+        outcomes["failed"],
+        outcomes["missing"],
+        run_id,
+        n,
+        time.perf_counter() - started,
+    )
     return BackfillReport(reports, run_id, n)

@@ -71,8 +71,17 @@ def new_published(source: Path, wh: Warehouse, shown_from: Path | None = None) -
         if sha256_of(path.read_bytes()) in known:
             continue
         frame = read_pfa_table_p1(path)
-        entry = {"extract": "published_statistics", "file": shown(path, shown_from), "sha256": frame["source_sha256"][0], "encoding": "xlsx",
-                 "contract": "ons_pfa_table_p1", "contract_version": None, "rows_in": frame.height, "rows_loaded": frame.height, "rows_quarantined": 0}
+        entry = {
+            "extract": "published_statistics",
+            "file": shown(path, shown_from),
+            "sha256": frame["source_sha256"][0],
+            "encoding": "xlsx",
+            "contract": "ons_pfa_table_p1",
+            "contract_version": None,
+            "rows_in": frame.height,
+            "rows_loaded": frame.height,
+            "rows_quarantined": 0,
+        }
         out.append((frame, entry))
     return out
 

@@ -44,11 +44,26 @@ def _refresh_in(wh: Warehouse, forces: list[str] | None) -> tuple[str, int]:
     done = loaded["force_id"].unique().sort().to_list()
     tables = {e: wh.scan(e) for e in measure_extracts()}
     in_forces = "force_id IN (" + ", ".join(sql_literal(f) for f in done) + ")"
-    writes = measure_writes(tables, loaded, wh.read("population"), run_id=run_id, published=wh.read("published_statistics"), external=wh.read("external_statistics"), replace=in_forces)
+    writes = measure_writes(
+        tables,
+        loaded,
+        wh.read("population"),
+        run_id=run_id,
+        published=wh.read("published_statistics"),
+        external=wh.read("external_statistics"),
+        replace=in_forces,
+    )
     rows = writes[0].frame.height
     run = audit.run_row(run_id, "measures", ",".join(done), None, started, [], definition_versions(), f"{rows} measure rows for {', '.join(done)}")
     progress.emit("before_commit", run_ids=[run_id], month=None)
     with progress.stage("write", rows=rows):
         wh.commit(run_id, writes, run)
-    log.info("run %s refresh: %d force(s), %d loaded extract-month(s), %d measure row(s), %.2f s", run_id, len(done), loaded.height, rows, time.perf_counter() - clock)
+    log.info(
+        "run %s refresh: %d force(s), %d loaded extract-month(s), %d measure row(s), %.2f s",
+        run_id,
+        len(done),
+        loaded.height,
+        rows,
+        time.perf_counter() - clock,
+    )
     return run_id, rows

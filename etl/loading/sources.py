@@ -96,7 +96,11 @@ def find_police_uk_files(source: Path, month: str) -> dict[str, dict[str, Path]]
             if hit:
                 force_files = found.setdefault(hit.group("force"), {})
                 if extract in force_files:
-                    raise LoadFailed(month, f"two {extract} files for {hit.group('force')} {month}: {shown(force_files[extract], source)} and {shown(path, source)}; keep one", "duplicate_file")
+                    raise LoadFailed(
+                        month,
+                        f"two {extract} files for {hit.group('force')} {month}: {shown(force_files[extract], source)} and {shown(path, source)}; keep one",
+                        "duplicate_file",
+                    )
                 force_files[extract] = path
     return found
 
@@ -131,7 +135,9 @@ def plan_source_month(source: str | Path, month: str, force_id: str | None = Non
     if folders and force_id:  # one force of a region: its folder only
         folders = [f for f in folders if f.name == force_id]
         if not folders:
-            raise LoadFailed(month, f"{source}: no force folder named {force_id} holds {month} (expected {source / force_id / month}/recorded_crime.csv)", "missing_month")
+            raise LoadFailed(
+                month, f"{source}: no force folder named {force_id} holds {month} (expected {source / force_id / month}/recorded_crime.csv)", "missing_month"
+            )
     if folders:
         units = tuple(ForceFiles(folder, _month_folder_files(folder / month), force_id) for folder in folders)
         return _planned(SourcePlan(source, m, units), "folder of force folders")

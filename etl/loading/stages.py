@@ -221,7 +221,9 @@ def load_batch(plan: SourcePlan, wh: Warehouse, compute: bool = True) -> list[Mo
 
 def start(plan: SourcePlan) -> Batch:
     batch = Batch(plan, [ForceMonth(p, p.force) for p in plan.units])
-    log.info("batch %s %s: %d force-month(s), runs %s", plan.source, batch.month, len(batch.units), ", ".join(f"{u.run_id} ({batch.label(u)})" for u in batch.units))
+    log.info(
+        "batch %s %s: %d force-month(s), runs %s", plan.source, batch.month, len(batch.units), ", ".join(f"{u.run_id} ({batch.label(u)})" for u in batch.units)
+    )
     return batch
 
 
@@ -261,8 +263,13 @@ def validate(read: ReadBatch, wh: Warehouse) -> ValidatedBatch:
         u.raws = {}  # validated: the text as read is no longer needed
     _refuse_repeated_forces(read)
     results = [r for u in read.live for r in u.results]
-    _log_stage(read, "validate", started, f"{len(results)} file(s), {sum(r.rows_loaded for r in results)} row(s) passed, "
-               f"{sum(r.rows_quarantined for r in results)} quarantined, {_failures(read)}")
+    _log_stage(
+        read,
+        "validate",
+        started,
+        f"{len(results)} file(s), {sum(r.rows_loaded for r in results)} row(s) passed, "
+        f"{sum(r.rows_quarantined for r in results)} quarantined, {_failures(read)}",
+    )
     return ValidatedBatch(read.plan, read.units)
 
 
@@ -286,8 +293,13 @@ def validate_references(batch: ValidatedBatch, wh: Warehouse) -> ValidatedBatch:
         else:
             owner.references = got
     offered = [got for got in found if isinstance(got, References)]
-    _log_stage(batch, "validate_references", started, f"{len(owners)} folder(s), {sum(len(r.results) for r in offered)} extract file(s), "
-               f"{sum(len(r.published) for r in offered)} new workbook(s), {_failures(batch)}")
+    _log_stage(
+        batch,
+        "validate_references",
+        started,
+        f"{len(owners)} folder(s), {sum(len(r.results) for r in offered)} extract file(s), "
+        f"{sum(len(r.published) for r in offered)} new workbook(s), {_failures(batch)}",
+    )
     return replace(batch, shared=shared)
 
 
@@ -310,7 +322,12 @@ def check_across_months(batch: ValidatedBatch, wh: Warehouse) -> CheckedBatch:
                 added = cross_month.run_checks(r, wh, u.force, month, loaded, u.results, checked.all_published, history)  # type: ignore[arg-type]
                 r.checks.extend(added)
                 failing += sum(not c.passed for c in added)
-    _log_stage(checked, "check_across_months", started, f"{sum(len(u.results) for u in live)} file(s), {checked.previous.height} loaded extract-month(s) compared, {failing} check(s) not passed")
+    _log_stage(
+        checked,
+        "check_across_months",
+        started,
+        f"{sum(len(u.results) for u in live)} file(s), {checked.previous.height} loaded extract-month(s) compared, {failing} check(s) not passed",
+    )
     return checked
 
 
@@ -356,13 +373,21 @@ def compute_measures(batch: CheckedBatch, writes: Writes, wh: Warehouse) -> Writ
     started = time.perf_counter()
     month, live, forces = batch.month, batch.live, batch.forces
     tables = tables_with_month(wh, writes.curated, forces, month)
-    new = pl.DataFrame([(u.force, month, r.contract.extract) for u in live for r in u.results], schema={"force_id": pl.Utf8, "month": pl.Utf8, "extract": pl.Utf8}, orient="row")
+    new = pl.DataFrame(
+        [(u.force, month, r.contract.extract) for u in live for r in u.results],
+        schema={"force_id": pl.Utf8, "month": pl.Utf8, "extract": pl.Utf8},
+        orient="row",
+    )
     absent = pl.DataFrame([(u.force, c.extract) for u in live for c in u.absent], schema={"force_id": pl.Utf8, "extract": pl.Utf8}, orient="row")
     kept = batch.previous.join(absent.with_columns(pl.lit(month).alias("month")), on=["force_id", "month", "extract"], how="anti")
     loaded = pl.concat([kept, new]).unique()
     population, external = (reference_after(wh, name, writes.references[name]) for name in REFERENCE_EXTRACTS)
-    measures = measure_writes(tables, loaded, population, run_id=batch.first.run_id, published=batch.all_published, external=external, replace=_in_forces(forces))
-    _log_stage(batch, "compute_measures", started, f"{len(forces)} force(s), {loaded.height} loaded extract-month(s), {measures[0].frame.height} measure row(s)")
+    measures = measure_writes(
+        tables, loaded, population, run_id=batch.first.run_id, published=batch.all_published, external=external, replace=_in_forces(forces)
+    )
+    _log_stage(
+        batch, "compute_measures", started, f"{len(forces)} force(s), {loaded.height} loaded extract-month(s), {measures[0].frame.height} measure row(s)"
+    )
     return replace(writes, writes=writes.writes + measures)
 
 
@@ -399,7 +424,9 @@ def _absent_extracts(u: ForceMonth, source: Path, month: str) -> list[Contract]:
         raise FileFailure(shown(root / month, source), "file.present", "holds none of the extracts the contracts describe")
     for contract, path in planned:
         if path is None and not contract.optional:
-            raise FileFailure(shown(root / month / contract.file_name, source), "file.present", f"is missing; the {contract.extract} extract is required every month")
+            raise FileFailure(
+                shown(root / month / contract.file_name, source), "file.present", f"is missing; the {contract.extract} extract is required every month"
+            )
     return [c for c, path in planned if path is None]
 
 
@@ -440,7 +467,14 @@ def _refuse_repeated_forces(batch: Batch) -> None:
     for u in batch.live:
         if u.force in seen:
             first = seen[u.force]
-            u.fail(batch.month, LoadFailed(batch.month, f"{shown(u.planned.root, batch.source)} and {shown(first.planned.root, batch.source)} both hold {u.force}'s {batch.month}; keep one", "duplicate_force"))
+            u.fail(
+                batch.month,
+                LoadFailed(
+                    batch.month,
+                    f"{shown(u.planned.root, batch.source)} and {shown(first.planned.root, batch.source)} both hold {u.force}'s {batch.month}; keep one",
+                    "duplicate_force",
+                ),
+            )
         else:
             seen[u.force] = u  # type: ignore[index]
 

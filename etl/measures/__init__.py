@@ -39,7 +39,21 @@ from etl.measures.judgement import MEASURE_SCHEMA
 from etl.measures.spc import SPC_SCHEMA, control_charts, describe, month_label
 
 __all__ = [
-    "MEASURE_SCHEMA", "SPC_SCHEMA", "DefinitionError", "Definitions", "Filter", "Measure", "MonthlyComponents", "Target",
-    "compute_measures", "control_charts", "definition_signature", "describe", "load_definitions", "month_label",
-    "monthly_components", "monthly_counts", "skipped_proxies",
+    "MEASURE_SCHEMA",
+    "SPC_SCHEMA",
+    "DefinitionError",
+    "Definitions",
+    "Filter",
+    "Measure",
+    "MonthlyComponents",
+    "Target",
+    "compute_measures",
+    "control_charts",
+    "definition_signature",
+    "describe",
+    "load_definitions",
+    "month_label",
+    "monthly_components",
+    "monthly_counts",
+    "skipped_proxies",
 ]

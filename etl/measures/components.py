@@ -45,10 +45,7 @@ def _with_outcomes(crimes: pl.LazyFrame, outcomes: pl.LazyFrame | None) -> pl.La
     """Each crime with its latest outcome type (as text) as at the latest extract (cohort basis)."""
     if outcomes is None:
         return crimes.with_columns(pl.lit(None, pl.Utf8).alias("outcome_type"))
-    latest = (
-        outcomes.group_by("force_id", "crime_ref")
-        .agg(pl.col("outcome_type").sort_by("outcome_date", "month", "source_row").last().cast(pl.Utf8))
-    )
+    latest = outcomes.group_by("force_id", "crime_ref").agg(pl.col("outcome_type").sort_by("outcome_date", "month", "source_row").last().cast(pl.Utf8))
     return crimes.join(latest, on=["force_id", "crime_ref"], how="left")
 
 
@@ -59,7 +56,9 @@ def _with_crimes(outcomes: pl.LazyFrame, crimes: pl.LazyFrame | None) -> pl.Lazy
     """Each outcome with its crime's offence code, recorded date, DA flag and status (null if never loaded)."""
     if crimes is None:
         return outcomes.with_columns([pl.lit(None).alias(c) for c in CRIME_COLUMNS])
-    return outcomes.join(crimes.select("force_id", "crime_ref", *CRIME_COLUMNS).unique(["force_id", "crime_ref"], keep="last"), on=["force_id", "crime_ref"], how="left")
+    return outcomes.join(
+        crimes.select("force_id", "crime_ref", *CRIME_COLUMNS).unique(["force_id", "crime_ref"], keep="last"), on=["force_id", "crime_ref"], how="left"
+    )
 
 
 def _range_cuts(measures: list[Measure], schema: pl.Schema) -> dict[str, list[tuple[float, int]]]:
@@ -129,8 +128,12 @@ def _base(lf: pl.LazyFrame, measures: list[Measure]) -> pl.DataFrame:
         derive.update(m.derive)
     if derive:
         lf = lf.with_columns(
-            [((pl.col(b) - pl.col(a)).dt.total_seconds() if unit == "seconds_between" else (pl.col(b) - pl.col(a)).dt.total_days()).cast(pl.Int64).alias(name)
-             for name, (a, b, unit) in derive.items()]
+            [
+                ((pl.col(b) - pl.col(a)).dt.total_seconds() if unit == "seconds_between" else (pl.col(b) - pl.col(a)).dt.total_days())
+                .cast(pl.Int64)
+                .alias(name)
+                for name, (a, b, unit) in derive.items()
+            ]
         )
     keys: set[str] = set()
     for m in measures:
@@ -143,12 +146,7 @@ def _base(lf: pl.LazyFrame, measures: list[Measure]) -> pl.DataFrame:
     classes = _range_cuts(measures, lf.collect_schema())
     if classes:
         lf = lf.with_columns([_range_class(c, cuts) for c, cuts in classes.items()])
-    return (
-        lf.group_by(cols)
-        .agg(pl.len().cast(pl.Int64).alias("n"))
-        .with_columns(month_index_expr("month").alias("idx"))
-        .collect(engine="streaming")
-    )
+    return lf.group_by(cols).agg(pl.len().cast(pl.Int64).alias("n")).with_columns(month_index_expr("month").alias("idx")).collect(engine="streaming")
 
 
 def _group_column(groups: frozenset, membership: pl.DataFrame) -> pl.Expr:
@@ -156,7 +154,8 @@ def _group_column(groups: frozenset, membership: pl.DataFrame) -> pl.Expr:
     row's month (a code in two groups of a union counts once)."""
     versions = (
         membership.filter(pl.col("group").is_in(sorted(groups)))
-        .group_by("from_index", "to_index").agg(pl.col("code").unique().sort())
+        .group_by("from_index", "to_index")
+        .agg(pl.col("code").unique().sort())
         .sort("from_index", "to_index")
     )
     inside = pl.lit(False)
@@ -214,7 +213,12 @@ def _histogram(base: pl.DataFrame, m: Measure, group_columns: dict[frozenset, st
     """A median measure's monthly histogram: rows n by value v (whole seconds), per force and month."""
     column = m.column or ""  # a median always names one (Measure's rules)
     valid = base.filter(_rows_expr(m.filter, group_columns) & pl.col(column).is_not_null())
-    return valid.group_by("force_id", "idx", column).agg(pl.col("n").sum()).rename({column: "v"}).with_columns(pl.col("v").cast(pl.Float64), pl.lit(m.id).alias("measure_id"))
+    return (
+        valid.group_by("force_id", "idx", column)
+        .agg(pl.col("n").sum())
+        .rename({column: "v"})
+        .with_columns(pl.col("v").cast(pl.Float64), pl.lit(m.id).alias("measure_id"))
+    )
 
 
 def _components_of(base: pl.DataFrame, measures: list[Measure], membership: pl.DataFrame) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
@@ -229,7 +233,9 @@ def _components_of(base: pl.DataFrame, measures: list[Measure], membership: pl.D
             sums += [value.sum().cast(pl.Float64).alias(names[-1][0]), counted.count().alias(names[-1][0] + "_rows")]
     wide = base.lazy().group_by("force_id", "idx").agg(sums).collect()  # lazy: conditions shared by measures are computed once
     parts = [
-        wide.filter(pl.col(col + "_rows") > 0).select("force_id", "idx", pl.col(col).alias("value"), pl.lit(component).alias("component"), pl.lit(mid).alias("measure_id"))
+        wide.filter(pl.col(col + "_rows") > 0).select(
+            "force_id", "idx", pl.col(col).alias("value"), pl.lit(component).alias("component"), pl.lit(mid).alias("measure_id")
+        )
         for col, mid, component in names
     ]
     hists = [_histogram(base, m, group_columns) for m in measures if m.kind == "median"]
@@ -257,9 +263,19 @@ def monthly_components(tables: dict[str, pl.LazyFrame | None], defs: Definitions
         comps, h = _components_of(_base(lf, measures), measures, membership)
         parts.append(comps)
         hists += h
-    components = pl.concat([p.select([pl.col(k).cast(t) for k, t in COMPONENT_SCHEMA.items()]) for p in parts]) if parts else pl.DataFrame(schema=COMPONENT_SCHEMA)
-    histograms = pl.concat([h.select([pl.col(k).cast(t) for k, t in HISTOGRAM_SCHEMA.items()]) for h in hists]) if hists else pl.DataFrame(schema=HISTOGRAM_SCHEMA)
-    log.info("monthly components: %d rows, %d histogram rows from %d extract(s) in %.2f s", components.height, histograms.height, len(parts), time.perf_counter() - started)
+    components = (
+        pl.concat([p.select([pl.col(k).cast(t) for k, t in COMPONENT_SCHEMA.items()]) for p in parts]) if parts else pl.DataFrame(schema=COMPONENT_SCHEMA)
+    )
+    histograms = (
+        pl.concat([h.select([pl.col(k).cast(t) for k, t in HISTOGRAM_SCHEMA.items()]) for h in hists]) if hists else pl.DataFrame(schema=HISTOGRAM_SCHEMA)
+    )
+    log.info(
+        "monthly components: %d rows, %d histogram rows from %d extract(s) in %.2f s",
+        components.height,
+        histograms.height,
+        len(parts),
+        time.perf_counter() - started,
+    )
     return MonthlyComponents(components, histograms)
 
 

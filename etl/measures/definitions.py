@@ -131,7 +131,10 @@ class Filter(_Frozen):
         parts += [f"{c} in [{', '.join(v)}]" for c, v in self.where.items()]
         parts += [f"{c} not in [{', '.join(v)}]" for c, v in self.where_not.items()]
         parts += [f"{c} present" for c in self.present] + [f"{c} empty" for c in self.absent]
-        parts += [f"{c} {'' if lo is None else f'>= {lo:g}'}{' and ' if lo is not None and hi is not None else ''}{'' if hi is None else f'<= {hi:g}'}" for c, (lo, hi) in self.ranges.items()]
+        parts += [
+            f"{c} {'' if lo is None else f'>= {lo:g}'}{' and ' if lo is not None and hi is not None else ''}{'' if hi is None else f'<= {hi:g}'}"
+            for c, (lo, hi) in self.ranges.items()
+        ]
         return "; ".join(parts)
 
 
@@ -319,7 +322,7 @@ class FilterSpec(_Spec):
     @field_validator("range", mode="before")
     @classmethod
     def _bounds(cls, ranges: Any) -> Any:
-        for c, r in (ranges.items() if isinstance(ranges, dict) else ()):
+        for c, r in ranges.items() if isinstance(ranges, dict) else ():
             if not isinstance(r, dict) or not ({"min", "max"} & set(r)):
                 raise _broken_part(f"range of {c} needs min and/or max")
         return ranges
@@ -411,12 +414,21 @@ class TargetSpec(_Spec):
 
     def to_target(self) -> Target:
         value, vs = self.value, self.comparison
-        text = self.text or {
-            "reduce_by": f"reduce by {value}% vs {vs}",
-            "gt": f"> {value}", "ge": f">= {value}", "lt": f"< {value}", "le": f"<= {value}",
-            "sla": f">= {value}%", "count_target": f">= {value}",
-            "increase": f"increase vs {vs}", "decrease": f"decrease vs {vs}", "monitor": "monitor",
-        }[self.rule]  # type: ignore[index]
+        text = (
+            self.text
+            or {
+                "reduce_by": f"reduce by {value}% vs {vs}",
+                "gt": f"> {value}",
+                "ge": f">= {value}",
+                "lt": f"< {value}",
+                "le": f"<= {value}",
+                "sla": f">= {value}%",
+                "count_target": f">= {value}",
+                "increase": f"increase vs {vs}",
+                "decrease": f"decrease vs {vs}",
+                "monitor": "monitor",
+            }[self.rule]
+        )  # type: ignore[index]
         return Target(rule=self.rule, value=None if value is None else float(value), comparison=vs, text=text)  # type: ignore[arg-type]
 
 
@@ -551,9 +563,15 @@ class ProxySpec(_Spec):
 
     def to_spec(self, positive_outcomes: tuple[str, ...]) -> MeasureSpec | None:
         """The proxy as a measure entry (None: a kind of proxy the engine does not compute)."""
-        common = {"id": self.id, "name": self.name or self.id, "family": self.family, "proxy_for": self.proxy_for,
-                  "note": " ".join(str(self.differs).split()) or None, "direction": self.direction,
-                  "published_offence_group": self.published_offence_group}
+        common = {
+            "id": self.id,
+            "name": self.name or self.id,
+            "family": self.family,
+            "proxy_for": self.proxy_for,
+            "note": " ".join(str(self.differs).split()) or None,
+            "direction": self.direction,
+            "published_offence_group": self.published_offence_group,
+        }
         extract, f = self.source, self.filter
         if self.crime_types:
             kind = {"unit": "count", "count": {"extract": extract, "where": {"crime_type": self.crime_types}}}
@@ -562,8 +580,11 @@ class ProxySpec(_Spec):
         elif isinstance(self.rate.per, int) and self.rate.numerator:
             kind = {"unit": RATE_UNITS[self.rate.per], "rate": {"extract": extract, "numerator": self.rate.numerator, "per": self.rate.per}}
         elif f.positive_from == "stop_search_outcomes" and f.column:
-            kind = {"unit": "pct", "share": {"extract": extract, "denominator": {}, "numerator": {"where": {f.column: list(positive_outcomes)}}},
-                    "basis": "searches with a positive outcome / all searches in the window"}
+            kind = {
+                "unit": "pct",
+                "share": {"extract": extract, "denominator": {}, "numerator": {"where": {f.column: list(positive_outcomes)}}},
+                "basis": "searches with a positive outcome / all searches in the window",
+            }
         else:
             return None
         return MeasureSpec.model_validate(common | kind)
@@ -735,7 +756,8 @@ def signature_table(defs: Definitions, source_ids: list[str], first: int, last: 
                 in_force = (
                     months.join(versions.filter(pl.col("group").is_in(list(groups))), how="cross")
                     .filter((pl.col("from_index") <= pl.col("idx")) & (pl.col("to_index") >= pl.col("idx")))
-                    .group_by("idx").agg((pl.col("group") + "@" + pl.col("group_version")).unique().sort().alias("sig"))
+                    .group_by("idx")
+                    .agg((pl.col("group") + "@" + pl.col("group_version")).unique().sort().alias("sig"))
                     .with_columns(pl.col("sig").list.join(", "))
                 )
                 by_groups[groups] = months.join(in_force, on="idx", how="left").with_columns(pl.col("sig").fill_null("no definition in force"))

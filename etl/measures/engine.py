@@ -75,9 +75,24 @@ from etl.measures.windows import (
 )
 
 __all__ = [
-    "CRIME_COLUMNS", "KINDS", "MEASURE_SCHEMA", "POSITIVE_OUTCOMES", "RATE_UNITS", "TARGET_RULES", "DefinitionError", "Definitions",
-    "Filter", "Measure", "MonthlyComponents", "Target", "compute_measures", "definition_signature", "load_definitions",
-    "monthly_components", "monthly_counts", "skipped_proxies",
+    "CRIME_COLUMNS",
+    "KINDS",
+    "MEASURE_SCHEMA",
+    "POSITIVE_OUTCOMES",
+    "RATE_UNITS",
+    "TARGET_RULES",
+    "DefinitionError",
+    "Definitions",
+    "Filter",
+    "Measure",
+    "MonthlyComponents",
+    "Target",
+    "compute_measures",
+    "definition_signature",
+    "load_definitions",
+    "monthly_components",
+    "monthly_counts",
+    "skipped_proxies",
 ]
 
 log = logging.getLogger(__name__)
@@ -180,22 +195,55 @@ def _measure_table(defs: Definitions) -> pl.DataFrame:
     for rank, m in enumerate(defs.measures):
         source = defs.source(m)
         t = m.target
-        rows.append({
-            "measure_id": m.id, "m_rank": rank, "kind": m.kind, "source_id": source.id, "source_kind": source.kind,
-            "public_source": source.extract.startswith("police_uk"), "source_extract": source.extract,
-            "needs_extract": _completeness_extract(source), "family": m.family, "unit": m.unit,
-            "target": t.text if t else f"direction: {m.direction}", "label": defs.label_for(m),
-            "lead_note": f"proxy for {m.proxy_for}: {m.note}" if m.proxy_for else None,
-            "basis_note": f"basis: {m.basis}" if m.basis else None,
-            "rule": t.rule if t else None, "target_value": t.value if t else None, "target_comparison": (t.comparison or None) if t else None,
-            "is_rate": m.is_rate, "per": m.per, "reason": m.reason,
-        })
-    return pl.DataFrame(rows, schema={
-        "measure_id": pl.Utf8, "m_rank": pl.Int64, "kind": pl.Utf8, "source_id": pl.Utf8, "source_kind": pl.Utf8, "public_source": pl.Boolean,
-        "source_extract": pl.Utf8, "needs_extract": pl.Utf8, "family": pl.Utf8, "unit": pl.Utf8, "target": pl.Utf8, "label": pl.Utf8,
-        "lead_note": pl.Utf8, "basis_note": pl.Utf8, "rule": pl.Utf8, "target_value": pl.Float64, "target_comparison": pl.Utf8,
-        "is_rate": pl.Boolean, "per": pl.Int64, "reason": pl.Utf8,
-    })
+        rows.append(
+            {
+                "measure_id": m.id,
+                "m_rank": rank,
+                "kind": m.kind,
+                "source_id": source.id,
+                "source_kind": source.kind,
+                "public_source": source.extract.startswith("police_uk"),
+                "source_extract": source.extract,
+                "needs_extract": _completeness_extract(source),
+                "family": m.family,
+                "unit": m.unit,
+                "target": t.text if t else f"direction: {m.direction}",
+                "label": defs.label_for(m),
+                "lead_note": f"proxy for {m.proxy_for}: {m.note}" if m.proxy_for else None,
+                "basis_note": f"basis: {m.basis}" if m.basis else None,
+                "rule": t.rule if t else None,
+                "target_value": t.value if t else None,
+                "target_comparison": (t.comparison or None) if t else None,
+                "is_rate": m.is_rate,
+                "per": m.per,
+                "reason": m.reason,
+            }
+        )
+    return pl.DataFrame(
+        rows,
+        schema={
+            "measure_id": pl.Utf8,
+            "m_rank": pl.Int64,
+            "kind": pl.Utf8,
+            "source_id": pl.Utf8,
+            "source_kind": pl.Utf8,
+            "public_source": pl.Boolean,
+            "source_extract": pl.Utf8,
+            "needs_extract": pl.Utf8,
+            "family": pl.Utf8,
+            "unit": pl.Utf8,
+            "target": pl.Utf8,
+            "label": pl.Utf8,
+            "lead_note": pl.Utf8,
+            "basis_note": pl.Utf8,
+            "rule": pl.Utf8,
+            "target_value": pl.Float64,
+            "target_comparison": pl.Utf8,
+            "is_rate": pl.Boolean,
+            "per": pl.Int64,
+            "reason": pl.Utf8,
+        },
+    )
 
 
 def _force_table(loaded: pl.DataFrame) -> pl.DataFrame:
@@ -209,12 +257,17 @@ def _force_table(loaded: pl.DataFrame) -> pl.DataFrame:
         .agg(
             public.any().alias("public"),
             (~public).any().alias("force_profile"),
-            pl.col("idx").filter(~public).min().alias("own_first"), pl.col("idx").filter(~public).max().alias("own_last"),
-            pl.col("idx").min().alias("any_first"), pl.col("idx").max().alias("any_last"),
+            pl.col("idx").filter(~public).min().alias("own_first"),
+            pl.col("idx").filter(~public).max().alias("own_last"),
+            pl.col("idx").min().alias("any_first"),
+            pl.col("idx").max().alias("any_last"),
         )
         .with_row_index("force_rank")
         .select(
-            "force_id", "force_rank", "public", "force_profile",
+            "force_id",
+            "force_rank",
+            "public",
+            "force_profile",
             pl.when(pl.col("force_profile")).then(pl.col("own_first")).otherwise(pl.col("any_first")).alias("span_first"),
             pl.when(pl.col("force_profile")).then(pl.col("own_last")).otherwise(pl.col("any_last")).alias("span_last"),
         )
@@ -233,7 +286,9 @@ def _plan(measures: pl.DataFrame, forces: pl.DataFrame, loaded: pl.DataFrame) ->
         .join(extents, left_on=["force_id", "needs_extract"], right_on=["force_id", "extract"], how="left")
     )
     declared = (
-        pl.when(pl.col("kind") == "no_data").then(pl.format("not computable yet: {}", pl.col("reason")))
-        .when(pl.col("first").is_null()).then(pl.format("needs the {} extract, not loaded for {}", pl.col("source_extract"), pl.col("force_id")))
+        pl.when(pl.col("kind") == "no_data")
+        .then(pl.format("not computable yet: {}", pl.col("reason")))
+        .when(pl.col("first").is_null())
+        .then(pl.format("needs the {} extract, not loaded for {}", pl.col("source_extract"), pl.col("force_id")))
     )
     return plan.with_columns(declared.alias("declared"))

@@ -45,10 +45,16 @@ def with_population(w: pl.DataFrame, pop: pl.DataFrame) -> pl.DataFrame:
     rates = w.filter(pl.col("is_rate"))
     cols = ["pop_cur", "pop_note_cur", "pop_cmp", "pop_note_cmp"]
     if rates.height == 0:
-        return w.with_columns(pl.lit(None, pl.Float64).alias("pop_cur"), pl.lit(None, pl.Utf8).alias("pop_note_cur"),
-                              pl.lit(None, pl.Float64).alias("pop_cmp"), pl.lit(None, pl.Utf8).alias("pop_note_cmp"))
-    years = rates.select(pl.min_horizontal(june_year("start").min(), june_year("c_start").min()).alias("a"),
-                         pl.max_horizontal(june_year("start").max(), june_year("c_start").max()).alias("b")).row(0)
+        return w.with_columns(
+            pl.lit(None, pl.Float64).alias("pop_cur"),
+            pl.lit(None, pl.Utf8).alias("pop_note_cur"),
+            pl.lit(None, pl.Float64).alias("pop_cmp"),
+            pl.lit(None, pl.Utf8).alias("pop_note_cmp"),
+        )
+    years = rates.select(
+        pl.min_horizontal(june_year("start").min(), june_year("c_start").min()).alias("a"),
+        pl.max_horizontal(june_year("start").max(), june_year("c_start").max()).alias("b"),
+    ).row(0)
     table = _population_table(pop, rates["force_id"].unique().to_list(), years[0], years[1])
     w = w.with_columns(june_year("start").alias("_y_cur"), june_year("c_start").alias("_y_cmp"))
     for side in ("cur", "cmp"):
@@ -102,16 +108,31 @@ def _force_external_rows(m: Measure, defs: Definitions, force_id: str, run_id: s
         p: dict[str, Any] | None = prev.row(0, named=True) if prev.height else None
         change = (r["value"] - p["value"]) if p and r["value"] is not None and p["value"] is not None else None
         pct = change / p["value"] * 100 if change is not None and p and p["value"] else None
-        rows.append({
-            # a published financial year is fytd at its March; agg3y (three registration years) is kept
-            "force_id": force_id, "measure_id": m.id, "family": m.family, "period": "fytd" if r["period"] == "fy" else r["period"],
-            "period_start": r["period_start"], "period_end": r["period_end"], "value": r["value"], "unit": m.unit,
-            "comparison": "sply" if p else None, "comparison_start": p["period_start"] if p else None, "comparison_end": p["period_end"] if p else None,
-            "comparison_value": p["value"] if p else None, "change_abs": change, "change_pct": pct,
-            "target": m.target.text if m.target else f"direction: {m.direction}", "status": "monitor",
-            "definition_version": f"{defs.label_for(m)}; external: {r['source']}", "run_id": run_id,
-            "note": f"published figure from {r['source']}" + ("" if p else "; no earlier published period loaded"), "comparison_source": "external_statistics" if p else None,
-        })
+        rows.append(
+            {
+                # a published financial year is fytd at its March; agg3y (three registration years) is kept
+                "force_id": force_id,
+                "measure_id": m.id,
+                "family": m.family,
+                "period": "fytd" if r["period"] == "fy" else r["period"],
+                "period_start": r["period_start"],
+                "period_end": r["period_end"],
+                "value": r["value"],
+                "unit": m.unit,
+                "comparison": "sply" if p else None,
+                "comparison_start": p["period_start"] if p else None,
+                "comparison_end": p["period_end"] if p else None,
+                "comparison_value": p["value"] if p else None,
+                "change_abs": change,
+                "change_pct": pct,
+                "target": m.target.text if m.target else f"direction: {m.direction}",
+                "status": "monitor",
+                "definition_version": f"{defs.label_for(m)}; external: {r['source']}",
+                "run_id": run_id,
+                "note": f"published figure from {r['source']}" + ("" if p else "; no earlier published period loaded"),
+                "comparison_source": "external_statistics" if p else None,
+            }
+        )
     return pl.DataFrame(rows, schema=MEASURE_SCHEMA)
 
 

@@ -49,15 +49,22 @@ def _window_value(side: str) -> tuple[pl.Expr, pl.Expr]:
     """A window's value from its component sums (by the source measure's kind), and why it has none."""
     a, b, med, kind = pl.col(f"a_{side}"), pl.col(f"b_{side}"), pl.col(f"med_{side}"), pl.col("source_kind")
     value = (
-        pl.when(kind.is_in(["count", "sum"])).then(a)
-        .when(kind == "share").then(pl.when(b != 0).then(a / b * 100.0))
-        .when(kind == "mean").then(pl.when(b != 0).then(a / b))
-        .when(kind == "median").then(med)
+        pl.when(kind.is_in(["count", "sum"]))
+        .then(a)
+        .when(kind == "share")
+        .then(pl.when(b != 0).then(a / b * 100.0))
+        .when(kind == "mean")
+        .then(pl.when(b != 0).then(a / b))
+        .when(kind == "median")
+        .then(med)
     )
     why = (
-        pl.when((kind == "share") & (b == 0)).then(pl.lit("no rows in the denominator"))
-        .when((kind == "mean") & (b == 0)).then(pl.lit("no rows to average"))
-        .when((kind == "median") & a.is_not_null() & med.is_null()).then(pl.lit("no rows for a median"))
+        pl.when((kind == "share") & (b == 0))
+        .then(pl.lit("no rows in the denominator"))
+        .when((kind == "mean") & (b == 0))
+        .then(pl.lit("no rows to average"))
+        .when((kind == "median") & a.is_not_null() & med.is_null())
+        .then(pl.lit("no rows for a median"))
     )
     return value, why
 
@@ -73,16 +80,29 @@ def _judge() -> pl.Expr:
         return pl.when(ok).then(pl.lit("met")).otherwise(pl.lit("not_met"))
 
     threshold = (
-        pl.when(rule == "gt").then(value > t).when(rule == "ge").then(value >= t).when(rule == "lt").then(value < t)
-        .when(rule == "le").then(value <= t).otherwise(value >= t)  # sla, count_target
+        pl.when(rule == "gt")
+        .then(value > t)
+        .when(rule == "ge")
+        .then(value >= t)
+        .when(rule == "lt")
+        .then(value < t)
+        .when(rule == "le")
+        .then(value <= t)
+        .otherwise(value >= t)  # sla, count_target
     )
     return (
-        pl.when(rule.is_null() | (rule == "monitor")).then(pl.lit("monitor"))
-        .when(rule.is_in(["gt", "ge", "lt", "le", "sla", "count_target"])).then(met(threshold))
-        .when(pl.col("target_comparison").is_not_null() & (pl.col("comparison") != pl.col("target_comparison"))).then(pl.lit("monitor"))
-        .when(rule == "reduce_by").then(met(pl.col("change_pct").is_not_null() & (pl.col("change_pct") <= -t)))
-        .when(rule == "increase").then(met(pl.col("change_abs").is_not_null() & (pl.col("change_abs") > 0)))
-        .when(rule == "decrease").then(met(pl.col("change_abs").is_not_null() & (pl.col("change_abs") < 0)))
+        pl.when(rule.is_null() | (rule == "monitor"))
+        .then(pl.lit("monitor"))
+        .when(rule.is_in(["gt", "ge", "lt", "le", "sla", "count_target"]))
+        .then(met(threshold))
+        .when(pl.col("target_comparison").is_not_null() & (pl.col("comparison") != pl.col("target_comparison")))
+        .then(pl.lit("monitor"))
+        .when(rule == "reduce_by")
+        .then(met(pl.col("change_pct").is_not_null() & (pl.col("change_pct") <= -t)))
+        .when(rule == "increase")
+        .then(met(pl.col("change_abs").is_not_null() & (pl.col("change_abs") > 0)))
+        .when(rule == "decrease")
+        .then(met(pl.col("change_abs").is_not_null() & (pl.col("change_abs") < 0)))
         .otherwise(pl.lit("monitor"))
     )
 
@@ -103,14 +123,22 @@ def computed_rows(w: pl.DataFrame, months: tuple[int, int], run_id: str) -> pl.D
     # 2. the comparison of a target row is the target; a ye_jun19 baseline whose months are not loaded
     #    comes from the published statistics when the measure declares the same definition
     baseline = (
-        ~is_target & ~pl.col("complete_cmp") & (pl.col("comparison") == "ye_jun19")
-        & pl.col("baseline").is_not_null() & pl.col("source_kind").is_in(["count", "sum"])
+        ~is_target
+        & ~pl.col("complete_cmp")
+        & (pl.col("comparison") == "ye_jun19")
+        & pl.col("baseline").is_not_null()
+        & pl.col("source_kind").is_in(["count", "sum"])
     )
     w = w.with_columns(baseline.alias("from_published")).with_columns(
         pl.when(is_target).then(pl.col("target_value")).when(pl.col("from_published")).then(pl.col("baseline")).otherwise(pl.col("cvalue")).alias("cvalue"),
         (is_target | pl.col("from_published") | pl.col("complete_cmp")).alias("complete_cmp"),
         pl.when(is_target | pl.col("from_published")).then(pl.col("cur_sig")).otherwise(pl.col("cmp_sig")).alias("cmp_sig"),
-        pl.when(is_target).then(pl.lit("target")).when(pl.col("from_published")).then(pl.lit("published_statistics")).otherwise(pl.lit("force_records")).alias("comparison_source"),
+        pl.when(is_target)
+        .then(pl.lit("target"))
+        .when(pl.col("from_published"))
+        .then(pl.lit("published_statistics"))
+        .otherwise(pl.lit("force_records"))
+        .alias("comparison_source"),
     )
     # 3. rates: per the population of the window's June year
     rate_cur = pl.col("is_rate") & pl.col("value").is_not_null()
@@ -139,9 +167,17 @@ def computed_rows(w: pl.DataFrame, months: tuple[int, int], run_id: str) -> pl.D
         pl.col("basis_note"),
         pl.format("current window: {}", pl.col("why_cur")),
         pl.format("comparison window: {}", pl.col("why_cmp")),
-        pl.when(pl.col("from_published")).then(pl.format("baseline from published statistics ({} month(s) of the force's own records not loaded): {}", pl.col("missing_cmp"), pl.col("baseline_text"))),
-        pl.when(~pl.col("complete_cur")).then(pl.format("current window {}..{} has {} month(s) not loaded", month_text("start", months), month_text("end", months), pl.col("missing_cur"))),
-        pl.when(~pl.col("complete_cmp")).then(pl.format("comparison window {}..{} has {} month(s) not loaded", month_text("c_start", months), month_text("c_end", months), pl.col("missing_cmp"))),
+        pl.when(pl.col("from_published")).then(
+            pl.format(
+                "baseline from published statistics ({} month(s) of the force's own records not loaded): {}", pl.col("missing_cmp"), pl.col("baseline_text")
+            )
+        ),
+        pl.when(~pl.col("complete_cur")).then(
+            pl.format("current window {}..{} has {} month(s) not loaded", month_text("start", months), month_text("end", months), pl.col("missing_cur"))
+        ),
+        pl.when(~pl.col("complete_cmp")).then(
+            pl.format("comparison window {}..{} has {} month(s) not loaded", month_text("c_start", months), month_text("c_end", months), pl.col("missing_cmp"))
+        ),
         pl.col("rate_note_cur"),
         pl.col("rate_note_cmp"),
         pl.when(pl.col("differ")).then(pl.format("definitions differ: current [{}] vs comparison [{}]", pl.col("cur_sig"), pl.col("cmp_sig"))),
@@ -149,13 +185,29 @@ def computed_rows(w: pl.DataFrame, months: tuple[int, int], run_id: str) -> pl.D
     ]
     note = pl.concat_str(notes, separator="; ", ignore_nulls=True)
     return w.select(
-        "force_rank", "m_rank", pl.col("spec_rank").alias("row_rank"),
-        "force_id", "measure_id", "family", "period", month_text("start", months).alias("period_start"), month_text("end", months).alias("period_end"),
-        pl.when(pl.col("has_value")).then(pl.col("value")).alias("value"), "unit", "comparison",
-        pl.when(~is_target).then(month_text("c_start", months)).alias("comparison_start"), pl.when(~is_target).then(month_text("c_end", months)).alias("comparison_end"),
-        pl.when(pl.col("has_cvalue")).then(pl.col("cvalue")).alias("comparison_value"), "change_abs", "change_pct", "target", status.alias("status"),
-        pl.format("{}; {}", pl.col("label"), pl.col("cur_sig")).alias("definition_version"), pl.lit(run_id).alias("run_id"),
-        pl.when(note != "").then(note).alias("note"), pl.when(pl.col("has_cvalue")).then(pl.col("comparison_source")).alias("comparison_source"),
+        "force_rank",
+        "m_rank",
+        pl.col("spec_rank").alias("row_rank"),
+        "force_id",
+        "measure_id",
+        "family",
+        "period",
+        month_text("start", months).alias("period_start"),
+        month_text("end", months).alias("period_end"),
+        pl.when(pl.col("has_value")).then(pl.col("value")).alias("value"),
+        "unit",
+        "comparison",
+        pl.when(~is_target).then(month_text("c_start", months)).alias("comparison_start"),
+        pl.when(~is_target).then(month_text("c_end", months)).alias("comparison_end"),
+        pl.when(pl.col("has_cvalue")).then(pl.col("cvalue")).alias("comparison_value"),
+        "change_abs",
+        "change_pct",
+        "target",
+        status.alias("status"),
+        pl.format("{}; {}", pl.col("label"), pl.col("cur_sig")).alias("definition_version"),
+        pl.lit(run_id).alias("run_id"),
+        pl.when(note != "").then(note).alias("note"),
+        pl.when(pl.col("has_cvalue")).then(pl.col("comparison_source")).alias("comparison_source"),
     )
 
 
@@ -165,11 +217,27 @@ def declared_rows(plan: pl.DataFrame, specs: pl.DataFrame, months: tuple[int, in
     w = plan.filter(pl.col("declared").is_not_null()).join(specs, on="measure_id").filter(pl.col("end").is_between(pl.col("span_first"), pl.col("span_last")))
     not_target = pl.col("comparison") != "target"
     return w.select(
-        "force_rank", "m_rank", pl.col("spec_rank").alias("row_rank"),
-        "force_id", "measure_id", "family", "period", month_text("start", months).alias("period_start"), month_text("end", months).alias("period_end"),
-        pl.lit(None, pl.Float64).alias("value"), "unit", "comparison",
-        pl.when(not_target).then(month_text("c_start", months)).alias("comparison_start"), pl.when(not_target).then(month_text("c_end", months)).alias("comparison_end"),
-        pl.lit(None, pl.Float64).alias("comparison_value"), pl.lit(None, pl.Float64).alias("change_abs"), pl.lit(None, pl.Float64).alias("change_pct"),
-        "target", pl.lit("incomplete").alias("status"), pl.col("label").alias("definition_version"), pl.lit(run_id).alias("run_id"),
-        pl.col("declared").alias("note"), pl.lit(None, pl.Utf8).alias("comparison_source"),
+        "force_rank",
+        "m_rank",
+        pl.col("spec_rank").alias("row_rank"),
+        "force_id",
+        "measure_id",
+        "family",
+        "period",
+        month_text("start", months).alias("period_start"),
+        month_text("end", months).alias("period_end"),
+        pl.lit(None, pl.Float64).alias("value"),
+        "unit",
+        "comparison",
+        pl.when(not_target).then(month_text("c_start", months)).alias("comparison_start"),
+        pl.when(not_target).then(month_text("c_end", months)).alias("comparison_end"),
+        pl.lit(None, pl.Float64).alias("comparison_value"),
+        pl.lit(None, pl.Float64).alias("change_abs"),
+        pl.lit(None, pl.Float64).alias("change_pct"),
+        "target",
+        pl.lit("incomplete").alias("status"),
+        pl.col("label").alias("definition_version"),
+        pl.lit(run_id).alias("run_id"),
+        pl.col("declared").alias("note"),
+        pl.lit(None, pl.Utf8).alias("comparison_source"),
     )

@@ -62,7 +62,9 @@ def control_charts(
     extracts = pl.DataFrame({"measure_id": list(kinds), "extract": list(kinds.values())})
     # every loaded month of the measure's extract, zero where nothing matched
     grid = months.join(extracts, on="extract").drop("extract")
-    data = grid.join(series.select("force_id", "measure_id", "idx", "value"), on=["force_id", "measure_id", "idx"], how="left").with_columns(pl.col("value").fill_null(0.0))
+    data = grid.join(series.select("force_id", "measure_id", "idx", "value"), on=["force_id", "measure_id", "idx"], how="left").with_columns(
+        pl.col("value").fill_null(0.0)
+    )
     if data.height == 0:
         return pl.DataFrame(schema=SPC_SCHEMA)
     base_idx = list(range(YE_JUN19.start.index, YE_JUN19.end.index + 1))
@@ -79,8 +81,16 @@ def control_charts(
     month = lambda c: (pl.col(c) // 12).cast(pl.Utf8) + "-" + ((pl.col(c) % 12) + 1).cast(pl.Utf8).str.zfill(2)  # noqa: E731
     log.info("control charts: %d points of %d series", out.height, out.select("force_id", "measure_id").n_unique())
     return out.select(
-        "force_id", "measure_id", month("idx").alias("month"), "value", "centre", "lower", "upper",
-        month("first").alias("baseline_start"), month("last").alias("baseline_end"), "signal",
+        "force_id",
+        "measure_id",
+        month("idx").alias("month"),
+        "value",
+        "centre",
+        "lower",
+        "upper",
+        month("first").alias("baseline_start"),
+        month("last").alias("baseline_end"),
+        "signal",
     ).select([pl.col(k).cast(t) for k, t in SPC_SCHEMA.items()])
 
 

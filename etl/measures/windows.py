@@ -123,18 +123,22 @@ def cumulative(plan: pl.DataFrame, loaded: pl.DataFrame, components: pl.DataFram
         series.with_columns(running_start(pl.col("first")).alias("lo"))
         .with_columns(pl.int_ranges("lo", pl.col("last") + 1, dtype=pl.Int32).alias("idx"))
         .explode("idx")
-        .join(loaded.select("force_id", pl.col("extract").alias("needs_extract"), "idx", pl.lit(1, pl.Int32).alias("loaded")), on=["force_id", "needs_extract", "idx"], how="left")
+        .join(
+            loaded.select("force_id", pl.col("extract").alias("needs_extract"), "idx", pl.lit(1, pl.Int32).alias("loaded")),
+            on=["force_id", "needs_extract", "idx"],
+            how="left",
+        )
         .with_columns(pl.col("loaded").fill_null(0))
     )
-    comps = (
-        components.join(slots, left_on=["measure_id", "component"], right_on=["source_id", "component"], how="inner")
-        .join(series.select("series", "force_id", pl.col("source_id").alias("measure_id")), on=["force_id", "measure_id"], how="inner")
+    comps = components.join(slots, left_on=["measure_id", "component"], right_on=["source_id", "component"], how="inner").join(
+        series.select("series", "force_id", pl.col("source_id").alias("measure_id")), on=["force_id", "measure_id"], how="inner"
     )
     for slot in "ab":
         dense = dense.join(comps.filter(pl.col("slot") == slot).select("series", "idx", pl.col("value").alias(slot)), on=["series", "idx"], how="left")
     in_loaded = lambda c: pl.when(pl.col("loaded") == 1).then(pl.col(c).fill_null(0.0)).otherwise(None).fill_null(0.0)
     return dense.sort("series", "idx").select(
-        "series", "idx",
+        "series",
+        "idx",
         pl.col("loaded").cum_sum().over("series").alias("cum_loaded"),
         in_loaded("a").cum_sum().over("series").alias("cum_a"),
         in_loaded("b").cum_sum().over("series").alias("cum_b"),
@@ -186,15 +190,16 @@ def with_medians(w: pl.DataFrame, histograms: pl.DataFrame) -> pl.DataFrame:
     """Adds med_cur / med_cmp for the complete windows of median measures (null elsewhere)."""
     med = pl.col("source_kind") == "median"
     cur = w.filter(med & pl.col("complete_cur")).select("force_id", "source_id", "start", "end")
-    cmp = w.filter(med & pl.col("complete_cmp") & (pl.col("comparison") != "target")).select("force_id", "source_id", pl.col("c_start").alias("start"), pl.col("c_end").alias("end"))
+    cmp = w.filter(med & pl.col("complete_cmp") & (pl.col("comparison") != "target")).select(
+        "force_id", "source_id", pl.col("c_start").alias("start"), pl.col("c_end").alias("end")
+    )
     windows = pl.concat([cur, cmp]).unique()
     if windows.height == 0:
         return w.with_columns(pl.lit(None, pl.Float64).alias("med_cur"), pl.lit(None, pl.Float64).alias("med_cmp"))
     meds = window_medians(windows, histograms)
     keys = ["force_id", "source_id"]
-    return (
-        w.join(meds.rename({"med": "med_cur"}), on=[*keys, "start", "end"], how="left")
-        .join(meds.rename({"start": "c_start", "end": "c_end", "med": "med_cmp"}), on=[*keys, "c_start", "c_end"], how="left")
+    return w.join(meds.rename({"med": "med_cur"}), on=[*keys, "start", "end"], how="left").join(
+        meds.rename({"start": "c_start", "end": "c_end", "med": "med_cmp"}), on=[*keys, "c_start", "c_end"], how="left"
     )
 
 
@@ -213,4 +218,3 @@ def with_signatures(w: pl.DataFrame, defs: Definitions) -> pl.DataFrame:
         return pl.when(a == b).then(a).otherwise(pl.format("mixed: {} | {}", a, b))
 
     return w.with_columns(window_sig("start", "end").alias("cur_sig"), window_sig("c_start", "c_end").alias("cmp_sig")).drop([f"_sig_{c}" for c in ends])
-

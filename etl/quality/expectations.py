@@ -66,9 +66,9 @@ from pathlib import Path
 import polars as pl
 
 from etl.core import audit, progress
-from etl.resources import expectations_dir
 from etl.core.validation import CheckResult
 from etl.core.warehouse import Warehouse
+from etl.resources import expectations_dir
 
 RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 0, "exclude_unexpected_values": True, "include_unexpected_rows": False}
 
@@ -144,8 +144,8 @@ def classified_columns_of(table: str) -> frozenset[str]:
     """Columns of a warehouse table whose values must never reach a suite result or Data Docs: the
     classified columns of the contract loaded into that table (plus EXTRA_CLASSIFIED)."""
     from etl.core.contracts import load_contract
-    from etl.reporting.exports import usable_contracts
     from etl.core.reference import contracts_dir
+    from etl.reporting.exports import usable_contracts
 
     names = set(EXTRA_CLASSIFIED.get(table, ()))
     # the table's own contract (id = extract for every contract) must parse: its ContractError propagates

@@ -17,7 +17,14 @@ from etl.reporting.templating import render
 WIDTH, HEIGHT = 860, 320
 LEFT, RIGHT, TOP, BOTTOM = 70, 20, 44, 56
 _NONNEGATIVE_UNITS = ("count", "pct", "per_1000", "per_100k", "per_million", "seconds")
-_UNIT_WORDS = {"count": "count per month", "pct": "per cent", "per_1000": "per 1,000", "per_100k": "per 100,000", "per_million": "per million", "seconds": "seconds"}
+_UNIT_WORDS = {
+    "count": "count per month",
+    "pct": "per cent",
+    "per_1000": "per 1,000",
+    "per_100k": "per 100,000",
+    "per_million": "per million",
+    "seconds": "seconds",
+}
 _LEGEND = (
     ("value", "Monthly value"),
     ("outside", "Outside limits"),
@@ -185,7 +192,9 @@ def trend_chart(series: list[dict], *, uid: str, title: str, unit: str | None, b
         chart.lines += [Line(cls, _pts(seg)) for seg in _segments(line_of(key))]
     if baseline_level is not None:
         chart.baseline_y = Y(baseline_level)
-    chart.values = [Line("values", _pts(seg)) for seg in _segments([(X(i), Y(p["value"])) if p.get("value") is not None else None for i, p in enumerate(series)])]
+    chart.values = [
+        Line("values", _pts(seg)) for seg in _segments([(X(i), Y(p["value"])) if p.get("value") is not None else None for i, p in enumerate(series)])
+    ]
     for i, p in enumerate(series):
         if p.get("value") is None:
             continue

@@ -18,8 +18,25 @@ from etl.reporting.layout import ScorecardLayout
 from etl.reporting.national import NationalRow
 from etl.reporting.scorecard import KpiRow, comparison_entry
 
-_SCORECARD_TEXT = ("objective", "sub_objective", "kpi_id", "kpi", "kpi_ref", "availability", "current_text", "historical_text", "target_text",
-                   "status_text", "figure_label", "measure_id", "unit", "period", "period_start", "period_end", "current_label")
+_SCORECARD_TEXT = (
+    "objective",
+    "sub_objective",
+    "kpi_id",
+    "kpi",
+    "kpi_ref",
+    "availability",
+    "current_text",
+    "historical_text",
+    "target_text",
+    "status_text",
+    "figure_label",
+    "measure_id",
+    "unit",
+    "period",
+    "period_start",
+    "period_end",
+    "current_label",
+)
 
 
 def _scorecard_schema(nslots: int) -> dict[str, Any]:
@@ -28,8 +45,19 @@ def _scorecard_schema(nslots: int) -> dict[str, Any]:
     schema.update({"value_text": pl.Utf8, "status": pl.Utf8, "reason": pl.Utf8, "note": pl.Utf8})
     for i in range(nslots):
         p = f"comparison_{i + 1}"
-        schema.update({p: pl.Utf8, f"{p}_label": pl.Utf8, f"{p}_start": pl.Utf8, f"{p}_end": pl.Utf8, f"{p}_value": pl.Float64,
-                       f"{p}_change_abs": pl.Float64, f"{p}_change_pct": pl.Float64, f"{p}_status": pl.Utf8, f"{p}_text": pl.Utf8})
+        schema.update(
+            {
+                p: pl.Utf8,
+                f"{p}_label": pl.Utf8,
+                f"{p}_start": pl.Utf8,
+                f"{p}_end": pl.Utf8,
+                f"{p}_value": pl.Float64,
+                f"{p}_change_abs": pl.Float64,
+                f"{p}_change_pct": pl.Float64,
+                f"{p}_status": pl.Utf8,
+                f"{p}_text": pl.Utf8,
+            }
+        )
     return schema
 
 
@@ -89,9 +117,22 @@ def _national_schema() -> dict[str, Any]:
     schema["value"] = pl.Float64
     schema.update({"value_text": pl.Utf8, "status": pl.Utf8, "reason": pl.Utf8})
     for p in ("baseline", "previous"):
-        schema.update({f"{p}_label": pl.Utf8, f"{p}_start": pl.Utf8, f"{p}_end": pl.Utf8, f"{p}_value": pl.Float64, f"{p}_text": pl.Utf8,
-                       f"{p}_source": pl.Utf8, f"{p}_change_abs": pl.Float64, f"{p}_change_pct": pl.Float64, f"{p}_change_text": pl.Utf8,
-                       f"{p}_change_pct_text": pl.Utf8, f"{p}_status": pl.Utf8, f"{p}_note": pl.Utf8})
+        schema.update(
+            {
+                f"{p}_label": pl.Utf8,
+                f"{p}_start": pl.Utf8,
+                f"{p}_end": pl.Utf8,
+                f"{p}_value": pl.Float64,
+                f"{p}_text": pl.Utf8,
+                f"{p}_source": pl.Utf8,
+                f"{p}_change_abs": pl.Float64,
+                f"{p}_change_pct": pl.Float64,
+                f"{p}_change_text": pl.Utf8,
+                f"{p}_change_pct_text": pl.Utf8,
+                f"{p}_status": pl.Utf8,
+                f"{p}_note": pl.Utf8,
+            }
+        )
     schema.update({"series_months": pl.Int64, "baseline_level": pl.Float64, "signals": pl.Utf8})
     return schema
 
@@ -117,20 +158,22 @@ def national_frame(rows: list[NationalRow]) -> pl.DataFrame:
         }
         for c, p in ((nr.baseline, "baseline"), (nr.previous, "previous")):
             shows = bool(c and c.shows_change)
-            rec.update({
-                f"{p}_label": c.label if c else None,
-                f"{p}_start": c.start if c else None,
-                f"{p}_end": c.end if c else None,
-                f"{p}_value": c.value if c else None,
-                f"{p}_text": (format_value(c.value, nr.unit) if c and c.status else None),
-                f"{p}_source": c.source if c else None,
-                f"{p}_change_abs": c.change_abs if shows else None,  # type: ignore[union-attr]
-                f"{p}_change_pct": c.change_pct if shows else None,  # type: ignore[union-attr]
-                f"{p}_change_text": (format_change_abs(c.change_abs, nr.unit) if shows else None),  # type: ignore[union-attr]
-                f"{p}_change_pct_text": (format_change_pct(c.change_pct) if shows and nr.unit != "pct" else None),  # type: ignore[union-attr]
-                f"{p}_status": c.status if c else None,
-                f"{p}_note": c.note if c else None,
-            })
+            rec.update(
+                {
+                    f"{p}_label": c.label if c else None,
+                    f"{p}_start": c.start if c else None,
+                    f"{p}_end": c.end if c else None,
+                    f"{p}_value": c.value if c else None,
+                    f"{p}_text": (format_value(c.value, nr.unit) if c and c.status else None),
+                    f"{p}_source": c.source if c else None,
+                    f"{p}_change_abs": c.change_abs if shows else None,  # type: ignore[union-attr]
+                    f"{p}_change_pct": c.change_pct if shows else None,  # type: ignore[union-attr]
+                    f"{p}_change_text": (format_change_abs(c.change_abs, nr.unit) if shows else None),  # type: ignore[union-attr]
+                    f"{p}_change_pct_text": (format_change_pct(c.change_pct) if shows and nr.unit != "pct" else None),  # type: ignore[union-attr]
+                    f"{p}_status": c.status if c else None,
+                    f"{p}_note": c.note if c else None,
+                }
+            )
         rec["series_months"] = len(nr.series)
         rec["baseline_level"] = nr.baseline_level
         rec["signals"] = "; ".join(f"{p['month']} {p['signal']}" for p in nr.signals) or None

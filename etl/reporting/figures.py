@@ -128,8 +128,9 @@ def _needs(extracts: Iterable[str]) -> str:
     return "the " + ", ".join(ex[:-1]) + f" and {ex[-1]} extracts"
 
 
-def resolve_figure(idx: MeasureIndex, month: str, spec_measure: str, label: str, extracts: tuple[str, ...], period: str,
-                   comparisons: tuple[str, ...], defs) -> Figure:
+def resolve_figure(
+    idx: MeasureIndex, month: str, spec_measure: str, label: str, extracts: tuple[str, ...], period: str, comparisons: tuple[str, ...], defs
+) -> Figure:
     """The figure of ``spec_measure`` for ``period``: its latest window at or before ``month`` with the
     ``comparisons`` asked for, or the reason it is not available."""
     measure = definition(defs, spec_measure)

@@ -39,7 +39,11 @@ STATUS_WORDS = {
     "monitored_elsewhere": "monitored elsewhere",
     "not_computable": "not computable",
 }
-SIGNAL_WORDS = {"outside_limits": "outside the control limits", "run_above": "in a run of 7+ above the centre line", "run_below": "in a run of 7+ below the centre line"}
+SIGNAL_WORDS = {
+    "outside_limits": "outside the control limits",
+    "run_above": "in a run of 7+ above the centre line",
+    "run_below": "in a run of 7+ below the centre line",
+}
 PERIOD_NAMES = {"month": "monthly", "r12": "rolling 12 months", "fytd": "financial year to date", "cal": "calendar year", "qtr": "quarter"}
 _MON = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _UNIT_SUFFIX = {"pct": "%", "per_1000": " per 1,000", "per_100k": " per 100,000", "per_million": " per million", "days": " days"}

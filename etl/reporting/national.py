@@ -201,7 +201,7 @@ def build_national_rows(idx: MeasureIndex, measures_rows: list[dict], month: str
         proxy_note = getattr(m, "note", None)
         note = fig.note or ""
         if not proxy_for and note.startswith("proxy for "):  # the engine's note: "proxy for <id>: <how it differs>; ..."
-            head, _, rest = note[len("proxy for "):].partition(":")
+            head, _, rest = note[len("proxy for ") :].partition(":")
             proxy_for, proxy_note = head.strip() or None, proxy_note or rest.split(";")[0].strip() or None
         if mid.startswith("pu_") and not proxy_for:
             proxy_for = "a national measure"

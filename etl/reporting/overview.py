@@ -19,8 +19,14 @@ from etl.reporting.scorecard import KpiRow
 
 # column of data_quality_summary -> its heading, in table order; the numeric ones are right-aligned
 _DQ_HEADINGS = {
-    "extract": "Extract", "runs": "Runs", "checks": "Checks run", "failed": "Checks failed", "failed_errors": "Failed (errors)",
-    "failed_warnings": "Failed (warnings)", "failing_rows": "Failing rows", "failed_checks": "Failed checks",
+    "extract": "Extract",
+    "runs": "Runs",
+    "checks": "Checks run",
+    "failed": "Checks failed",
+    "failed_errors": "Failed (errors)",
+    "failed_warnings": "Failed (warnings)",
+    "failing_rows": "Failing rows",
+    "failed_checks": "Failed checks",
 }
 _DQ_NUMERIC = {"runs", "checks", "failed", "failed_errors", "failed_warnings", "failing_rows"}
 
@@ -76,8 +82,7 @@ def data_quality(summary: pl.DataFrame | None, checks: pl.DataFrame | None) -> D
             months = f" Months covered: {ms[0]} to {ms[-1]}." if len(ms) > 1 else f" Month: {ms[0]}."
     columns = [Column(c, h, c in _DQ_NUMERIC) for c, h in _DQ_HEADINGS.items() if c in summary.columns]
     rows = [
-        [f"{r[c.key]:,}" if c.numeric and isinstance(r[c.key], int) else r[c.key] for c in columns]
-        for r in summary.select([c.key for c in columns]).to_dicts()
+        [f"{r[c.key]:,}" if c.numeric and isinstance(r[c.key], int) else r[c.key] for c in columns] for r in summary.select([c.key for c in columns]).to_dicts()
     ]
     return DataQuality("table", months, columns, rows)
 
@@ -99,15 +104,34 @@ class IndexPage:
     quality: DataQuality
 
 
-def index_page(force_id: str, month: str, rows: list[KpiRow], nrows: list[NationalRow], layout: ScorecardLayout,
-               summary: pl.DataFrame | None, checks: pl.DataFrame | None, provenance: str) -> IndexPage:
+def index_page(
+    force_id: str,
+    month: str,
+    rows: list[KpiRow],
+    nrows: list[NationalRow],
+    layout: ScorecardLayout,
+    summary: pl.DataFrame | None,
+    checks: pl.DataFrame | None,
+    provenance: str,
+) -> IndexPage:
     computed = [r for r in rows if r.computed]
     statuses = Counter(s for r in computed for _, s in r.statuses())
     no_data = Counter(r.spec.availability for r in rows if not r.computed)
     national = Counter(nr.status for nr in nrows)
     return IndexPage(
-        force_id, month, mon_yy(Month.parse(month)), provenance, layout.version, len(layout.objectives), len(rows), len(computed), len(nrows),
-        sorted(statuses.items()), sorted(no_data.items()), sorted(national.items()), data_quality(summary, checks),  # type: ignore[arg-type]
+        force_id,
+        month,
+        mon_yy(Month.parse(month)),
+        provenance,
+        layout.version,
+        len(layout.objectives),
+        len(rows),
+        len(computed),
+        len(nrows),
+        sorted(statuses.items()),
+        sorted(no_data.items()),
+        sorted(national.items()),
+        data_quality(summary, checks),  # type: ignore[arg-type]
     )
 
 

@@ -104,15 +104,23 @@ def write_report(
     nrows = build_national_rows(idx, rows_all, month, force_id, spc, defs)
     dq = data_quality_summary(data_quality) if data_quality is not None else None
 
-    paths = ReportPaths(out_dir / "index.html", out_dir / "scorecard.html", out_dir / "national.html",
-                        [out_dir / "scorecard.csv", out_dir / "national_measures.csv"])
+    paths = ReportPaths(
+        out_dir / "index.html", out_dir / "scorecard.html", out_dir / "national.html", [out_dir / "scorecard.csv", out_dir / "national_measures.csv"]
+    )
     write_text(paths.scorecard, scorecard_html(scorecard_page(layout, krows, force_id, month, prov)))
     write_text(paths.national, national_html(national_page(nrows, force_id, month, prov, spc is not None)))
     write_csv(paths.csv[0], scorecard_frame(layout, krows))
     write_csv(paths.csv[1], national_frame(nrows))
     write_text(paths.index, index_html(index_page(force_id, month, krows, nrows, layout, dq, data_quality, prov)))
-    logger.info("report for %s: %d measure rows, %d KPI rows, %d national measures, written to %s in %.2f s",
-                month, len(rows_all), len(krows), len(nrows), out_dir, time.perf_counter() - started)
+    logger.info(
+        "report for %s: %d measure rows, %d KPI rows, %d national measures, written to %s in %.2f s",
+        month,
+        len(rows_all),
+        len(krows),
+        len(nrows),
+        out_dir,
+        time.perf_counter() - started,
+    )
     return paths
 
 

@@ -56,8 +56,7 @@ CLEAN_PERIOD_ENDS = ["2019-06", "2019-12", "2020-06", "2020-12"]
 GAP_PERIOD_ENDS = ["2019-06", "2019-12", "2020-06", "2020-12"]
 REL_TOL = 1e-9
 # columns / keys that legitimately differ between two runs of the same input
-VOLATILE_MARKERS = ("run_id", "_at", "timestamp", "time", "ingest", "loaded", "computed", "created",
-                    "updated", "inserted", "commit")
+VOLATILE_MARKERS = ("run_id", "_at", "timestamp", "time", "ingest", "loaded", "computed", "created", "updated", "inserted", "commit")
 
 
 # ------------------------------------------------------------------------------------ running
@@ -70,8 +69,10 @@ class Run:
     seconds: float
 
     def describe(self, tail: int = 3000) -> str:
-        return (f"`python -m etl {' '.join(self.args)}` -> exit {self.returncode} in {self.seconds:.0f}s\n"
-                f"--- stdout (tail) ---\n{self.stdout[-tail:]}\n--- stderr (tail) ---\n{self.stderr[-tail:]}")
+        return (
+            f"`python -m etl {' '.join(self.args)}` -> exit {self.returncode} in {self.seconds:.0f}s\n"
+            f"--- stdout (tail) ---\n{self.stdout[-tail:]}\n--- stderr (tail) ---\n{self.stderr[-tail:]}"
+        )
 
 
 def _env(prefect_home: Path) -> dict[str, str]:
@@ -93,9 +94,16 @@ def _env(prefect_home: Path) -> dict[str, str]:
 def run_etl(args: list[str], prefect_home: Path, timeout: int = TIMEOUT) -> Run:
     started = time.monotonic()
     try:
-        proc = subprocess.run([sys.executable, "-m", "etl", *args], cwd=REPO, env=_env(prefect_home),
-                              capture_output=True, text=True, encoding="utf-8", errors="replace",
-                              timeout=timeout)
+        proc = subprocess.run(
+            [sys.executable, "-m", "etl", *args],
+            cwd=REPO,
+            env=_env(prefect_home),
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            timeout=timeout,
+        )
         return Run(args, proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)
     except subprocess.TimeoutExpired as exc:
         out = exc.stdout.decode("utf-8", "replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
@@ -111,8 +119,7 @@ class Measures:
 
 
 def get_measures(month: str, warehouse: Path, prefect_home: Path) -> Measures:
-    run = run_etl(["measures", "--month", month, "--warehouse", str(warehouse), "--format", "json"],
-                  prefect_home, timeout=min(TIMEOUT, 600))
+    run = run_etl(["measures", "--month", month, "--warehouse", str(warehouse), "--format", "json"], prefect_home, timeout=min(TIMEOUT, 600))
     if run.returncode != 0:
         return Measures(run, None, f"measures command failed\n{run.describe()}")
     try:
@@ -134,7 +141,7 @@ def read_table(warehouse: Path, name: str) -> Table:
     path = warehouse / name
     try:
         return Table(pl.read_delta(str(path)), None)
-    except Exception as exc:  # noqa: BLE001 - reported by the tests that need the table
+    except Exception as exc:
         return Table(None, f"cannot read Delta table {path}: {type(exc).__name__}: {exc}")
 
 
@@ -158,14 +165,12 @@ class Scenario:
 
 
 def _play(s: Scenario, period_ends: list[str]) -> Scenario:
-    s.backfill = run_etl(["backfill", "--source", str(s.built.root), "--from", FIRST, "--to", LAST,
-                          "--warehouse", str(s.warehouse)], s.prefect_home)
+    s.backfill = run_etl(["backfill", "--source", str(s.built.root), "--from", FIRST, "--to", LAST, "--warehouse", str(s.warehouse)], s.prefect_home)
     for month in period_ends:
         s.measures[month] = get_measures(month, s.warehouse, s.prefect_home)
     s.curated = read_table(s.warehouse, "recorded_crime")
     s.quarantine = read_table(s.warehouse, "quarantine")
-    s.rerun = run_etl(["backfill", "--source", str(s.built.root), "--from", RERUN_MONTH, "--to", RERUN_MONTH,
-                       "--warehouse", str(s.warehouse)], s.prefect_home)
+    s.rerun = run_etl(["backfill", "--source", str(s.built.root), "--from", RERUN_MONTH, "--to", RERUN_MONTH, "--warehouse", str(s.warehouse)], s.prefect_home)
     s.curated_after = read_table(s.warehouse, "recorded_crime")
     s.quarantine_after = read_table(s.warehouse, "quarantine")
     s.measures_after = get_measures("2020-12", s.warehouse, s.prefect_home)
@@ -175,10 +180,10 @@ def _play(s: Scenario, period_ends: list[str]) -> Scenario:
 @pytest.fixture(scope="module")
 def scenarios(tmp_path_factory) -> dict[str, Scenario]:
     base = tmp_path_factory.mktemp("acceptance")
-    clean = Scenario("clean", B.build_source(base / "source_clean"), base / "warehouse_clean",
-                     base / "prefect_clean")
-    gaps = Scenario("gaps", B.build_source(base / "source_gaps", omit_months=[GAP_MONTH], bad_rows=GAP_BAD_ROWS),
-                    base / "warehouse_gaps", base / "prefect_gaps")
+    clean = Scenario("clean", B.build_source(base / "source_clean"), base / "warehouse_clean", base / "prefect_clean")
+    gaps = Scenario(
+        "gaps", B.build_source(base / "source_gaps", omit_months=[GAP_MONTH], bad_rows=GAP_BAD_ROWS), base / "warehouse_gaps", base / "prefect_gaps"
+    )
     for s in (clean, gaps):
         s.prefect_home.mkdir()
     jobs = [(clean, CLEAN_PERIOD_ENDS), (gaps, GAP_PERIOD_ENDS)]
@@ -264,8 +269,9 @@ def compare_measures(s: Scenario, period_end: str) -> list[str]:
     got, problems = _index_rows(rows)
     if not got:
         seen = sorted({(str(r.get("force_id")), str(r.get("measure_id"))) for r in rows})[:20]
-        return [f"[{s.name}] no rows for force {B.FORCE_ID!r} and the tested measures ending {period_end}; "
-                f"{len(rows)} rows with (force_id, measure_id) e.g. {seen}"]
+        return [
+            f"[{s.name}] no rows for force {B.FORCE_ID!r} and the tested measures ending {period_end}; {len(rows)} rows with (force_id, measure_id) e.g. {seen}"
+        ]
     for key, e in expected.items():
         measure, period, comp = key
         label = f"[{s.name}] {measure} {period} ending {period_end} vs {comp}"
@@ -301,16 +307,19 @@ def _stable_rows(df: pl.DataFrame) -> tuple[list[str], list[str]]:
 
 
 def _stable_measures(rows: list[dict]) -> list[str]:
-    return sorted(json.dumps({k: v for k, v in r.items() if not _is_volatile(k)}, sort_keys=True, default=str)
-                  for r in rows)
+    return sorted(json.dumps({k: v for k, v in r.items() if not _is_volatile(k)}, sort_keys=True, default=str) for r in rows)
 
 
 def _diff_lines(before: list[str], after: list[str], limit: int = 10) -> str:
     cb, ca = Counter(before), Counter(after)
     gone = list((cb - ca).elements())[:limit]
     new = list((ca - cb).elements())[:limit]
-    return (f"{len(before)} rows before, {len(after)} after\nonly before (first {limit}):\n  "
-            + "\n  ".join(gone) + f"\nonly after (first {limit}):\n  " + "\n  ".join(new))
+    return (
+        f"{len(before)} rows before, {len(after)} after\nonly before (first {limit}):\n  "
+        + "\n  ".join(gone)
+        + f"\nonly after (first {limit}):\n  "
+        + "\n  ".join(new)
+    )
 
 
 def _recorded_crime_quarantine(s: Scenario, table: Table | None) -> pl.DataFrame | None:
@@ -342,33 +351,33 @@ def test_builder_self_check(tmp_path):
 
 # --------------------------------------------------------------------------------- exit codes
 def test_clean_backfill_exits_0(clean):
-    assert clean.backfill.returncode == 0, (
-        "a backfill in which every month loads must exit 0\n" + clean.backfill.describe())
+    assert clean.backfill.returncode == 0, "a backfill in which every month loads must exit 0\n" + clean.backfill.describe()
 
 
 def test_backfill_with_missing_month_exits_1(gaps):
-    assert gaps.backfill.returncode == 1, (
-        f"a backfill with month {GAP_MONTH} missing must exit 1\n" + gaps.backfill.describe())
+    assert gaps.backfill.returncode == 1, f"a backfill with month {GAP_MONTH} missing must exit 1\n" + gaps.backfill.describe()
 
 
 def test_missing_month_is_named(gaps):
     text = gaps.backfill.stdout + gaps.backfill.stderr
     assert GAP_MONTH in text, "the backfill output should name the missing month\n" + gaps.backfill.describe()
-    assert "Traceback (most recent call last)" not in text, (
-        "a missing month is bad input, not a crash: no stack trace\n" + gaps.backfill.describe())
+    assert "Traceback (most recent call last)" not in text, "a missing month is bad input, not a crash: no stack trace\n" + gaps.backfill.describe()
 
 
 def test_rerun_of_one_month_exits_0(scenarios):
     for s in scenarios.values():
         assert s.rerun is not None and s.rerun.returncode == 0, (
-            f"[{s.name}] re-running {RERUN_MONTH} (which loads; bad rows are quarantined, not fatal) "
-            f"must exit 0\n{s.rerun.describe()}")
+            f"[{s.name}] re-running {RERUN_MONTH} (which loads; bad rows are quarantined, not fatal) must exit 0\n{s.rerun.describe()}"
+        )
 
 
 def test_usage_error_exits_2(tmp_path):
     source = B.build_source(tmp_path / "src", months=["2020-01"])
-    run = run_etl(["backfill", "--source", str(source.root), "--from", "2020-13", "--to", "2020-12",
-                   "--warehouse", str(tmp_path / "wh")], tmp_path, timeout=min(TIMEOUT, 600))
+    run = run_etl(
+        ["backfill", "--source", str(source.root), "--from", "2020-13", "--to", "2020-12", "--warehouse", str(tmp_path / "wh")],
+        tmp_path,
+        timeout=min(TIMEOUT, 600),
+    )
     assert run.returncode == 2, "an impossible month (2020-13) is a usage error: exit 2\n" + run.describe()
     assert "Traceback (most recent call last)" not in run.stdout + run.stderr, run.describe()
 
@@ -389,9 +398,11 @@ def test_clean_every_month_loaded_with_the_right_rows(clean):
         have = got.get(month, Counter())
         if have != want:
             variant = clean.built.variants.get(month, "utf-8, LF")
-            problems.append(f"{month} ({variant}): expected {sum(want.values())} rows, got {sum(have.values())}; "
-                            f"missing e.g. {sorted((want - have).elements())[:3]}, "
-                            f"unexpected e.g. {sorted((have - want).elements())[:3]}")
+            problems.append(
+                f"{month} ({variant}): expected {sum(want.values())} rows, got {sum(have.values())}; "
+                f"missing e.g. {sorted((want - have).elements())[:3]}, "
+                f"unexpected e.g. {sorted((have - want).elements())[:3]}"
+            )
     extra = sorted(set(got) - set(clean.built.months))
     if extra:
         problems.append(f"rows for months outside the backfill: {extra}")
@@ -446,8 +457,7 @@ def test_no_calendar_period_outside_december(clean):
     problems = []
     for month in ("2019-06", "2020-06"):
         rows = _need_measures(clean, month)
-        cal = [(r.get("measure_id"), r.get("comparison")) for r in rows
-               if r.get("period") == "cal" and r.get("measure_id") in B.ALL_MEASURES]
+        cal = [(r.get("measure_id"), r.get("comparison")) for r in rows if r.get("period") == "cal" and r.get("measure_id") in B.ALL_MEASURES]
         if cal:
             problems.append(f"period end {month} is not December but has cal rows {cal[:10]}")
     _fail_if(problems, "[clean] cal period")
@@ -467,14 +477,16 @@ def test_gap_windows_are_incomplete(gaps):
         got, dup = _index_rows(_need_measures(gaps, month))
         problems += dup
         for measure in B.ALL_MEASURES:
-            for period in (["r12", "cal"] if month.endswith("-12") else ["r12"]):
+            for period in ["r12", "cal"] if month.endswith("-12") else ["r12"]:
                 r = got.get((measure, period, "ye_jun19"))
                 label = f"{measure} {period} ending {month} vs ye_jun19 (contains {GAP_MONTH})"
                 if r is None:
                     problems.append(f"{label}: row missing")
                 elif r.get("comparison_value") is not None or r.get("status") != "incomplete":
-                    problems.append(f"{label}: expected comparison_value null and status incomplete, got "
-                                    f"comparison_value={r.get('comparison_value')!r} status={r.get('status')!r}")
+                    problems.append(
+                        f"{label}: expected comparison_value null and status incomplete, got "
+                        f"comparison_value={r.get('comparison_value')!r} status={r.get('status')!r}"
+                    )
             if month in ("2019-06", "2019-12"):
                 for comp in ("ye_jun19", "prev_r12"):
                     r = got.get((measure, "r12", comp))
@@ -484,8 +496,7 @@ def test_gap_windows_are_incomplete(gaps):
                         continue
                     bad = {k: r.get(k) for k in ("value", "change_abs", "change_pct") if r.get(k) is not None}
                     if r.get("status") != "incomplete" or bad:
-                        problems.append(f"{label}: expected status incomplete and null value/change, got "
-                                        f"status={r.get('status')!r} non-null={bad}")
+                        problems.append(f"{label}: expected status incomplete and null value/change, got status={r.get('status')!r} non-null={bad}")
         if month == "2020-12":
             for measure in B.ALL_MEASURES:
                 r = got.get((measure, "r12", "prev_r12"))
@@ -494,8 +505,12 @@ def test_gap_windows_are_incomplete(gaps):
                 if r is None:
                     problems.append(f"{label}: row missing")
                     continue
-                if r.get("status") != "incomplete" or r.get("change_abs") is not None \
-                        or r.get("change_pct") is not None or r.get("comparison_value") is not None:
+                if (
+                    r.get("status") != "incomplete"
+                    or r.get("change_abs") is not None
+                    or r.get("change_pct") is not None
+                    or r.get("comparison_value") is not None
+                ):
                     problems.append(f"{label}: expected incomplete with null comparison/change, got {r}")
                 if not _close(e["value"], r.get("value")):
                     problems.append(f"{label}: value expected {e['value']!r} (hand count) got {r.get('value')!r}")
@@ -515,7 +530,8 @@ def test_gap_quarantine_holds_exactly_the_injected_rows(gaps):
     dupes = sorted(p for p, n in Counter(got).items() if n > 1)
     assert not (missing or unexpected or dupes), (
         f"[gaps] quarantine (month, row_number) for recorded_crime differs from the injected bad rows\n"
-        f"missing (with the defect injected): {missing}\nunexpected: {unexpected}\nduplicated: {dupes}")
+        f"missing (with the defect injected): {missing}\nunexpected: {unexpected}\nduplicated: {dupes}"
+    )
 
 
 def test_gap_quarantine_rows_are_described(gaps):
@@ -560,8 +576,7 @@ def test_gap_nothing_lost(gaps):
     for month in gaps.built.months:
         rows_in = gaps.built.data_rows.get(month, 0)
         if loaded[month] + quarantined[month] != rows_in:
-            problems.append(f"{month}: {rows_in} data rows in file but {loaded[month]} loaded + "
-                            f"{quarantined[month]} quarantined")
+            problems.append(f"{month}: {rows_in} data rows in file but {loaded[month]} loaded + {quarantined[month]} quarantined")
     if loaded[GAP_MONTH]:
         problems.append(f"{GAP_MONTH} has no folder but {loaded[GAP_MONTH]} rows were loaded")
     # the loaded rows are exactly the good rows; for a duplicate crime_ref the FIRST occurrence is kept
@@ -569,8 +584,10 @@ def test_gap_nothing_lost(gaps):
     have = Counter((m,) + tuple(str(r[c]) for c in cols) for m, r in zip(months, df.iter_rows(named=True)))
     want = Counter((r["month"],) + tuple(r[c] for c in cols) for r in gaps.built.good_rows)
     if have != want:
-        problems.append(f"loaded rows ({', '.join(cols)}) differ from the good rows: missing "
-                        f"{sorted((want - have).elements())[:10]}, unexpected {sorted((have - want).elements())[:10]}")
+        problems.append(
+            f"loaded rows ({', '.join(cols)}) differ from the good rows: missing "
+            f"{sorted((want - have).elements())[:10]}, unexpected {sorted((have - want).elements())[:10]}"
+        )
     _fail_if(problems, "[gaps] rows in = rows loaded + rows quarantined")
 
 
@@ -584,8 +601,9 @@ def test_loaded_rows_carry_source_line(gaps):
     months = _month_series(df, "[gaps] recorded_crime")
     have = sorted((m, str(r), int(n)) for m, r, n in zip(months, df["crime_ref"].to_list(), df[col].to_list()))
     want = sorted((g["month"], g["crime_ref"], g["line"]) for g in gaps.built.good_rows)
-    assert have == want, (f"[gaps] curated {col} does not match the rows' line numbers in the source files; "
-                          f"first differences: {[p for p in zip(have, want) if p[0] != p[1]][:5]}")
+    assert have == want, (
+        f"[gaps] curated {col} does not match the rows' line numbers in the source files; first differences: {[p for p in zip(have, want) if p[0] != p[1]][:5]}"
+    )
 
 
 # --------------------------------------------------------------------------------- idempotency
@@ -598,8 +616,7 @@ def test_rerun_leaves_recorded_crime_identical(scenarios, name):
     cols_b, rows_b = _stable_rows(before)
     cols_a, rows_a = _stable_rows(after)
     assert cols_b == cols_a, f"[{name}] recorded_crime columns changed: {cols_b} -> {cols_a}"
-    assert rows_b == rows_a, (f"[{name}] re-running {RERUN_MONTH} changed recorded_crime "
-                              f"(compared columns {cols_b})\n" + _diff_lines(rows_b, rows_a))
+    assert rows_b == rows_a, f"[{name}] re-running {RERUN_MONTH} changed recorded_crime (compared columns {cols_b})\n" + _diff_lines(rows_b, rows_a)
 
 
 @pytest.mark.parametrize("name", ["clean", "gaps"])
@@ -617,6 +634,8 @@ def test_rerun_leaves_quarantine_identical(gaps):
     _need_backfill(gaps)
     before = _quarantined_pairs(gaps, gaps.quarantine)
     after = _quarantined_pairs(gaps, gaps.quarantine_after)
-    assert before == after, (f"[gaps] quarantine (month, row_number) changed after re-running {RERUN_MONTH}: "
-                             f"{len(before)} -> {len(after)} rows; added {sorted((Counter(after) - Counter(before)).elements())}"
-                             f"; removed {sorted((Counter(before) - Counter(after)).elements())}")
+    assert before == after, (
+        f"[gaps] quarantine (month, row_number) changed after re-running {RERUN_MONTH}: "
+        f"{len(before)} -> {len(after)} rows; added {sorted((Counter(after) - Counter(before)).elements())}"
+        f"; removed {sorted((Counter(before) - Counter(after)).elements())}"
+    )
