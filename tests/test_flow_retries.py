@@ -6,7 +6,7 @@ from prefect.states import Completed, Failed
 from etl.core.contracts import ContractError
 from etl.core.validation import FileFailure
 from etl.core.warehouse import StaleSnapshot, WarehouseBusy
-from etl.flows.monthly import RETRY, is_transient, load_month_task
+from etl.flows.monthly import RETRIES, is_transient, load_month_task
 
 
 @pytest.mark.parametrize(
@@ -26,4 +26,4 @@ def test_only_transient_errors_are_retried(exc, retried):
 
 def test_a_completed_state_is_not_retried_and_the_tasks_carry_the_policy():
     assert is_transient(None, None, Completed(data=1)) is False
-    assert load_month_task.retries == RETRY["retries"] == 2 and load_month_task.retry_condition_fn is is_transient
+    assert load_month_task.retries == RETRIES == 2 and load_month_task.retry_condition_fn is is_transient

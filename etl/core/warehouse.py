@@ -60,7 +60,7 @@ _LEGACY_RUN_ID = re.compile(r"^(load|measures|expectations|recovery)-\d{8}T\d{6}
 DEFAULT_LOCK_TIMEOUT = 1800.0  # seconds a run waits for the warehouse (ETL_LOCK_TIMEOUT overrides)
 LOCK_REPORT_EVERY = 5.0  # seconds between "waiting for the warehouse" reports
 
-AUDIT_RUNS_SCHEMA = {
+AUDIT_RUNS_SCHEMA: dict[str, type[pl.DataType] | pl.DataType] = {
     "run_id": pl.Utf8,
     "commit_seq": pl.Int64,
     "kind": pl.Utf8,  # load | measures | recovery
@@ -260,7 +260,7 @@ class Warehouse:
             t = self._table(AUDIT_RUNS)
             if t is None:
                 return None
-            runs = pl.from_arrow(t.to_pyarrow_table(columns=["commit_seq", "table_versions", "run_id"]))
+            runs = pl.DataFrame(pl.from_arrow(t.to_pyarrow_table(columns=["commit_seq", "table_versions", "run_id"])))
         except Exception as exc:  # a damaged log or data file: refuse, never guess
             raise WarehouseStateError(
                 f"{self.path(AUDIT_RUNS)}: the warehouse's run record cannot be read ({type(exc).__name__}); "
@@ -474,7 +474,7 @@ class Warehouse:
         first_seq = (last["commit_seq"] + 1) if last else 1
         full_rows = []
         for k, row in enumerate(rows):
-            full = {key: None for key in AUDIT_RUNS_SCHEMA}
+            full: dict[str, object] = {key: None for key in AUDIT_RUNS_SCHEMA}
             full.update(row)
             full["commit_seq"] = first_seq + k
             full["table_versions"] = json.dumps({t: v for t, v in sorted(versions.items()) if t != AUDIT_RUNS})

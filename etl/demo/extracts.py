@@ -986,7 +986,7 @@ def generate_extracts(out_dir: Path, months: list[str], *, force_id: str = "demo
         folder.mkdir(parents=True, exist_ok=True)
         for extract in wanted:
             ctx = _Ctx(prof, extract, mo, _rng(seed, extract, mo.index, 1), scale, prefix)
-            good = workforce.snapshot(ctx) if extract == "workforce" else _GENERATORS[extract](ctx)
+            good = workforce.snapshot(ctx) if extract == "workforce" and workforce is not None else _GENERATORS[extract](ctx)
             good = good.select([pl.col(col).cast(pl.String) for col in COLUMNS[extract]])
             frame = _with_bad_rows(extract, good, bad_rows_per_month, seed, mo, prefix)
             _write_csv(frame, folder / f"{extract}.csv")

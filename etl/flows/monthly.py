@@ -41,10 +41,11 @@ def is_transient(task, task_run, state) -> bool:
 
 
 # Transient errors are retried with back-off (the warehouse lock itself already waits ETL_LOCK_TIMEOUT).
-RETRY = {"retries": 2, "retry_delay_seconds": [30, 120], "retry_condition_fn": is_transient}
+RETRIES = 2
+RETRY_DELAYS: list[float] = [30, 120]
 
 
-@task(name="load-month", cache_policy=NO_CACHE, **RETRY)
+@task(name="load-month", cache_policy=NO_CACHE, retries=RETRIES, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=is_transient)
 def load_month_task(source: str, month: str, warehouse: str, force_id: str | None, compute: bool) -> list[dict]:
     """One month of the source: a force folder, or data.police.uk files (one run per force found)."""
     rule = None
@@ -58,13 +59,13 @@ def load_month_task(source: str, month: str, warehouse: str, force_id: str | Non
     return [r.to_dict() | ({"rule": rule} if rule else {}) for r in reports]
 
 
-@task(name="refresh-measures", cache_policy=NO_CACHE, **RETRY)
+@task(name="refresh-measures", cache_policy=NO_CACHE, retries=RETRIES, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=is_transient)
 def refresh_measures_task(warehouse: str, forces: list[str] | None) -> dict:
     run_id, rows = pipeline.refresh_measures(warehouse, forces)
     return {"run_id": run_id, "rows": rows}
 
 
-@task(name="expectations", cache_policy=NO_CACHE, **RETRY)
+@task(name="expectations", cache_policy=NO_CACHE, retries=RETRIES, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=is_transient)
 def expectations_task(warehouse: str) -> dict:
     from etl.quality.expectations import run_expectations
 
@@ -210,7 +211,7 @@ def guard_ephemeral_server() -> None:
     if getattr(start, "_etl_guarded", False):
         return
 
-    def run_uvicorn_command(self):  # type: ignore[no-untyped-def]
+    def run_uvicorn_command(self):
         watchdog = _ensure_watchdog()  # before the server, so no moment has a server and no watchdog
         process = start(self)
         _watch(watchdog, process.pid)

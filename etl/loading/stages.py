@@ -362,7 +362,7 @@ def build_writes(batch: CheckedBatch, wh: Warehouse) -> Writes:
         results = u.results + recorded.results
         extra_checks = [(c.extract, CheckResult("file.present", None, f"{month}/{c.file_name} is present", "warning", False, 0, 0)) for c in u.absent]
         checks.append(audit.checks_frame(u.run_id, u.force, month, results, extra_checks))
-        runs.append(audit.run_row(u.run_id, "load", u.force, month, u.started, results, versions, u.absent_message(month), [e for _, e in recorded.published]))  # type: ignore[arg-type]
+        runs.append(audit.run_row(u.run_id, "load", u.force, month, u.started, results, versions, u.absent_message(month), [e for _, e in recorded.published]))
     out = Writes(writes, runs, pl.concat(checks), curated, references)
     _log_stage(batch, "build_writes", started, f"{len(writes)} table write(s), {sum(w.frame.height for w in writes)} row(s), {len(runs)} audit run(s)")
     return out

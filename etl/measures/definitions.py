@@ -427,8 +427,8 @@ class TargetSpec(_Spec):
                 "increase": f"increase vs {vs}",
                 "decrease": f"decrease vs {vs}",
                 "monitor": "monitor",
-            }[self.rule]
-        )  # type: ignore[index]
+            }[self.rule]  # type: ignore[index]  # a target always has a rule (checked by the model)
+        )
         return Target(rule=self.rule, value=None if value is None else float(value), comparison=vs, text=text)  # type: ignore[arg-type]
 
 

@@ -62,6 +62,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -195,8 +196,8 @@ def load_suites(folder: Path | None = None) -> list[dict]:
 class _Gx:
     """One GX file context for one warehouse, kept for the life of the process."""
 
-    gx: object
-    ctx: object
+    gx: Any  # the great_expectations module (GX 1.x context objects are not typed)
+    ctx: Any
     yml: Path
     mtime: float
     suites: dict[str, str] = field(default_factory=dict)  # suite name -> fingerprint known stored
@@ -294,26 +295,28 @@ def _columns_of(exp: dict, all_columns: list[str]) -> list[str]:
     return [c for c in all_columns if c in cols] or list(all_columns)
 
 
-def _partition_filters(lf: pl.LazyFrame, key: list[str], rows: int) -> list[pl.Expr]:
+def _partition_filters(lf: pl.LazyFrame, key: list[str], rows: int) -> list[pl.Expr | None]:
     """Filters splitting the table into partitions that each hold every row of any value of key."""
     schema = lf.collect_schema()
     # pandas takes NaN and null in a float column for the same value: hash them alike
     key_hash = pl.struct([pl.col(c).fill_nan(None) if schema[c].is_float() else pl.col(c) for c in key]).hash(seed=20190401)
     sample = lf.select(key).head(CHUNK_ROWS).select(pl.all().n_unique()).collect().row(0, named=True)
     best: pl.DataFrame | None = None
-    best_col = None
+    best_col = ""
+    best_largest = 0
     for col in key:
         if sample[col] > MAX_PARTITION_VALUES or schema[col].is_float():
             continue
         counts = lf.group_by(col).agg(pl.len().alias("n")).collect(engine="streaming")
         if counts.height > MAX_PARTITION_VALUES or counts.height < 2:
             continue
-        if best is None or counts["n"].max() < best["n"].max():
-            best, best_col = counts, col
+        largest = int(counts["n"].max())  # type: ignore[arg-type]  # a count column: never null here
+        if best is None or largest < best_largest:
+            best, best_col, best_largest = counts, col, largest
     if best is None:  # no column of the key partitions the table: split by hash of the whole key
         parts = max(1, math.ceil(rows / CHUNK_ROWS))
         return [key_hash % parts == i for i in range(parts)]
-    filters: list[pl.Expr] = []
+    filters: list[pl.Expr | None] = []
     bins: list[tuple[int, list]] = []  # first-fit decreasing: (rows, values)
     for value, n in sorted(best.iter_rows(), key=lambda r: -r[1]):
         if n > CHUNK_ROWS:  # one value too big for a partition: split its rows by key hash
@@ -340,7 +343,9 @@ def _plan(lf: pl.LazyFrame, expectations: list[dict], columns: list[str], rows: 
     """How to validate the suite: passes over the table, each split into partitions."""
     if rows <= CHUNK_ROWS:
         return [_Pass(list(range(len(expectations))), columns, [None])]
-    whole, row_wise, keyed = [], [], {}
+    whole: list[int] = []
+    row_wise: list[int] = []
+    keyed: dict[tuple[str, ...], list[int]] = {}
     for i, exp in enumerate(expectations):
         kw = exp.get("kwargs") or {}
         if "mostly" in kw:
@@ -516,7 +521,7 @@ def _validate_table(state: _Gx, spec: dict, lf: pl.LazyFrame, columns: list[str]
     # as ValidationDefinition.run does; the run name is the audit run id
     run_time = dt.datetime.now(dt.UTC)
     suite_result.meta["run_id"] = RunIdentifier(run_name=run_name, run_time=run_time)
-    suite_result.meta["validation_time"] = run_time
+    suite_result.meta["validation_time"] = run_time  # type: ignore[arg-type]  # GX stores a datetime here, as ValidationDefinition.run does
     return suite_result, partitions
 
 

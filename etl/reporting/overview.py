@@ -129,9 +129,9 @@ def index_page(
         len(computed),
         len(nrows),
         sorted(statuses.items()),
-        sorted(no_data.items()),
+        sorted(no_data.items()),  # type: ignore[arg-type]  # every KPI without data has a kind
         sorted(national.items()),
-        data_quality(summary, checks),  # type: ignore[arg-type]
+        data_quality(summary, checks),
     )
 
 

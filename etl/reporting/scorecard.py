@@ -177,7 +177,7 @@ class KpiRow:
             directions = sorted({f.direction for f in self.figures if f.direction})
             return "; ".join(directions)
         if len(self.figures) == 1 or len({t for _, t in targets}) == 1:
-            return targets[0][1]  # type: ignore[return-value]
+            return targets[0][1]
         return "; ".join(f"{label} {t}" for label, t in targets)
 
     def statuses(self) -> list[tuple[str | None, str]]:
