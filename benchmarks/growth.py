@@ -157,7 +157,7 @@ def measure_growth(args, national: dict | None) -> dict:
             p["project_measures"] = p["project_expectations"] = None
 
     analysis = _analyse(points)
-    for k, p in points.items():
+    for p in points.values():
         parts = [p.get("project_load"), p.get("project_measures"), p.get("project_expectations")]
         if all(parts):
             how = "measured" if all(x["how"].startswith("measured") for x in parts) else "partly extrapolated"

@@ -7,23 +7,31 @@ plain message naming the file, row, column and rule, never a stack trace.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import polars as pl
 import typer
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from typer._click.exceptions import NoArgsIsHelpError, UsageError  # typer vendors click
+from typer._click import Context  # typer vendors click
+from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 
 from etl.core import progress
 from etl.core.periods import Month, PeriodError, months_between
+
+if TYPE_CHECKING:
+    from prefect.states import State
+
+    from etl.core.contracts import Column, Contract
 
 # Prefect and GX settings for a command-line run; an explicit environment setting wins. Applied when
 # the command line runs (`main`, the app callback), never at import.
@@ -122,7 +130,7 @@ def _usage_line(exc: UsageError) -> str:
 class _Commands(TyperGroup):
     """The app's group: the one place where errors become a plain line and an exit code."""
 
-    def make_context(self, info_name, args, parent=None, **extra):  # type: ignore[no-untyped-def]
+    def make_context(self, info_name: str | None, args: list[str], parent: Context | None = None, **extra: Any) -> Context:
         try:
             return super().make_context(info_name, args, parent=parent, **extra)
         except NoArgsIsHelpError:
@@ -131,7 +139,7 @@ class _Commands(TyperGroup):
             _print_error(" ".join(_usage_line(exc).split()))
             raise typer.Exit(2) from None
 
-    def invoke(self, ctx):  # type: ignore[no-untyped-def]
+    def invoke(self, ctx: Context) -> Any:
         try:
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, NoArgsIsHelpError):
@@ -174,12 +182,10 @@ def _cli(
                 _fail(f"{option} {folder}: is {_kind(folder)}, not a folder", 2)
             os.environ[variable] = str(folder.resolve())
     if verbose:
-        import logging
-
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-def _fail(message: str, code: int) -> None:
+def _fail(message: str, code: int) -> NoReturn:
     _print_error(message)
     raise typer.Exit(code)
 
@@ -241,7 +247,6 @@ def _month(text: str, option: str) -> str:
         return str(Month.parse(text))
     except PeriodError as exc:
         _fail(f"{option}: {exc}", 2)
-        raise  # unreachable
 
 
 def _source(path: Path) -> Path:
@@ -276,8 +281,6 @@ def _guard_prefect() -> None:
     """Before a Prefect flow: Prefect's temporary API server (started when PREFECT_API_URL is unset)
     ends with this process, and a project error in a flow is printed once, as the plain line, not
     also as Prefect's logged traceback."""
-    import logging
-
     from etl.flows.monthly import guard_ephemeral_server
 
     guard_ephemeral_server()
@@ -294,17 +297,31 @@ class _MappedErrorFilter:
 
     seen: set[str] = set()  # class names of mapped errors seen in this process
 
-    def filter(self, record) -> bool:  # type: ignore[no-untyped-def]
+    def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
         if exc is not None:
             if error_line(exc) is None:
                 return True
             self.seen.add(type(exc).__name__)
             return False
-        if record.levelno >= 40 and self.seen:  # "Finished in state Failed('... exception WarehouseBusy: ...')"
+        if record.levelno >= 40:  # "Finished in state Failed('... exception WarehouseBusy: ...')"
             text = record.getMessage()
-            return not any(f"exception {name}" in text or f"{name}(" in text for name in self.seen)
+            names = self.seen | _project_error_names()
+            return not any(f"exception {name}" in text or f"{name}(" in text for name in names)
         return True
+
+
+def _project_error_names() -> set[str]:
+    """Class names of every project error (the taxonomy's subclasses, loaded so far)."""
+    from etl.errors import EtlError
+
+    names: set[str] = set()
+    todo: list[type] = [EtlError]
+    while todo:
+        kind = todo.pop()
+        names.add(kind.__name__)
+        todo.extend(kind.__subclasses__())
+    return names
 
 
 def _month_report(data: dict):
@@ -386,7 +403,9 @@ def run(
         from etl.flows.monthly import monthly_load
 
         _guard_prefect()
-        state = monthly_load(str(source), month, str(warehouse), force, return_state=True)
+        # Prefect types a flow called with return_state=True as possibly awaitable; this flow is
+        # synchronous, so the call returns the State itself.
+        state = cast("State", monthly_load(str(source), month, str(warehouse), force, return_state=True))
         if state.is_failed():
             cause = state.result(raise_on_failure=False)
             if isinstance(cause, BaseException):
@@ -605,7 +624,7 @@ def _fmt_value(v: float | None, unit: str) -> str:
 def print_measures(rows: pl.DataFrame, title: str) -> None:
     """A readable table (display rounding only: stored values are unrounded)."""
     t = Table(title=title, title_justify="left")
-    for col, j in [
+    columns: list[tuple[str, JustifyMethod]] = [
         ("measure", "left"),
         ("period", "left"),
         ("value", "right"),
@@ -614,7 +633,8 @@ def print_measures(rows: pl.DataFrame, title: str) -> None:
         ("change", "right"),
         ("change %", "right"),
         ("status", "left"),
-    ]:
+    ]
+    for col, j in columns:
         t.add_column(col, justify=j)
     for r in rows.iter_rows(named=True):
         pct = "-" if r["change_pct"] is None else f"{r['change_pct']:+.1f}%"
@@ -745,9 +765,26 @@ def contracts_list() -> None:
 def contracts_show(name: str = typer.Argument(..., help="Contract name, e.g. recorded_crime")) -> None:
     """A readable rendering of one contract: columns, rules, file rules and checks across months."""
     from etl.core.contracts import load_contract
-    from etl.core.cross_month import declared
 
     c = load_contract(name)  # ContractError: exit 2
+    _print_contract_heading(c)
+    t = Table(title="Columns", title_justify="left")
+    for heading in ("column", "in the file", "type", "required", "rules", "description"):
+        t.add_column(heading, overflow="fold")
+    for col in c.columns:
+        t.add_row(col.name, col.source_name, col.logical_type, "yes" if col.required else "no", escape("; ".join(_column_rules(col))), escape(col.description))
+    out.print(t)
+    out.print("[bold]Row rules across columns[/]")
+    for r in c.rules:
+        out.print(f"  {r.id}: {escape(r.description)}", highlight=False)
+    for k in c.unique_keys:
+        out.print(f"  {k.id}: {escape(k.description)}", highlight=False)
+    _print_file_rules(c)
+    _print_cross_month_checks(c)
+
+
+def _print_contract_heading(c: Contract) -> None:
+    """Name, id, version, status, the description's parts and the file the contract reads."""
     m = c.model
     out.print(f"[bold]{escape(c.name)}[/]  ({c.id} v{c.version}, {m.status if m else ''}, ODCS {m.apiVersion if m else ''})", highlight=False)
     if m and m.description:
@@ -755,41 +792,43 @@ def contracts_show(name: str = typer.Argument(..., help="Contract name, e.g. rec
             if text:
                 out.print(f"[dim]{label}:[/] {escape(text.strip())}", highlight=False)
     out.print(f"file: {c.file_name}" + (f"  (SOURCE/YYYY-MM/{c.file_name})" if c.month_column and not c.reference else ""), highlight=False)
-    t = Table(title="Columns", title_justify="left")
-    for col in ("column", "in the file", "type", "required", "rules", "description"):
-        t.add_column(col, overflow="fold")
-    for col in c.columns:
-        rules = []
-        if col.unique:
-            rules.append("unique (first kept)")
-        if col.minimum is not None or col.maximum is not None:
-            rules.append(f"range {col.minimum if col.minimum is not None else ''}..{col.maximum if col.maximum is not None else ''}")
-        if col.pattern:
-            rules.append(f"pattern {col.pattern}")
-        if col.enum:
-            rules.append("one of " + ", ".join(col.enum))
-        if col.logical_type == "boolean":
-            rules.append(f"{col.true_value}/{col.false_value}")
-        if col.code_list:
-            rules.append(
-                f"code list {col.code_list.get('reference')}" + (f", valid on {col.code_list['validOnColumn']}" if col.code_list.get("validOnColumn") else "")
-            )
-        if col.reference_list:
-            rules.append(f"in {col.reference_list.get('file')} when present")
-        if col.classification:
-            rules.append(f"[{col.classification}]")
-        t.add_row(col.name, col.source_name, col.logical_type, "yes" if col.required else "no", escape("; ".join(rules)), escape(col.description))
-    out.print(t)
-    out.print("[bold]Row rules across columns[/]")
-    for r in c.rules:
-        out.print(f"  {r.id}: {escape(r.description)}", highlight=False)
-    for k in c.unique_keys:
-        out.print(f"  {k.id}: {escape(k.description)}", highlight=False)
+
+
+def _column_rules(col: Column) -> list[str]:
+    """A column's rules in words, as listed in the Columns table."""
+    rules = []
+    if col.unique:
+        rules.append("unique (first kept)")
+    if col.minimum is not None or col.maximum is not None:
+        rules.append(f"range {col.minimum if col.minimum is not None else ''}..{col.maximum if col.maximum is not None else ''}")
+    if col.pattern:
+        rules.append(f"pattern {col.pattern}")
+    if col.enum:
+        rules.append("one of " + ", ".join(col.enum))
+    if col.logical_type == "boolean":
+        rules.append(f"{col.true_value}/{col.false_value}")
+    if col.code_list:
+        rules.append(
+            f"code list {col.code_list.get('reference')}" + (f", valid on {col.code_list['validOnColumn']}" if col.code_list.get("validOnColumn") else "")
+        )
+    if col.reference_list:
+        rules.append(f"in {col.reference_list.get('file')} when present")
+    if col.classification:
+        rules.append(f"[{col.classification}]")
+    return rules
+
+
+def _print_file_rules(c: Contract) -> None:
     out.print("[bold]File rules[/] (the run fails and writes nothing)")
     out.print("  every contract column present in the header; file not empty or truncated; UTF-8 or Windows-1252", highlight=False)
     if c.month_column:
         out.print(f"  every {c.month_column} inside the extract's month", highlight=False)
     out.print(f"  no more than max({c.reject_min_rows}, {c.reject_fraction:.0%} of rows) rejected rows", highlight=False)
+
+
+def _print_cross_month_checks(c: Contract) -> None:
+    from etl.core.cross_month import declared
+
     checks = declared(c)
     if checks:
         out.print("[bold]Checks across months[/] (warnings in audit_checks)")

@@ -11,13 +11,15 @@ pandera-polars schema.
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import yaml
-from open_data_contract_standard.model import OpenDataContractStandard, SchemaProperty
+from open_data_contract_standard.model import DataQuality, OpenDataContractStandard, SchemaObject, SchemaProperty
 
 from etl.core.reference import contracts_dir, yaml_load
 from etl.errors import ConfigError
@@ -226,16 +228,16 @@ def _mapping(value: Any, where: str, name: str, problems: _Problems, allowed: se
     return value if ok else None
 
 
-def _column(prop: SchemaProperty, path: Path, problems: _Problems) -> Column | None:
-    if not prop.name:
-        problems.add("schema properties", "a property has no name")
-        return None
-    where = f"property {prop.name}"
-    n_before = len(problems.items)
+def _logical_type(prop: SchemaProperty, where: str, problems: _Problems) -> str:
     lt = (prop.logicalType or "string").lower()
     if lt not in LOGICAL_TYPES:
         problems.add(where, f"logicalType '{lt}' is not supported; expected one of {', '.join(sorted(LOGICAL_TYPES))}")
-    opts = prop.logicalTypeOptions or {}
+    return lt
+
+
+def _type_options(prop: SchemaProperty, lt: str, where: str, problems: _Problems) -> dict[str, Any]:
+    """logicalTypeOptions as a mapping, each option checked against the logical type."""
+    opts: Any = prop.logicalTypeOptions or {}
     if not isinstance(opts, dict):
         problems.add(where, f"logicalTypeOptions must be a mapping, not {_kind(opts)}")
         opts = {}
@@ -245,7 +247,16 @@ def _column(prop: SchemaProperty, path: Path, problems: _Problems) -> Column | N
             where,
             f"logicalTypeOptions {', '.join(unknown)} not supported by this project (a rule that would never run); supported: {', '.join(sorted(TYPE_OPTIONS))}",
         )
-    lo, hi = opts.get("minimum"), opts.get("maximum")
+    _check_bounds(opts.get("minimum"), opts.get("maximum"), lt, where, problems)
+    pattern = opts.get("pattern")
+    if pattern is not None and not _is_text(pattern):
+        problems.add(where, f"pattern must be a text, not {_kind(pattern)}")
+    _check_format(opts.get("format"), lt, where, problems)
+    return opts
+
+
+def _check_bounds(lo: Any, hi: Any, lt: str, where: str, problems: _Problems) -> None:
+    """minimum and maximum: numbers, on a number property, not crossed."""
     for key, value in (("minimum", lo), ("maximum", hi)):
         if value is not None and not _is_number(value):
             problems.add(where, f"{key} must be a number, not {_kind(value)}")
@@ -253,17 +264,25 @@ def _column(prop: SchemaProperty, path: Path, problems: _Problems) -> Column | N
             problems.add(where, f"{key} applies to integer and number properties only (this one is {lt})")
     if _is_number(lo) and _is_number(hi) and lo > hi:
         problems.add(where, f"minimum is above maximum ({lo} > {hi}): no value could pass")
-    pattern = opts.get("pattern")
-    if pattern is not None and not _is_text(pattern):
-        problems.add(where, f"pattern must be a text, not {_kind(pattern)}")
-    fmt = opts.get("format")
-    if lt == "date" and fmt not in (None, "yyyy-MM-dd"):
+
+
+_DATE_FORMATS = (None, "yyyy-MM-dd")
+_TIMESTAMP_FORMATS = (None, "yyyy-MM-dd HH:mm:ss", "yyyy-MM-dd'T'HH:mm:ss")
+
+
+def _check_format(fmt: Any, lt: str, where: str, problems: _Problems) -> None:
+    """format: the one date and the two timestamp spellings the reader parses, nothing on other types."""
+    if lt == "date" and fmt not in _DATE_FORMATS:
         problems.add(where, f"only the date format yyyy-MM-dd is supported, not '{fmt}'")
-    elif lt == "timestamp" and fmt not in (None, "yyyy-MM-dd HH:mm:ss", "yyyy-MM-dd'T'HH:mm:ss"):
+    elif lt == "timestamp" and fmt not in _TIMESTAMP_FORMATS:
         problems.add(where, f"timestamps are yyyy-MM-dd HH:mm:ss (or with a T), not '{fmt}'")
     elif fmt is not None and lt not in ("date", "timestamp"):
         problems.add(where, f"format applies to date and timestamp properties only (this one is {lt})")
-    enum = prop.enum or []
+
+
+def _enum_values(prop: SchemaProperty, where: str, problems: _Problems) -> tuple[str, ...]:
+    """The enum's values as texts (a mapping or a list is not a value)."""
+    enum: Any = prop.enum or []
     if not isinstance(enum, list):
         problems.add(where, f"enum must be a list, not {_kind(enum)}")
         enum = []
@@ -274,47 +293,92 @@ def _column(prop: SchemaProperty, path: Path, problems: _Problems) -> Column | N
             problems.add(where, f"enum value {_kind(v)} is not a value")
         else:
             values.append(str(v))
+    return tuple(values)
 
-    custom = {}
+
+def _column_custom(prop: SchemaProperty, where: str, problems: _Problems) -> dict[str, Any]:
+    """The property's customProperties by name (a name the project does not read is a problem)."""
+    custom: dict[str, Any] = {}
     for cp in prop.customProperties or []:
         if not cp.property:
             continue
         if cp.property not in COLUMN_PROPERTIES:
             problems.add(where, f"customProperty '{cp.property}' is not one this project reads (known: {', '.join(sorted(COLUMN_PROPERTIES))})")
         custom[cp.property] = cp.value
-    true_value, false_value = ("Y", "N") if lt == "boolean" else (None, None)
-    if "booleanValues" in custom:
-        booleans = custom["booleanValues"]
-        if lt != "boolean":
-            problems.add(where, f"booleanValues applies to boolean properties only (this one is {lt})")
-        elif isinstance(booleans, dict):
-            # YAML reads an unquoted true/false key as a boolean: accept both spellings
-            named = {(str(k).lower() if isinstance(k, (str, bool)) else k): v for k, v in booleans.items()}
-            if _mapping(named, where, "booleanValues", problems, {"true", "false"}, ("true", "false")) is not None:
-                tv, fv = named["true"], named["false"]
-                if not all(isinstance(v, (str, int)) and not isinstance(v, bool) and str(v) != "" for v in (tv, fv)):
-                    problems.add(where, "booleanValues true and false must be non-empty texts")
-                elif str(tv) == str(fv):
-                    problems.add(where, f"booleanValues true and false are both '{tv}'")
-                else:
-                    true_value, false_value = str(tv), str(fv)
-        else:
-            problems.add(where, f"booleanValues must be a mapping of true and false to texts, not {_kind(booleans)}")
-    code_list = custom.get("codeList")
-    if "codeList" in custom and _mapping(code_list, where, "codeList", problems, {"reference", "validOnColumn"}) is not None:
+    return custom
+
+
+def _boolean_values(custom: dict[str, Any], lt: str, where: str, problems: _Problems) -> tuple[str | None, str | None]:
+    """(true, false) spellings of a boolean property: Y/N unless booleanValues says otherwise."""
+    default: tuple[str | None, str | None] = ("Y", "N") if lt == "boolean" else (None, None)
+    if "booleanValues" not in custom:
+        return default
+    booleans = custom["booleanValues"]
+    if lt != "boolean":
+        problems.add(where, f"booleanValues applies to boolean properties only (this one is {lt})")
+    elif isinstance(booleans, dict):
+        return _boolean_pair(booleans, where, problems) or default
+    else:
+        problems.add(where, f"booleanValues must be a mapping of true and false to texts, not {_kind(booleans)}")
+    return default
+
+
+def _boolean_pair(booleans: dict, where: str, problems: _Problems) -> tuple[str, str] | None:
+    """booleanValues {true: text, false: text}, two different non-empty texts; None if not."""
+    # YAML reads an unquoted true/false key as a boolean: accept both spellings
+    named = {(str(k).lower() if isinstance(k, (str, bool)) else k): v for k, v in booleans.items()}
+    if _mapping(named, where, "booleanValues", problems, {"true", "false"}, ("true", "false")) is None:
+        return None
+    tv, fv = named["true"], named["false"]
+    if not all(isinstance(v, (str, int)) and not isinstance(v, bool) and str(v) != "" for v in (tv, fv)):
+        problems.add(where, "booleanValues true and false must be non-empty texts")
+        return None
+    if str(tv) == str(fv):
+        problems.add(where, f"booleanValues true and false are both '{tv}'")
+        return None
+    return str(tv), str(fv)
+
+
+def _code_list(custom: dict[str, Any], where: str, problems: _Problems) -> dict | None:
+    """codeList {reference, validOnColumn}, both texts when given."""
+    if "codeList" not in custom:
+        return None
+    spec = _mapping(custom["codeList"], where, "codeList", problems, {"reference", "validOnColumn"})
+    if spec is not None:
         for key in ("reference", "validOnColumn"):
-            if key in code_list and not _is_text(code_list[key]):
-                problems.add(where, f"codeList {key} must be a text, not {_kind(code_list[key])}")
-    reference_list = custom.get("referenceList")
-    if (
-        "referenceList" in custom
-        and _mapping(reference_list, where, "referenceList", problems, {"file", "column", "keyColumn", "optional"}, ("file",)) is not None
-    ):
+            if key in spec and not _is_text(spec[key]):
+                problems.add(where, f"codeList {key} must be a text, not {_kind(spec[key])}")
+    return spec
+
+
+def _reference_list(custom: dict[str, Any], where: str, problems: _Problems) -> dict | None:
+    """referenceList {file, column, keyColumn: texts, optional: true or false}; file is needed."""
+    if "referenceList" not in custom:
+        return None
+    spec = _mapping(custom["referenceList"], where, "referenceList", problems, {"file", "column", "keyColumn", "optional"}, ("file",))
+    if spec is not None:
         for key in ("file", "column", "keyColumn"):
-            if key in reference_list and not _is_text(reference_list[key]):
-                problems.add(where, f"referenceList {key} must be a text, not {_kind(reference_list[key])}")
-        if "optional" in reference_list and not isinstance(reference_list["optional"], bool):
-            problems.add(where, f"referenceList optional must be true or false, not {_kind(reference_list['optional'])}")
+            if key in spec and not _is_text(spec[key]):
+                problems.add(where, f"referenceList {key} must be a text, not {_kind(spec[key])}")
+        if "optional" in spec and not isinstance(spec["optional"], bool):
+            problems.add(where, f"referenceList optional must be true or false, not {_kind(spec['optional'])}")
+    return spec
+
+
+def _column(prop: SchemaProperty, problems: _Problems) -> Column | None:
+    """One schema property as a `Column`, or None when it has problems (recorded in PROBLEMS)."""
+    if not prop.name:
+        problems.add("schema properties", "a property has no name")
+        return None
+    where = f"property {prop.name}"
+    n_before = len(problems.items)
+    lt = _logical_type(prop, where, problems)
+    opts = _type_options(prop, lt, where, problems)
+    values = _enum_values(prop, where, problems)
+    custom = _column_custom(prop, where, problems)
+    true_value, false_value = _boolean_values(custom, lt, where, problems)
+    code_list = _code_list(custom, where, problems)
+    reference_list = _reference_list(custom, where, problems)
     if len(problems.items) > n_before:
         return None
     return Column(
@@ -323,11 +387,11 @@ def _column(prop: SchemaProperty, path: Path, problems: _Problems) -> Column | N
         logical_type=lt,
         required=bool(prop.required),
         unique=bool(prop.unique),
-        minimum=lo,
-        maximum=hi,
-        pattern=pattern,
+        minimum=opts.get("minimum"),
+        maximum=opts.get("maximum"),
+        pattern=opts.get("pattern"),
         date_format="%Y-%m-%d" if lt == "date" else None,
-        enum=tuple(values),
+        enum=values,
         true_value=true_value,
         false_value=false_value,
         code_list=code_list,
@@ -405,13 +469,8 @@ def _temporal_column(columns: dict[str, Column], names: list[str], name: Any, wh
         problems.add(where, f"{what} '{name}' must be a date or timestamp property (it is {columns[name].logical_type})")
 
 
-def parse_contract(path: str | Path) -> Contract:
-    """Read and check one ODCS contract file.
-
-    Raises `ContractError` naming the file and the part of the contract for anything the project
-    cannot use as written - never a KeyError or TypeError from a malformed value.
-    """
-    path = Path(path)
+def _read_document(path: Path) -> dict:
+    """The contract file as a YAML mapping."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
@@ -426,6 +485,12 @@ def parse_contract(path: str | Path) -> Contract:
         raise ContractError(f"{path}: not valid YAML ({exc})") from exc
     if not isinstance(data, dict):
         raise ContractError(f"{path}: a contract must be a YAML mapping")
+    return data
+
+
+def _odcs_model(data: dict, path: Path) -> tuple[OpenDataContractStandard, SchemaObject]:
+    """DATA checked against the ODCS JSON schema and read into the standard's model; the model and its
+    one schema object (one extract per contract)."""
     try:
         errors = _schema_errors(data)
     except Exception as exc:  # e.g. a YAML date or a key that is not text: not JSON, not ODCS
@@ -438,25 +503,30 @@ def parse_contract(path: str | Path) -> Contract:
         raise ContractError(f"{path}: does not fit the ODCS model: {exc}") from exc
     if not model.schema_ or len(model.schema_) != 1:
         raise ContractError(f"{path}: expected exactly one schema object (one extract per contract)")
-    obj = model.schema_[0]
-    problems = _Problems()
-    custom = _custom(model.customProperties)
-    parsed = [_column(p, path, problems) for p in (obj.properties or [])]
-    columns = tuple(c for c in parsed if c is not None)
-    names = [p.name for p in (obj.properties or []) if p.name]
+    return model, model.schema_[0]
+
+
+def _check_names(names: list[str], problems: _Problems) -> None:
+    """Each property name once."""
     if len(set(names)) != len(names):
         twice = sorted({n for n in names if names.count(n) > 1})
         problems.add("schema properties", f"property name(s) {', '.join(twice)} used twice")
-    by_name = {c.name: c for c in columns}
+
+
+def _check_valid_on(columns: tuple[Column, ...], by_name: dict[str, Column], names: list[str], problems: _Problems) -> None:
+    """A code list's validOnColumn names a date or timestamp property."""
     for c in columns:
         valid_on = (c.code_list or {}).get("validOnColumn")
         if valid_on:
             _temporal_column(by_name, names, valid_on, f"property {c.name}", "codeList validOnColumn", problems)
 
+
+def _quality(entries: list[DataQuality], by_name: dict[str, Column], names: list[str], problems: _Problems) -> tuple[list[Rule], list[UniqueKey]]:
+    """The quality entries as row rules (custom, engine etl) and unique keys (library duplicateValues)."""
     rules: list[Rule] = []
     keys: list[UniqueKey] = []
     seen: set[str] = set()
-    for q in obj.quality or []:
+    for q in entries:
         rid = q.name or q.id
         if not rid:
             problems.add("quality", "a quality rule has no name")
@@ -466,56 +536,111 @@ def parse_contract(path: str | Path) -> Contract:
             problems.add(where, "the rule name is used twice")
         seen.add(rid)
         if q.type == "custom" and (q.engine or "").lower() == "etl":
-            impl = q.implementation
-            if not isinstance(impl, dict):
-                problems.add(where, f"implementation must be a mapping with rule: {' or '.join(ETL_RULES)} and its columns, not {_kind(impl)}")
-                continue
-            kind = impl.get("rule")
-            if not isinstance(kind, str) or kind not in ETL_RULES:
-                problems.add(where, f"unknown etl rule {_shown(kind)} (known: {', '.join(ETL_RULES)})")
-                continue
-            args = ETL_RULES[kind]
-            n_before = len(problems.items)
-            if _mapping(impl, where, "implementation", problems, {"rule", *args}, args) is None:
-                continue
-            _temporal_column(by_name, names, impl["column"], where, "column", problems)
-            if kind == "not_after":
-                _temporal_column(by_name, names, impl["other"], where, "other", problems)
-            else:
-                if not _is_text(impl["key"]) or impl["key"] not in names:
-                    problems.add(where, f"key {_shown(impl['key'])} is not a property")
-                for arg in ("other", "lookup"):
-                    if not _is_text(impl[arg]):
-                        problems.add(where, f"{arg} must be a text, not {_kind(impl[arg])}")
-            if len(problems.items) == n_before:
-                rules.append(Rule(rid, kind, {k: v for k, v in impl.items() if k != "rule"}, (q.description or "").strip(), q.severity or "error"))
+            rule = _etl_rule(q, rid, where, by_name, names, problems)
+            if rule is not None:
+                rules.append(rule)
         elif q.type == "library" and q.metric == "duplicateValues":
-            cols = (q.arguments or {}).get("properties") if isinstance(q.arguments, dict) else None
-            if not isinstance(cols, list) or not cols or any(not isinstance(c, str) or c not in names for c in cols):
-                problems.add(where, "arguments.properties must list contract properties")
-                continue
-            keys.append(UniqueKey(rid, tuple(cols), (q.description or f"one row per {', '.join(cols)}").strip()))
+            key = _unique_key(q, rid, where, names, problems)
+            if key is not None:
+                keys.append(key)
         else:
             problems.add(where, f"quality rule of type {q.type} is not supported by this project (supported: custom with engine etl, library duplicateValues)")
+    return rules, keys
 
-    for key in ("extract", "fileName"):
+
+def _etl_rule(q: DataQuality, rid: str, where: str, by_name: dict[str, Column], names: list[str], problems: _Problems) -> Rule | None:
+    """A custom quality entry with engine etl as a `Rule`, or None when it has problems."""
+    impl = q.implementation
+    if not isinstance(impl, dict):
+        problems.add(where, f"implementation must be a mapping with rule: {' or '.join(ETL_RULES)} and its columns, not {_kind(impl)}")
+        return None
+    kind = impl.get("rule")
+    if not isinstance(kind, str) or kind not in ETL_RULES:
+        problems.add(where, f"unknown etl rule {_shown(kind)} (known: {', '.join(ETL_RULES)})")
+        return None
+    args = ETL_RULES[kind]
+    n_before = len(problems.items)
+    if _mapping(impl, where, "implementation", problems, {"rule", *args}, args) is None:
+        return None
+    _temporal_column(by_name, names, impl["column"], where, "column", problems)
+    if kind == "not_after":
+        _temporal_column(by_name, names, impl["other"], where, "other", problems)
+    else:
+        _check_lookup_args(impl, where, names, problems)
+    if len(problems.items) > n_before:
+        return None
+    return Rule(rid, kind, {k: v for k, v in impl.items() if k != "rule"}, (q.description or "").strip(), q.severity or "error")
+
+
+def _check_lookup_args(impl: dict[str, Any], where: str, names: list[str], problems: _Problems) -> None:
+    """not_before_lookup: key is a property; other and lookup (the looked-up extract and its column) are texts."""
+    if not _is_text(impl["key"]) or impl["key"] not in names:
+        problems.add(where, f"key {_shown(impl['key'])} is not a property")
+    for arg in ("other", "lookup"):
+        if not _is_text(impl[arg]):
+            problems.add(where, f"{arg} must be a text, not {_kind(impl[arg])}")
+
+
+def _unique_key(q: DataQuality, rid: str, where: str, names: list[str], problems: _Problems) -> UniqueKey | None:
+    """A library duplicateValues entry as a `UniqueKey` over contract properties, or None."""
+    cols = (q.arguments or {}).get("properties") if isinstance(q.arguments, dict) else None
+    if not isinstance(cols, list) or not cols or any(not isinstance(c, str) or c not in names for c in cols):
+        problems.add(where, "arguments.properties must list contract properties")
+        return None
+    return UniqueKey(rid, tuple(cols), (q.description or f"one row per {', '.join(cols)}").strip())
+
+
+def _check_texts(custom: dict[str, Any], keys: tuple[str, ...], problems: _Problems) -> None:
+    for key in keys:
         if key in custom and not _is_text(custom[key]):
             problems.add(key, f"must be a text, not {_kind(custom[key])}")
-    month_column = custom.get("monthColumn")
-    if month_column is not None and (not _is_text(month_column) or month_column not in names):
-        problems.add("monthColumn", f"{_shown(month_column)} is not a property")
-        month_column = None
-    force_column = custom.get("forceColumn")
-    if force_column is not None and (not _is_text(force_column) or force_column not in names):
-        problems.add("forceColumn", f"{_shown(force_column)} is not a property")
-        force_column = None
-    fraction, min_rows = _reject_threshold(custom["rejectThreshold"], problems) if "rejectThreshold" in custom else (0.05, 25)
-    for key in ("optional", "reference"):
+
+
+def _check_flags(custom: dict[str, Any], keys: tuple[str, ...], problems: _Problems) -> None:
+    for key in keys:
         if key in custom and not isinstance(custom[key], bool):
             problems.add(key, f"must be true or false, not {_kind(custom[key])}")
-    profile = custom.get("profile", "force")
+
+
+def _property_name(custom: dict[str, Any], key: str, names: list[str], problems: _Problems) -> str | None:
+    """A customProperty that names a property (monthColumn, forceColumn): the name, or None."""
+    value = custom.get(key)
+    if value is not None and (not _is_text(value) or value not in names):
+        problems.add(key, f"{_shown(value)} is not a property")
+        return None
+    return value
+
+
+def _check_profile(profile: Any, problems: _Problems) -> None:
     if not isinstance(profile, str) or profile not in PROFILES:
         problems.add("profile", f"{_shown(profile)} is not a source profile (known: {', '.join(sorted(PROFILES))})")
+
+
+def parse_contract(path: str | Path) -> Contract:
+    """Read and check one ODCS contract file.
+
+    Raises `ContractError` naming the file and the part of the contract for anything the project
+    cannot use as written - never a KeyError or TypeError from a malformed value.
+    """
+    path = Path(path)
+    model, obj = _odcs_model(_read_document(path), path)
+    problems = _Problems()
+    custom = _custom(model.customProperties)
+    properties = obj.properties or []
+    columns = tuple(c for c in [_column(p, problems) for p in properties] if c is not None)
+    names = [p.name for p in properties if p.name]
+    _check_names(names, problems)
+    by_name = {c.name: c for c in columns}
+    _check_valid_on(columns, by_name, names, problems)
+    rules, keys = _quality(obj.quality or [], by_name, names, problems)
+
+    _check_texts(custom, ("extract", "fileName"), problems)
+    month_column = _property_name(custom, "monthColumn", names, problems)
+    force_column = _property_name(custom, "forceColumn", names, problems)
+    fraction, min_rows = _reject_threshold(custom["rejectThreshold"], problems) if "rejectThreshold" in custom else (0.05, 25)
+    _check_flags(custom, ("optional", "reference"), problems)
+    profile = custom.get("profile", "force")
+    _check_profile(profile, problems)
     _cross_month_checks(custom.get("crossMonthChecks"), names, problems)
     problems.raise_if_any(path)
     return Contract(
@@ -611,57 +736,72 @@ def lint_contract(path: Path) -> list[Finding]:
         return [Finding(name, "error", "file", f"{path}: could not be checked ({type(exc).__name__}: {exc}); please report this")]
 
 
+_LintFinding = tuple[str, str, str]  # (severity, where, message)
+_STATUSES = ("active", "draft", "deprecated", "retired", "proposed")
+_LINEAGE_COLUMNS = ("force_id", "month", "source_file", "source_sha256", "source_row")
+
+
 def _lint(c: Contract, path: Path) -> list[Finding]:
-    import re
+    found = [*_lint_document(c, path), *_lint_month_column(c)]
+    for col in c.columns:
+        found.extend(_lint_column(c, col))
+    return [Finding(path.stem, sev, where, msg) for sev, where, msg in found]
 
-    name = path.stem
-    found: list[Finding] = []
 
-    def add(sev: str, where: str, msg: str) -> None:
-        found.append(Finding(name, sev, where, msg))
-
+def _lint_document(c: Contract, path: Path) -> Iterator[_LintFinding]:
+    """The contract as a whole: id, version, status, description, customProperties."""
     if c.id != path.stem:
-        add("error", "id", f"id '{c.id}' differs from the file name '{path.stem}'")
+        yield "error", "id", f"id '{c.id}' differs from the file name '{path.stem}'"
     if not re.match(r"^\d+\.\d+\.\d+$", c.version):
-        add("error", "version", f"version '{c.version}' is not MAJOR.MINOR.PATCH")
-    if c.model and c.model.status not in ("active", "draft", "deprecated", "retired", "proposed"):
-        add("warning", "status", f"status '{c.model.status}' is unusual")
+        yield "error", "version", f"version '{c.version}' is not MAJOR.MINOR.PATCH"
+    if c.model and c.model.status not in _STATUSES:
+        yield "warning", "status", f"status '{c.model.status}' is unusual"
     if not (c.model and c.model.description and c.model.description.purpose):
-        add("warning", "description", "no description.purpose")
+        yield "warning", "description", "no description.purpose"
     for prop in (c.model.customProperties or []) if c.model else []:
         if prop.property and prop.property not in CONTRACT_PROPERTIES:
-            add("warning", "customProperties", f"'{prop.property}' is not read by this project (known: {', '.join(sorted(CONTRACT_PROPERTIES))})")
-    if c.month_column:
-        col = c.column(c.month_column)
-        if col.logical_type not in ("date", "timestamp") and not (
-            col.logical_type == "string" and col.pattern and "\\d{4}" in col.pattern.replace("[0-9]{4}", "\\d{4}")
-        ):
-            add("error", "monthColumn", f"monthColumn '{c.month_column}' must be a date, a timestamp or a YYYY-MM string with a pattern")
-    for col in c.columns:
-        where = f"property {col.name}"
-        if not col.description:
-            add("warning", where, "no description")
-        if col.enum and len(set(col.enum)) != len(col.enum):
-            add("error", where, "enum lists a value twice")
-        if col.pattern:
-            reason = pattern_error(col.pattern)
-            if reason:
-                add("error", where, f"pattern of {col.name} does not compile with the validation engine (polars regex): {reason}")
-        if col.code_list:
-            ref = col.code_list.get("reference")
-            from etl.core.reference import ReferenceError_, load_code_list
+            yield "warning", "customProperties", f"'{prop.property}' is not read by this project (known: {', '.join(sorted(CONTRACT_PROPERTIES))})"
 
-            try:
-                load_code_list(contracts_dir() / ref if ref else None)
-            except ReferenceError_ as exc:
-                add("error", where, f"codeList: {exc}")
-        if col.name != "force_id" and any(h in col.name for h in IDENTIFIER_HINTS) and not col.classification:
-            add("warning", where, "looks like an identifier but has no classification (reports must not show it)")
-        if col.name in ("force_id", "month", "source_file", "source_sha256", "source_row") and not (
-            col.name == "force_id" and (c.force_column == "force_id" or c.reference)
-        ):
-            add("error", where, f"'{col.name}' is a lineage column the warehouse adds; rename the property")
-    return found
+
+def _lint_month_column(c: Contract) -> Iterator[_LintFinding]:
+    """The month column holds a date, a timestamp or a YYYY-MM text with a pattern."""
+    if not c.month_column:
+        return
+    col = c.column(c.month_column)
+    if col.logical_type not in ("date", "timestamp") and not (
+        col.logical_type == "string" and col.pattern and "\\d{4}" in col.pattern.replace("[0-9]{4}", "\\d{4}")
+    ):
+        yield "error", "monthColumn", f"monthColumn '{c.month_column}' must be a date, a timestamp or a YYYY-MM string with a pattern"
+
+
+def _lint_column(c: Contract, col: Column) -> Iterator[_LintFinding]:
+    """One property: description, enum, pattern, code list, classification, lineage names."""
+    where = f"property {col.name}"
+    if not col.description:
+        yield "warning", where, "no description"
+    if col.enum and len(set(col.enum)) != len(col.enum):
+        yield "error", where, "enum lists a value twice"
+    if col.pattern:
+        reason = pattern_error(col.pattern)
+        if reason:
+            yield "error", where, f"pattern of {col.name} does not compile with the validation engine (polars regex): {reason}"
+    if col.code_list:
+        yield from _lint_code_list(col.code_list, where)
+    if col.name != "force_id" and any(h in col.name for h in IDENTIFIER_HINTS) and not col.classification:
+        yield "warning", where, "looks like an identifier but has no classification (reports must not show it)"
+    if col.name in _LINEAGE_COLUMNS and not (col.name == "force_id" and (c.force_column == "force_id" or c.reference)):
+        yield "error", where, f"'{col.name}' is a lineage column the warehouse adds; rename the property"
+
+
+def _lint_code_list(code_list: dict, where: str) -> Iterator[_LintFinding]:
+    """The code list a property names can be read."""
+    from etl.core.reference import ReferenceError_, load_code_list
+
+    ref = code_list.get("reference")
+    try:
+        load_code_list(contracts_dir() / ref if ref else None)
+    except ReferenceError_ as exc:
+        yield "error", where, f"codeList: {exc}"
 
 
 def lint_all() -> list[Finding]:

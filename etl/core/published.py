@@ -184,7 +184,7 @@ def _load_sheet(data: bytes, sheet: str, path: Path) -> pl.DataFrame:
 def _find_heading_row(raw: pl.DataFrame, path: Path) -> tuple[int, int]:
     """(row, column of 'Area Code'); 'Area Name' must be the next column."""
     width = raw.width - 1
-    hits = []
+    hits: list[tuple[int, int]] = []
     for j in range(width - 1):
         rows = raw.filter((pl.col(f"c{j}").str.to_lowercase() == "area code") & (pl.col(f"c{j + 1}").str.to_lowercase() == "area name"))["row"].to_list()
         hits.extend((r, j) for r in rows)
@@ -192,6 +192,13 @@ def _find_heading_row(raw: pl.DataFrame, path: Path) -> tuple[int, int]:
         what = "no" if not hits else f"{len(hits)}"
         raise PublishedError(path, f"Table P1 has {what} 'Area Code' / 'Area Name' heading row; expected exactly one")
     return hits[0]
+
+
+def _min_row(rows: pl.Series) -> int:
+    """The smallest row index in ROWS (a non-empty series of the sheet's row index)."""
+    first = rows.min()
+    assert isinstance(first, int)  # the row index is a whole number and ROWS is not empty
+    return first
 
 
 def read_pfa_table_p1(path: Path) -> pl.DataFrame:
@@ -207,6 +214,38 @@ def read_pfa_table_p1(path: Path) -> pl.DataFrame:
     value_js = [j for j in range(raw.width - 1) if j not in (code_j, name_j)]
 
     # --- title, period and the numbered notes under the table
+    title_row, title = _title(raw, head_row, sheet, path)
+    below = raw.filter(pl.col("row") > head_row)
+    end_row = _table_end(raw, below, code_c)
+    notes = {int(m.group(1)) for v in raw.filter(pl.col("row") >= end_row)[code_c].drop_nulls().to_list() if (m := _NOTE_RE.match(v))}
+    period_start, period_end = _period_from_title(title, notes, path)
+
+    # --- offence group of each value column; the rows of areas
+    heading_block = raw.filter((pl.col("row") > title_row) & (pl.col("row") <= head_row))
+    body = below.filter(pl.col("row") < end_row)
+    headings = _offence_headings(heading_block, body, value_js, path)
+    value_cells = [f"c{j}" for j in headings]
+    areas = _area_rows(raw, body, code_c, name_c, value_cells, end_row, path)
+
+    # --- wide -> long; parse the figures
+    long = _figures(areas, headings, value_cells, path)
+    return (
+        long.sort("row", "col_order")
+        .with_columns(
+            pl.lit(period_start).alias("period_start"),
+            pl.lit(period_end).alias("period_end"),
+            pl.when(pl.col("marker")).then(None).otherwise(pl.col("value")).alias("value"),
+            pl.lit(path.name).alias("source_file"),
+            pl.lit(sha).alias("source_sha256"),
+            pl.lit(TABLE).alias("table"),
+        )
+        .select(list(PUBLISHED_SCHEMA))
+        .cast(pl.Schema(PUBLISHED_SCHEMA))
+    )
+
+
+def _title(raw: pl.DataFrame, head_row: int, sheet: str, path: Path) -> tuple[int, str]:
+    """(row, text) of the 'Table P1: ... number of offences ...' title above the heading row."""
     above = raw.filter(pl.col("row") < head_row).drop("row").rows()
     titles = [(i, v) for i, r in enumerate(above) for v in r if v is not None and _TITLE_RE.match(v)]
     if not titles:
@@ -214,17 +253,18 @@ def read_pfa_table_p1(path: Path) -> pl.DataFrame:
     title_row, title = titles[0]
     if "number of offences" not in title.lower():
         raise PublishedError(path, f"the Table P1 title does not say it gives the number of offences: {title!r}")
+    return title_row, title
 
-    below = raw.filter(pl.col("row") > head_row)
-    # the table ends at the first 'Source:' line or numbered note in the code column
+
+def _table_end(raw: pl.DataFrame, below: pl.DataFrame, code_c: str) -> int:
+    """The row after the table: the first 'Source:' line or numbered note in the code column (else the sheet's end)."""
     enders = below.filter(pl.col(code_c).str.to_lowercase().str.starts_with("source") | pl.col(code_c).str.contains(_NOTE_RE.pattern))["row"]
-    end_row = int(enders.min()) if enders.len() else raw.height
-    notes = {int(m.group(1)) for v in raw.filter(pl.col("row") >= end_row)[code_c].drop_nulls().to_list() if (m := _NOTE_RE.match(v))}
-    period_start, period_end = _period_from_title(title, notes, path)
+    return _min_row(enders) if enders.len() else raw.height
 
-    # --- offence group of each value column: the lowest heading cell above (and in) the heading row
-    heading_block = raw.filter((pl.col("row") > title_row) & (pl.col("row") <= head_row))
-    body = below.filter(pl.col("row") < end_row)
+
+def _offence_headings(heading_block: pl.DataFrame, body: pl.DataFrame, value_js: list[int], path: Path) -> dict[int, str]:
+    """Column -> offence group: the lowest heading cell above (and in) the heading row. A column with
+    no heading is a spacer and must hold no numbers; period, percentage and repeated headings are refused."""
     headings: dict[int, str] = {}
     for j in value_js:
         cells = heading_block[f"c{j}"].drop_nulls()
@@ -245,15 +285,18 @@ def read_pfa_table_p1(path: Path) -> pl.DataFrame:
                 path, f"Table P1 has the offence heading {h!r} twice (columns {seen[h] + 1} and {j + 1}); a comparison-period layout is not recognised"
             )
         seen[h] = j
+    return headings
 
-    # --- rows: unit rows (before the first area), area rows; anything else is refused
-    value_cells = [f"c{j}" for j in headings]
+
+def _area_rows(raw: pl.DataFrame, body: pl.DataFrame, code_c: str, name_c: str, value_cells: list[str], end_row: int, path: Path) -> pl.DataFrame:
+    """The area rows with ``area_code`` and a clean ``area_name``. Unit rows (before the first area)
+    must say Numbers; any other row with figures, or an area row after the notes, is refused."""
     has_values = pl.any_horizontal(pl.col(value_cells).is_not_null())
     is_area = pl.col(name_c).is_not_null() | pl.col(code_c).is_not_null()
     areas = body.filter(is_area)
     if areas.height == 0:
         raise PublishedError(path, "Table P1 has no area rows under the heading row")
-    first_area = int(areas["row"].min())
+    first_area = _min_row(areas["row"])
     units = body.filter(~is_area & has_values & (pl.col("row") < first_area))
     unit_texts = {v for c in value_cells for v in units[c].drop_nulls().to_list()}
     if any(u.lower() not in ("numbers", "number", "number of offences") for u in unit_texts):
@@ -277,8 +320,12 @@ def read_pfa_table_p1(path: Path) -> pl.DataFrame:
         raise PublishedError(
             path, f"Table P1 area row with code {r['area_code']!r} and name {r[name_c]!r} is not a recognisable area (code like E23000014, and a name)"
         )
+    return areas
 
-    # --- wide -> long; parse the figures
+
+def _figures(areas: pl.DataFrame, headings: dict[int, str], value_cells: list[str], path: Path) -> pl.DataFrame:
+    """Area rows wide -> long (row, area, offence_group, col_order, cell, marker, value); every cell a
+    whole number of offences or a not-available marker, each area once."""
     long = (
         areas.select(["row", "area_code", "area_name", *value_cells])
         .rename({f"c{j}": h for j, h in headings.items()})
@@ -308,20 +355,7 @@ def read_pfa_table_p1(path: Path) -> pl.DataFrame:
     codes = areas.filter(pl.col("area_code").is_not_null())["area_code"]
     if codes.is_duplicated().any():
         raise PublishedError(path, f"Table P1 lists area code {codes.filter(codes.is_duplicated())[0]} more than once")
-
-    return (
-        long.sort("row", "col_order")
-        .with_columns(
-            pl.lit(period_start).alias("period_start"),
-            pl.lit(period_end).alias("period_end"),
-            pl.when(pl.col("marker")).then(None).otherwise(pl.col("value")).alias("value"),
-            pl.lit(path.name).alias("source_file"),
-            pl.lit(sha).alias("source_sha256"),
-            pl.lit(TABLE).alias("table"),
-        )
-        .select(list(PUBLISHED_SCHEMA))
-        .cast(PUBLISHED_SCHEMA)
-    )
+    return long
 
 
 def read_published_folder(folder: Path) -> pl.DataFrame:

@@ -15,7 +15,9 @@ from pathlib import Path
 import polars as pl
 import yaml
 
+from etl.core.periods import Month
 from etl.errors import ConfigError
+from etl.resources import contracts_dir  # re-exported: where contracts and definitions live
 
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: ~10x faster
 
@@ -23,10 +25,6 @@ _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when avai
 def yaml_load(stream):
     """yaml.safe_load, with the C loader when PyYAML has it (contracts are parsed on every run)."""
     return yaml.load(stream, Loader=_SafeLoader)
-
-
-from etl.core.periods import Month
-from etl.resources import contracts_dir  # noqa: E402 - re-exported: where contracts and definitions live
 
 
 class ReferenceError_(ConfigError, ValueError):
@@ -146,7 +144,7 @@ def load_offence_groups(path: str | Path | None = None) -> OffenceGroups:
             for code in v.get("codes") or []:
                 rows.append({"group": gid, "group_version": ver, "code": str(code), "from_index": start, "to_index": end})
         spans.sort()
-        for (s1, e1, v1), (s2, _e2, v2) in zip(spans, spans[1:]):
+        for (_s1, e1, v1), (s2, _e2, v2) in zip(spans, spans[1:]):
             if s2 <= e1:
                 raise ReferenceError_(f"{path}: group '{gid}' versions {v1} and {v2} overlap")
     membership = pl.DataFrame(

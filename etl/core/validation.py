@@ -187,120 +187,138 @@ class _SchemaBuilder:
         return pa.Check(fn, name=rule.id, error=rule.id)
 
     def column_checks(self, c: Column) -> list[pa.Check]:
+        """The checks of one column, in report order: type, range, pattern, allowed values, unique,
+        code list, reference list, the extract's force."""
+        builders = (self._type_check, self._range_check, self._pattern_check, self._enum_check, self._unique_check, self._code_list_check)
+        checks = [check for build in builders if (check := build(c)) is not None]
+        return checks + self._reference_list_checks(c) + self._force_checks(c)
+
+    def _type_check(self, c: Column) -> pa.Check | None:
+        """The value is of the column's logical type (None for a string column: any text is)."""
         n = c.name
-        checks: list[pa.Check] = []
         if c.logical_type == "date":
-            checks.append(
-                self._check(RuleInfo(f"{n}.type", n, f"{n} must be a date written YYYY-MM-DD", "not a date YYYY-MM-DD"), lambda: _null_or(_is_date(n), n), n)
+            return self._check(RuleInfo(f"{n}.type", n, f"{n} must be a date written YYYY-MM-DD", "not a date YYYY-MM-DD"), lambda: _null_or(_is_date(n), n), n)
+        if c.logical_type == "timestamp":
+            return self._check(
+                RuleInfo(f"{n}.type", n, f"{n} must be a date and time written YYYY-MM-DD HH:MM:SS", "not a date-time"),
+                lambda: _null_or(_as_timestamp(n).is_not_null(), n),
+                n,
             )
-        elif c.logical_type == "timestamp":
-            checks.append(
-                self._check(
-                    RuleInfo(f"{n}.type", n, f"{n} must be a date and time written YYYY-MM-DD HH:MM:SS", "not a date-time"),
-                    lambda: _null_or(_as_timestamp(n).is_not_null(), n),
-                    n,
-                )
-            )
-        elif c.logical_type == "integer":
+        if c.logical_type == "integer":
             # Written as digits AND exactly representable as a 64-bit integer: a value too large to store
             # (which the conversion would silently turn into null) fails here instead of being lost.
-            checks.append(
-                self._check(
-                    RuleInfo(f"{n}.type", n, f"{n} must be a whole number", "not a whole number within range"),
-                    lambda: _null_or(pl.col(n).str.contains(r"^[+-]?\d+$") & _as_number(n, True).is_not_null(), n),
-                    n,
-                )
+            return self._check(
+                RuleInfo(f"{n}.type", n, f"{n} must be a whole number", "not a whole number within range"),
+                lambda: _null_or(pl.col(n).str.contains(r"^[+-]?\d+$") & _as_number(n, True).is_not_null(), n),
+                n,
             )
-        elif c.logical_type == "number":
+        if c.logical_type == "number":
             # A finite number: text that converts to infinity or NaN ("1e999", "nan", "inf") is not a value.
-            checks.append(
-                self._check(RuleInfo(f"{n}.type", n, f"{n} must be a number", "not a number"), lambda: _null_or(_as_number(n, False).is_finite(), n), n)
-            )
-        elif c.logical_type == "boolean":
+            return self._check(RuleInfo(f"{n}.type", n, f"{n} must be a number", "not a number"), lambda: _null_or(_as_number(n, False).is_finite(), n), n)
+        if c.logical_type == "boolean":
             allowed = [c.true_value, c.false_value]
-            checks.append(
-                self._check(
-                    RuleInfo(f"{n}.flag", n, f"{n} must be {c.true_value} or {c.false_value}", f"not {c.true_value}/{c.false_value}"),
-                    lambda: _null_or(pl.col(n).is_in(allowed), n),
-                    n,
-                )
+            return self._check(
+                RuleInfo(f"{n}.flag", n, f"{n} must be {c.true_value} or {c.false_value}", f"not {c.true_value}/{c.false_value}"),
+                lambda: _null_or(pl.col(n).is_in(allowed), n),
+                n,
             )
-        if c.minimum is not None or c.maximum is not None:
-            lo, hi = c.minimum, c.maximum
-            integer = c.logical_type == "integer"
+        return None
 
-            def rng(lo=lo, hi=hi, integer=integer) -> pl.Expr:
-                v = _as_number(n, integer)
-                ok = pl.lit(True)
-                if lo is not None:
-                    ok = ok & (v >= lo)
-                if hi is not None:
-                    ok = ok & (v <= hi)
-                return v.is_null() | ok
+    def _range_check(self, c: Column) -> pa.Check | None:
+        if c.minimum is None and c.maximum is None:
+            return None
+        n, lo, hi = c.name, c.minimum, c.maximum
+        integer = c.logical_type == "integer"
 
-            span = f"{_fmt(lo)} to {_fmt(hi)}" if lo is not None and hi is not None else (f"at least {_fmt(lo)}" if lo is not None else f"at most {_fmt(hi)}")
-            checks.append(self._check(RuleInfo(f"{n}.range", n, f"{n} must be {span}", f"outside {span}"), rng, n))
-        if c.pattern:
-            pat = c.pattern
-            checks.append(
-                self._check(
-                    RuleInfo(f"{n}.pattern", n, f"{n} must match the pattern {pat}", "wrong format"), lambda: _null_or(pl.col(n).str.contains(pat), n), n
-                )
+        def rng(lo: float | None = lo, hi: float | None = hi, integer: bool = integer) -> pl.Expr:
+            v = _as_number(n, integer)
+            ok = pl.lit(True)
+            if lo is not None:
+                ok = ok & (v >= lo)
+            if hi is not None:
+                ok = ok & (v <= hi)
+            return v.is_null() | ok
+
+        span = f"{_fmt(lo)} to {_fmt(hi)}" if lo is not None and hi is not None else (f"at least {_fmt(lo)}" if lo is not None else f"at most {_fmt(hi)}")
+        return self._check(RuleInfo(f"{n}.range", n, f"{n} must be {span}", f"outside {span}"), rng, n)
+
+    def _pattern_check(self, c: Column) -> pa.Check | None:
+        if not c.pattern:
+            return None
+        n, pat = c.name, c.pattern
+        return self._check(
+            RuleInfo(f"{n}.pattern", n, f"{n} must match the pattern {pat}", "wrong format"), lambda: _null_or(pl.col(n).str.contains(pat), n), n
+        )
+
+    def _enum_check(self, c: Column) -> pa.Check | None:
+        if not c.enum:
+            return None
+        n, values = c.name, list(c.enum)
+        return self._check(
+            RuleInfo(f"{n}.allowed_values", n, f"{n} must be one of {', '.join(values)}", "not an allowed value"),
+            lambda: _null_or(pl.col(n).is_in(values), n),
+            n,
+        )
+
+    def _unique_check(self, c: Column) -> pa.Check | None:
+        if not c.unique:
+            return None
+        n = c.name
+        return self._check(
+            RuleInfo(f"{n}.unique", n, f"{n} must be unique in the file (the first occurrence is kept, repeats are rejected)", "repeats an earlier row"),
+            lambda: pl.col(n).is_null() | pl.col(n).is_first_distinct().over(_FILE),
+            n,
+        )
+
+    def _code_list_check(self, c: Column) -> pa.Check | None:
+        if not c.code_list:
+            return None
+        n, codes = c.name, self.code_list(c)
+        return self._check(
+            RuleInfo(f"{n}.code_list", n, f"{n} must be in the {codes.name} code list (version {codes.version})", "unknown code"),
+            lambda: _null_or(pl.col(n).is_in(codes.codes), n),
+            n,
+        )
+
+    def _reference_list_checks(self, c: Column) -> list[pa.Check]:
+        """The value is one of the force's areas, for the files whose force has an areas list."""
+        if not c.reference_list:
+            return []
+        n = c.name
+        pairs = [(i, v) for i, (ctx, f) in enumerate(zip(self.ctxs, self.forces)) if ctx.areas is not None and f in ctx.areas for v in ctx.areas[f]]
+        files = {i for i, (ctx, f) in enumerate(zip(self.ctxs, self.forces)) if ctx.areas is not None and f in ctx.areas}
+        if not files:
+            return []
+        ref = c.reference_list
+        helper = f"__listed_{n}"
+        self.helpers[helper] = pl.DataFrame({_FILE: [i for i, _ in pairs], n: [v for _, v in pairs]}, schema={_FILE: pl.Int32, n: pl.Utf8}).with_columns(
+            pl.lit(True).alias(helper)
+        )
+        rid = f"{n}.reference_list"
+        self.applies[rid] = files
+        in_scope = pl.col(_FILE).is_in(sorted(files))
+        return [
+            self._check(
+                RuleInfo(rid, n, f"{n} must be one of the force's areas in {ref.get('file')}", "not a listed area"),
+                lambda: pl.col(n).is_null() | ~in_scope | pl.col(helper).fill_null(False),
+                n,
             )
-        if c.enum:
-            values = list(c.enum)
-            checks.append(
-                self._check(
-                    RuleInfo(f"{n}.allowed_values", n, f"{n} must be one of {', '.join(values)}", "not an allowed value"),
-                    lambda: _null_or(pl.col(n).is_in(values), n),
-                    n,
-                )
-            )
-        if c.unique:
-            checks.append(
-                self._check(
-                    RuleInfo(
-                        f"{n}.unique", n, f"{n} must be unique in the file (the first occurrence is kept, repeats are rejected)", "repeats an earlier row"
-                    ),
-                    lambda: pl.col(n).is_null() | pl.col(n).is_first_distinct().over(_FILE),
-                    n,
-                )
-            )
-        if c.code_list:
-            codes = self.code_list(c)
-            checks.append(
-                self._check(
-                    RuleInfo(f"{n}.code_list", n, f"{n} must be in the {codes.name} code list (version {codes.version})", "unknown code"),
-                    lambda: _null_or(pl.col(n).is_in(codes.codes), n),
-                    n,
-                )
-            )
-        if c.reference_list:
-            pairs = [(i, v) for i, (ctx, f) in enumerate(zip(self.ctxs, self.forces)) if ctx.areas is not None and f in ctx.areas for v in ctx.areas[f]]
-            files = {i for i, (ctx, f) in enumerate(zip(self.ctxs, self.forces)) if ctx.areas is not None and f in ctx.areas}
-            if files:
-                ref = c.reference_list
-                helper = f"__listed_{n}"
-                self.helpers[helper] = pl.DataFrame(
-                    {_FILE: [i for i, _ in pairs], n: [v for _, v in pairs]}, schema={_FILE: pl.Int32, n: pl.Utf8}
-                ).with_columns(pl.lit(True).alias(helper))
-                rid = f"{n}.reference_list"
-                self.applies[rid] = files
-                in_scope = pl.col(_FILE).is_in(sorted(files))
-                checks.append(
-                    self._check(
-                        RuleInfo(rid, n, f"{n} must be one of the force's areas in {ref.get('file')}", "not a listed area"),
-                        lambda: pl.col(n).is_null() | ~in_scope | pl.col(helper).fill_null(False),
-                        n,
-                    )
-                )
-        if self.contract.force_column == n and any(self.forces):
-            shown = sorted({f for f in self.forces if f})
-            self.applies[f"{n}.matches_extract"] = {i for i, f in enumerate(self.forces) if f}
-            rule = RuleInfo(f"{n}.matches_extract", n, f"{n} must be the extract's force ({', '.join(shown)})", "another force")
-            self.descriptions[rule.id] = lambda i, n=n: f"{n} must be the extract's force ({self.forces[i]})"
-            checks.append(self._check(rule, lambda: pl.col(n).is_null() | pl.col(_FORCE).is_null() | (pl.col(n) == pl.col(_FORCE)).fill_null(False), n))
-        return checks
+        ]
+
+    def _force_checks(self, c: Column) -> list[pa.Check]:
+        """The force column holds the extract's force (for the files whose force is known)."""
+        n = c.name
+        if self.contract.force_column != n or not any(self.forces):
+            return []
+        shown = sorted({f for f in self.forces if f})
+        self.applies[f"{n}.matches_extract"] = {i for i, f in enumerate(self.forces) if f}
+        rule = RuleInfo(f"{n}.matches_extract", n, f"{n} must be the extract's force ({', '.join(shown)})", "another force")
+
+        def described(i: int, n: str = n) -> str:
+            return f"{n} must be the extract's force ({self.forces[i]})"
+
+        self.descriptions[rule.id] = described
+        return [self._check(rule, lambda: pl.col(n).is_null() | pl.col(_FORCE).is_null() | (pl.col(n) == pl.col(_FORCE)).fill_null(False), n)]
 
     def code_list(self, c: Column) -> CodeList:
         ref = (c.code_list or {}).get("reference")
@@ -329,13 +347,11 @@ class _SchemaBuilder:
             if r.kind == "not_after":
                 a, b = r.args["column"], r.args["other"]
                 ca, cb = self.contract.column(a), self.contract.column(b)
-                checks.append(
-                    self._check(
-                        RuleInfo(r.id, a, r.description or f"{a} must not be after {b}", f"after {b}", r.severity),
-                        lambda ca=ca, cb=cb: (_temporal(ca) <= _temporal(cb)).fill_null(True),
-                        None,
-                    )
-                )
+
+                def not_after(ca: Column = ca, cb: Column = cb) -> pl.Expr:
+                    return (_temporal(ca) <= _temporal(cb)).fill_null(True)
+
+                checks.append(self._check(RuleInfo(r.id, a, r.description or f"{a} must not be after {b}", f"after {b}", r.severity), not_after, None))
             elif r.kind == "not_before_lookup":
                 a, key, other, lookup = r.args["column"], r.args["key"], r.args["other"], r.args["lookup"]
                 parts = [
@@ -355,12 +371,12 @@ class _SchemaBuilder:
                 checks.append(self._check(RuleInfo(r.id, a, r.description, f"before the crime's {other}", r.severity), expr, None))
         for k in self.contract.unique_keys:
             cols = list(k.columns)
+
+            def first_of_key(cols: list[str] = cols) -> pl.Expr:
+                return pl.struct(cols).is_first_distinct().over(_FILE)
+
             checks.append(
-                self._check(
-                    RuleInfo(k.id, None, f"only one row per {', '.join(cols)} (the first is kept)", "repeats an earlier row"),
-                    lambda cols=cols: pl.struct(cols).is_first_distinct().over(_FILE),
-                    None,
-                )
+                self._check(RuleInfo(k.id, None, f"only one row per {', '.join(cols)} (the first is kept)", "repeats an earlier row"), first_of_key, None)
             )
         return checks
 
@@ -755,7 +771,14 @@ def _quarantine_frame(raw: RawExtract, per_row: pl.DataFrame, lineage: dict, con
     return out.select([pl.col(k).cast(t) for k, t in QUARANTINE_SCHEMA.items()]).sort(ROW_NUMBER)
 
 
-_POLARS_TYPES = {"string": pl.Utf8, "date": pl.Date, "timestamp": pl.Datetime("us"), "integer": pl.Int64, "number": pl.Float64, "boolean": pl.Boolean}
+_POLARS_TYPES: dict[str, pl.DataType | type[pl.DataType]] = {
+    "string": pl.Utf8,
+    "date": pl.Date,
+    "timestamp": pl.Datetime("us"),
+    "integer": pl.Int64,
+    "number": pl.Float64,
+    "boolean": pl.Boolean,
+}
 
 
 def curated_schema(contract: Contract) -> dict[str, pl.DataType]:

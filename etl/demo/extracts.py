@@ -64,39 +64,79 @@ RECOMMENDED_DEMO_SCALE = 0.25
 # File layouts: the contract property names, in file order.
 COLUMNS: dict[str, tuple[str, ...]] = {
     "calls": ("call_id", "channel", "presented_at", "answered_at", "abandoned"),
-    "incidents": ("incident_id", "created_at", "priority", "first_arrival_at", "nsir_category",
-                  "opening_code", "closing_code", "mental_health", "npu"),
-    "stop_search": ("search_id", "search_date", "search_type", "power", "object_of_search", "outcome",
-                    "outcome_linked_to_object", "self_defined_ethnicity", "officer_defined_ethnicity",
-                    "age_band", "bwv_activated", "npu"),
-    "use_of_force": ("record_id", "incident_date", "subject_ethnicity", "tactic", "injury",
-                     "bwv_activated", "npu"),
+    "incidents": ("incident_id", "created_at", "priority", "first_arrival_at", "nsir_category", "opening_code", "closing_code", "mental_health", "npu"),
+    "stop_search": (
+        "search_id",
+        "search_date",
+        "search_type",
+        "power",
+        "object_of_search",
+        "outcome",
+        "outcome_linked_to_object",
+        "self_defined_ethnicity",
+        "officer_defined_ethnicity",
+        "age_band",
+        "bwv_activated",
+        "npu",
+    ),
+    "use_of_force": ("record_id", "incident_date", "subject_ethnicity", "tactic", "injury", "bwv_activated", "npu"),
     "hospital_admissions": ("admission_month", "age_band", "cause", "icd10_code", "episodes"),
-    "firearm_discharges": ("incident_id", "discharge_date", "fatal", "injury", "firearm_type",
-                           "gang_linked", "drug_linked", "npu"),
-    "drug_disruptions": ("disruption_id", "disruption_date", "category", "impact", "county_lines",
-                         "arrests", "charges", "npu"),
+    "firearm_discharges": ("incident_id", "discharge_date", "fatal", "injury", "firearm_type", "gang_linked", "drug_linked", "npu"),
+    "drug_disruptions": ("disruption_id", "disruption_date", "category", "impact", "county_lines", "arrests", "charges", "npu"),
     "custody_drug_tests": ("test_id", "test_date", "result", "substance"),
     "drug_treatment_referrals": ("referral_id", "referral_date", "source"),
     "nrm_referrals": ("referral_id", "referral_date", "exploitation_type", "age_group", "crime_recorded"),
-    "victim_survey": ("response_id", "survey_date", "channel", "incident_ref", "incident_date",
-                      "offence_group", "q_overall", "q_polite", "q_understanding", "q_time_taken",
-                      "q_helped", "happy_with_service", "would_prefer_face_to_face", "free_text_given",
-                      "demographics_given"),
-    "workforce": ("person_id", "as_at", "role", "fte", "ethnicity_group", "sex", "npu",
-                  "neighbourhood_role", "joined_date", "uplift_joiner", "leaver_date", "leaver_reason",
-                  "absence_days_month", "absence_mental_health_days", "special_duty_hours"),
+    "victim_survey": (
+        "response_id",
+        "survey_date",
+        "channel",
+        "incident_ref",
+        "incident_date",
+        "offence_group",
+        "q_overall",
+        "q_polite",
+        "q_understanding",
+        "q_time_taken",
+        "q_helped",
+        "happy_with_service",
+        "would_prefer_face_to_face",
+        "free_text_given",
+        "demographics_given",
+    ),
+    "workforce": (
+        "person_id",
+        "as_at",
+        "role",
+        "fte",
+        "ethnicity_group",
+        "sex",
+        "npu",
+        "neighbourhood_role",
+        "joined_date",
+        "uplift_joiner",
+        "leaver_date",
+        "leaver_reason",
+        "absence_days_month",
+        "absence_mental_health_days",
+        "special_duty_hours",
+    ),
 }
 EXTRACTS: tuple[str, ...] = tuple(COLUMNS)
 
 # The id column of each extract and the letter after the force prefix in its ids
 # (e.g. DFC18070000001 = demo-force call 1 of July 2018).
 _ID = {
-    "calls": ("call_id", "C"), "incidents": ("incident_id", "I"), "stop_search": ("search_id", "S"),
-    "use_of_force": ("record_id", "U"), "firearm_discharges": ("incident_id", "F"),
-    "drug_disruptions": ("disruption_id", "D"), "custody_drug_tests": ("test_id", "T"),
-    "drug_treatment_referrals": ("referral_id", "R"), "nrm_referrals": ("referral_id", "N"),
-    "victim_survey": ("response_id", "V"), "workforce": ("person_id", "P"),
+    "calls": ("call_id", "C"),
+    "incidents": ("incident_id", "I"),
+    "stop_search": ("search_id", "S"),
+    "use_of_force": ("record_id", "U"),
+    "firearm_discharges": ("incident_id", "F"),
+    "drug_disruptions": ("disruption_id", "D"),
+    "custody_drug_tests": ("test_id", "T"),
+    "drug_treatment_referrals": ("referral_id", "R"),
+    "nrm_referrals": ("referral_id", "N"),
+    "victim_survey": ("response_id", "V"),
+    "workforce": ("person_id", "P"),
 }
 # Injected bad rows that are not repeats get sequence numbers from here on, clear of the valid ones.
 BAD_ROW_SEQUENCE_START = 9_000_001
@@ -119,13 +159,13 @@ class _Month:
     last: int  # last day
 
     @classmethod
-    def parse(cls, text: str) -> "_Month":
+    def parse(cls, text: str) -> _Month:
         if not isinstance(text, str) or not _MONTH_RE.match(text):
             raise ValueError(f"months must be 'YYYY-MM', got {text!r}")
         return cls.of_index(int(text[:4]) * 12 + int(text[5:]) - 1)
 
     @classmethod
-    def of_index(cls, index: int) -> "_Month":
+    def of_index(cls, index: int) -> _Month:
         year, m0 = divmod(index, 12)
         first = int(np.datetime64(f"{year:04d}-{m0 + 1:02d}", "M").astype("M8[D]").astype(np.int64))
         nxt = int((np.datetime64(f"{year:04d}-{m0 + 1:02d}", "M") + 1).astype("M8[D]").astype(np.int64))
@@ -193,8 +233,7 @@ def _fmt_ts(seconds: np.ndarray) -> pl.Series:
 def _fmt_number(values: np.ndarray) -> pl.Series:
     """Numbers as text: whole numbers without a decimal point, halves as 1.5."""
     v = pl.Series(np.asarray(values, dtype=float))
-    return pl.select(pl.when(v == v.round(0)).then(v.cast(pl.Int64).cast(pl.String))
-                     .otherwise(v.round(2).cast(pl.String))).to_series()
+    return pl.select(pl.when(v == v.round(0)).then(v.cast(pl.Int64).cast(pl.String)).otherwise(v.round(2).cast(pl.String))).to_series()
 
 
 def _fmt_int(values: np.ndarray) -> pl.Series:
@@ -241,8 +280,7 @@ def _load_profile(path: Path = PROFILE_PATH, crime_path: Path = CRIME_PROFILE_PA
 class _Ctx:
     """What one extract-month generator needs: its random stream, the month and the profile."""
 
-    def __init__(self, prof: dict, extract: str, mo: _Month, rng: np.random.Generator, scale: float,
-                 prefix: str):
+    def __init__(self, prof: dict, extract: str, mo: _Month, rng: np.random.Generator, scale: float, prefix: str):
         self.prof = prof
         self.spec = prof[extract]
         self.extract = extract
@@ -318,8 +356,7 @@ class _Ctx:
 
 def _calls(c: _Ctx) -> pl.DataFrame:
     s, rng = c.spec, c.rng
-    counts = _ensure_one([c.count(s["per_month"][ch] * c.factor(s["pandemic_change"][ch]))
-                          for ch in ("999", "101")])
+    counts = _ensure_one([c.count(s["per_month"][ch] * c.factor(s["pandemic_change"][ch])) for ch in ("999", "101")])
     n999, n101 = int(counts[0]), int(counts[1])
     n = n999 + n101
     presented = c.times(n)
@@ -327,36 +364,35 @@ def _calls(c: _Ctx) -> pl.DataFrame:
 
     # 999: fast lognormal answers plus a slow tail whose share moves with the season and pandemic.
     e = s["999"]
-    tail_share = float(np.clip(e["tail_share"] + c.season(e["tail_share_season_amplitude"])
-                               + e["tail_share_pandemic_change"] * c.shape, 0.0, 1.0))
+    tail_share = float(np.clip(e["tail_share"] + c.season(e["tail_share_season_amplitude"]) + e["tail_share_pandemic_change"] * c.shape, 0.0, 1.0))
     fast = np.exp(np.log(e["fast"]["median_s"]) + e["fast"]["sigma"] * rng.standard_normal(n))
     tail = 10.0 + rng.exponential(e["tail_mean_s"], n)
     wait999 = np.where(rng.random(n) < tail_share, tail, fast)
     # 101: minutes with a long tail, capped (the line closes the queue).
     o = s["101"]
-    wait101 = np.minimum(np.exp(np.log(o["answer"]["median_s"]) + o["answer"]["sigma"] * rng.standard_normal(n)),
-                         o["max_wait_s"])
+    wait101 = np.minimum(np.exp(np.log(o["answer"]["median_s"]) + o["answer"]["sigma"] * rng.standard_normal(n)), o["max_wait_s"])
     wait = np.maximum(1, np.rint(np.where(is999, wait999, wait101))).astype(np.int64)
     ab101 = float(np.clip(o["abandoned_rate"] + c.season(o["abandoned_rate_season_amplitude"]), 0.0, 1.0))
     abandoned = rng.random(n) < np.where(is999, e["abandoned_rate"], ab101)
 
     order = np.lexsort((rng.random(n), presented))
     presented, wait, abandoned, is999 = presented[order], wait[order], abandoned[order], is999[order]
-    return pl.DataFrame({
-        "call_id": c.ids(n),
-        "channel": pl.Series(np.where(is999, "999", "101"), dtype=pl.String),
-        "presented_at": _fmt_ts(presented),
-        "answered_at": _null_where(_fmt_ts(presented + wait), abandoned),
-        "abandoned": _yn(abandoned),
-    })
+    return pl.DataFrame(
+        {
+            "call_id": c.ids(n),
+            "channel": pl.Series(np.where(is999, "999", "101"), dtype=pl.String),
+            "presented_at": _fmt_ts(presented),
+            "answered_at": _null_where(_fmt_ts(presented + wait), abandoned),
+            "abandoned": _yn(abandoned),
+        }
+    )
 
 
 def _incidents(c: _Ctx) -> pl.DataFrame:
     s, rng = c.spec, c.rng
     cats = list(s["categories"])
     base = s["per_month"]
-    counts = _ensure_one([c.count(base * s["categories"][k]["share"] * c.factor(s["categories"][k]["pandemic_change"]))
-                          for k in cats])
+    counts = _ensure_one([c.count(base * s["categories"][k]["share"] * c.factor(s["categories"][k]["pandemic_change"])) for k in cats])
     cat = np.repeat(np.arange(len(cats)), counts)
     n = cat.size
     created = c.times(n)
@@ -387,23 +423,34 @@ def _incidents(c: _Ctx) -> pl.DataFrame:
     npu = c.npus(n)
 
     order = np.lexsort((rng.random(n), created))
-    frame = pl.DataFrame({
-        "created": created, "prio": prio, "attended": attended, "delay": delay, "mh": mh,
-        "cat": cat, "opening": pl.Series(opening.tolist(), dtype=pl.String),
-        "closing": pl.Series(closing.tolist(), dtype=pl.String), "open": still_open, "npu": npu,
-    }).select(pl.all().gather(pl.Series(order)))
+    frame = pl.DataFrame(
+        {
+            "created": created,
+            "prio": prio,
+            "attended": attended,
+            "delay": delay,
+            "mh": mh,
+            "cat": cat,
+            "opening": pl.Series(opening.tolist(), dtype=pl.String),
+            "closing": pl.Series(closing.tolist(), dtype=pl.String),
+            "open": still_open,
+            "npu": npu,
+        }
+    ).select(pl.all().gather(pl.Series(order)))
     created = frame["created"].to_numpy()
-    return pl.DataFrame({
-        "incident_id": c.ids(n),
-        "created_at": _fmt_ts(created),
-        "priority": _labels(prios, frame["prio"].to_numpy()),
-        "first_arrival_at": _null_where(_fmt_ts(created + frame["delay"].to_numpy()), ~frame["attended"].to_numpy()),
-        "nsir_category": _labels(cats, frame["cat"].to_numpy()),
-        "opening_code": frame["opening"],
-        "closing_code": _null_where(frame["closing"], frame["open"].to_numpy()),
-        "mental_health": _yn(frame["mh"].to_numpy()),
-        "npu": frame["npu"],
-    })
+    return pl.DataFrame(
+        {
+            "incident_id": c.ids(n),
+            "created_at": _fmt_ts(created),
+            "priority": _labels(prios, frame["prio"].to_numpy()),
+            "first_arrival_at": _null_where(_fmt_ts(created + frame["delay"].to_numpy()), ~frame["attended"].to_numpy()),
+            "nsir_category": _labels(cats, frame["cat"].to_numpy()),
+            "opening_code": frame["opening"],
+            "closing_code": _null_where(frame["closing"], frame["open"].to_numpy()),
+            "mental_health": _yn(frame["mh"].to_numpy()),
+            "npu": frame["npu"],
+        }
+    )
 
 
 def _stop_search(c: _Ctx) -> pl.DataFrame:
@@ -424,8 +471,7 @@ def _stop_search(c: _Ctx) -> pl.DataFrame:
     s60[0] = 0.0
     s60 = s60 / s60.sum() * (1.0 - s["outcome_s60_nfa"])
     s60[0] = s["outcome_s60_nfa"]
-    outcome = _draw_rows(np.stack([_cdf(general), _cdf(s60)]), (power == powers.index("cjpoa_s60")).astype(int),
-                         rng.random(n))
+    outcome = _draw_rows(np.stack([_cdf(general), _cdf(s60)]), (power == powers.index("cjpoa_s60")).astype(int), rng.random(n))
     nfa = outcome == 0
     linked = _null_where(_yn(rng.random(n) < s["linked_rate"]), nfa)
 
@@ -438,34 +484,38 @@ def _stop_search(c: _Ctx) -> pl.DataFrame:
     sde = _null_where(sde, vehicle_only | (rng.random(n) < s["sde_missing"]))
     age = _null_where(_pick(rng, s["age_band"], n), vehicle_only | (rng.random(n) < s["age_missing"]))
     bwv = rng.random(n) < c.rate(s["bwv_rate"])
-    return pl.DataFrame({
-        "search_id": c.ids(n),
-        "search_date": _fmt_date(day),
-        "search_type": stype,
-        "power": _labels(powers, power),
-        "object_of_search": _labels(objects, obj),
-        "outcome": _labels(outcomes, outcome),
-        "outcome_linked_to_object": linked,
-        "self_defined_ethnicity": sde,
-        "officer_defined_ethnicity": _labels(odes, ode),
-        "age_band": age,
-        "bwv_activated": _yn(bwv),
-        "npu": c.npus(n),
-    })
+    return pl.DataFrame(
+        {
+            "search_id": c.ids(n),
+            "search_date": _fmt_date(day),
+            "search_type": stype,
+            "power": _labels(powers, power),
+            "object_of_search": _labels(objects, obj),
+            "outcome": _labels(outcomes, outcome),
+            "outcome_linked_to_object": linked,
+            "self_defined_ethnicity": sde,
+            "officer_defined_ethnicity": _labels(odes, ode),
+            "age_band": age,
+            "bwv_activated": _yn(bwv),
+            "npu": c.npus(n),
+        }
+    )
 
 
 def _use_of_force(c: _Ctx) -> pl.DataFrame:
     s, rng = c.spec, c.rng
     n = int(_ensure_one(c.count(s["per_month"] * c.factor()))[0])
-    return pl.DataFrame({
-        "record_id": c.ids(n),
-        "incident_date": _fmt_date(np.sort(c.days(n))),
-        "subject_ethnicity": _pick(rng, s["subject_ethnicity"], n),
-        "tactic": _pick(rng, s["tactic"], n),
-        "injury": _pick(rng, s["injury"], n),
-        "bwv_activated": _yn(rng.random(n) < c.rate(s["bwv_rate"])),
-        "npu": c.npus(n),
-    })
+    return pl.DataFrame(
+        {
+            "record_id": c.ids(n),
+            "incident_date": _fmt_date(np.sort(c.days(n))),
+            "subject_ethnicity": _pick(rng, s["subject_ethnicity"], n),
+            "tactic": _pick(rng, s["tactic"], n),
+            "injury": _pick(rng, s["injury"], n),
+            "bwv_activated": _yn(rng.random(n) < c.rate(s["bwv_rate"])),
+            "npu": c.npus(n),
+        }
+    )
 
 
 def _hospital_admissions(c: _Ctx) -> pl.DataFrame:
@@ -483,13 +533,15 @@ def _hospital_admissions(c: _Ctx) -> pl.DataFrame:
     cause = np.concatenate([np.zeros(len(bands), dtype=int), np.ones(len(bands) * len(codes), dtype=int)])
     episodes = np.concatenate([sharp, other.ravel()])
     keep = (cause == 0) | (episodes > 0)
-    frame = pl.DataFrame({
-        "admission_month": pl.Series([c.mo.label] * int(keep.sum()), dtype=pl.String),
-        "age_band": _labels(bands, band_i[keep]),
-        "cause": _labels(("assault_sharp_object", "other_assault"), cause[keep]),
-        "icd10_code": pl.Series(code[keep].tolist(), dtype=pl.String),
-        "episodes": _fmt_int(episodes[keep]),
-    })
+    frame = pl.DataFrame(
+        {
+            "admission_month": pl.Series([c.mo.label] * int(keep.sum()), dtype=pl.String),
+            "age_band": _labels(bands, band_i[keep]),
+            "cause": _labels(("assault_sharp_object", "other_assault"), cause[keep]),
+            "icd10_code": pl.Series(code[keep].tolist(), dtype=pl.String),
+            "episodes": _fmt_int(episodes[keep]),
+        }
+    )
     return frame.sort("age_band", "cause", "icd10_code")
 
 
@@ -498,16 +550,18 @@ def _firearm_discharges(c: _Ctx) -> pl.DataFrame:
     n = int(_ensure_one(c.count(s["per_month"] * c.factor()))[0])
     injury = rng.random(n) < s["injury_rate"]
     fatal = injury & (rng.random(n) < s["fatal_share_of_injured"])
-    return pl.DataFrame({
-        "incident_id": c.ids(n),
-        "discharge_date": _fmt_date(np.sort(c.days(n))),
-        "fatal": _yn(fatal),
-        "injury": _yn(injury),
-        "firearm_type": _pick(rng, s["firearm_type"], n),
-        "gang_linked": _yn(rng.random(n) < s["gang_linked_rate"]),
-        "drug_linked": _yn(rng.random(n) < s["drug_linked_rate"]),
-        "npu": c.npus(n, s.get("npu_multiplier")),
-    })
+    return pl.DataFrame(
+        {
+            "incident_id": c.ids(n),
+            "discharge_date": _fmt_date(np.sort(c.days(n))),
+            "fatal": _yn(fatal),
+            "injury": _yn(injury),
+            "firearm_type": _pick(rng, s["firearm_type"], n),
+            "gang_linked": _yn(rng.random(n) < s["gang_linked_rate"]),
+            "drug_linked": _yn(rng.random(n) < s["drug_linked_rate"]),
+            "npu": c.npus(n, s.get("npu_multiplier")),
+        }
+    )
 
 
 def _drug_disruptions(c: _Ctx) -> pl.DataFrame:
@@ -518,16 +572,18 @@ def _drug_disruptions(c: _Ctx) -> pl.DataFrame:
     county = rng.random(n) < c.rate(s["county_lines_rate"])
     arrests = rng.poisson(np.array([s["mean_arrests"][k] for k in cats])[cat])
     charges = rng.binomial(arrests, s["charge_rate"])
-    return pl.DataFrame({
-        "disruption_id": c.ids(n),
-        "disruption_date": _fmt_date(np.sort(c.days(n))),
-        "category": _labels(cats, cat),
-        "impact": _pick(rng, s["impact"], n),
-        "county_lines": _yn(county),
-        "arrests": _fmt_int(arrests),
-        "charges": _fmt_int(charges),
-        "npu": _null_where(c.npus(n), rng.random(n) < s["npu_missing"]),
-    })
+    return pl.DataFrame(
+        {
+            "disruption_id": c.ids(n),
+            "disruption_date": _fmt_date(np.sort(c.days(n))),
+            "category": _labels(cats, cat),
+            "impact": _pick(rng, s["impact"], n),
+            "county_lines": _yn(county),
+            "arrests": _fmt_int(arrests),
+            "charges": _fmt_int(charges),
+            "npu": _null_where(c.npus(n), rng.random(n) < s["npu_missing"]),
+        }
+    )
 
 
 def _paused(prof: dict, mo: _Month) -> bool:
@@ -541,12 +597,14 @@ def _custody_drug_tests(c: _Ctx) -> pl.DataFrame:
     n = int(_ensure_one(c.count(s["per_month"] * c.factor() * pause))[0])
     result = _pick(rng, s["result"], n)
     substance = _null_where(_pick(rng, s["substance"], n), (result != "positive").to_numpy())
-    return pl.DataFrame({
-        "test_id": c.ids(n),
-        "test_date": _fmt_date(np.sort(c.days(n))),
-        "result": result,
-        "substance": substance,
-    })
+    return pl.DataFrame(
+        {
+            "test_id": c.ids(n),
+            "test_date": _fmt_date(np.sort(c.days(n))),
+            "result": result,
+            "substance": substance,
+        }
+    )
 
 
 def _drug_treatment_referrals(c: _Ctx) -> pl.DataFrame:
@@ -556,11 +614,13 @@ def _drug_treatment_referrals(c: _Ctx) -> pl.DataFrame:
         weights["custody"] *= s["pause_factor"]
     volume = s["per_month"] * sum(weights.values()) / sum(s["source"].values())
     n = int(_ensure_one(c.count(volume * c.factor()))[0])
-    return pl.DataFrame({
-        "referral_id": c.ids(n),
-        "referral_date": _fmt_date(np.sort(c.days(n))),
-        "source": _pick(rng, weights, n),
-    })
+    return pl.DataFrame(
+        {
+            "referral_id": c.ids(n),
+            "referral_date": _fmt_date(np.sort(c.days(n))),
+            "source": _pick(rng, weights, n),
+        }
+    )
 
 
 def _nrm_referrals(c: _Ctx) -> pl.DataFrame:
@@ -569,13 +629,15 @@ def _nrm_referrals(c: _Ctx) -> pl.DataFrame:
     types = list(s["exploitation_type"])
     t = _draw(_cdf(s["exploitation_type"].values()), rng.random(n))
     child = rng.random(n) < np.array([s["child_rate"][k] for k in types])[t]
-    return pl.DataFrame({
-        "referral_id": c.ids(n),
-        "referral_date": _fmt_date(np.sort(c.days(n))),
-        "exploitation_type": _labels(types, t),
-        "age_group": pl.Series(np.where(child, "child", "adult"), dtype=pl.String),
-        "crime_recorded": _yn(rng.random(n) < s["crime_recorded_rate"]),
-    })
+    return pl.DataFrame(
+        {
+            "referral_id": c.ids(n),
+            "referral_date": _fmt_date(np.sort(c.days(n))),
+            "exploitation_type": _labels(types, t),
+            "age_group": pl.Series(np.where(child, "child", "adult"), dtype=pl.String),
+            "crime_recorded": _yn(rng.random(n) < s["crime_recorded_rate"]),
+        }
+    )
 
 
 def _victim_survey(c: _Ctx) -> pl.DataFrame:
@@ -599,8 +661,7 @@ def _victim_survey(c: _Ctx) -> pl.DataFrame:
         return np.searchsorted(thresholds, x, side="right") + 1
 
     def missing(key: str) -> np.ndarray:
-        rates = np.array([s["missing"][k].get(key, 1.0 if key in ("happy_with_service", "would_prefer_face_to_face") else 0.0)
-                          for k in channels])[ch]
+        rates = np.array([s["missing"][k].get(key, 1.0 if key in ("happy_with_service", "would_prefer_face_to_face") else 0.0) for k in channels])[ch]
         return rng.random(n) < rates
 
     answers = {"q_overall": _null_where(_fmt_int(scale7(latent)), missing("q_overall"))}
@@ -618,25 +679,35 @@ def _victim_survey(c: _Ctx) -> pl.DataFrame:
     seq = rng.integers(1, 400_000, n)
     mon = (incident_day.astype("M8[D]").astype("M8[M]").astype(np.int64) % 12) + 1
     is_asb = g == groups.index("asb")
-    ref = pl.DataFrame({"y": year, "m": mon, "seq": seq, "asb": is_asb}).select(
-        pl.when(pl.col("asb"))
-        .then(pl.lit(f"{c.prefix}I") + pl.col("y").cast(pl.String).str.zfill(2) + pl.col("m").cast(pl.String).str.zfill(2)
-              + pl.col("seq").cast(pl.String).str.zfill(7))
-        .otherwise(pl.lit(c.prefix) + pl.col("y").cast(pl.String).str.zfill(2) + "/" + pl.col("seq").cast(pl.String).str.zfill(7))
-    ).to_series()
-    return pl.DataFrame({
-        "response_id": c.ids(n),
-        "survey_date": _fmt_date(day),
-        "channel": _labels(channels, ch),
-        "incident_ref": _null_where(ref, rng.random(n) < s["incident_ref_missing"]),
-        "incident_date": _fmt_date(incident_day),
-        "offence_group": _labels(groups, g),
-        **answers,
-        "happy_with_service": _null_where(_yn(happy), missing("happy_with_service")),
-        "would_prefer_face_to_face": _null_where(_yn(f2f), missing("would_prefer_face_to_face")),
-        "free_text_given": _null_where(_yn(u_free < free_rate), free_rate < 0),
-        "demographics_given": _null_where(_yn(u_demo < demo_rate), demo_rate < 0),
-    })
+    ref = (
+        pl.DataFrame({"y": year, "m": mon, "seq": seq, "asb": is_asb})
+        .select(
+            pl.when(pl.col("asb"))
+            .then(
+                pl.lit(f"{c.prefix}I")
+                + pl.col("y").cast(pl.String).str.zfill(2)
+                + pl.col("m").cast(pl.String).str.zfill(2)
+                + pl.col("seq").cast(pl.String).str.zfill(7)
+            )
+            .otherwise(pl.lit(c.prefix) + pl.col("y").cast(pl.String).str.zfill(2) + "/" + pl.col("seq").cast(pl.String).str.zfill(7))
+        )
+        .to_series()
+    )
+    return pl.DataFrame(
+        {
+            "response_id": c.ids(n),
+            "survey_date": _fmt_date(day),
+            "channel": _labels(channels, ch),
+            "incident_ref": _null_where(ref, rng.random(n) < s["incident_ref_missing"]),
+            "incident_date": _fmt_date(incident_day),
+            "offence_group": _labels(groups, g),
+            **answers,
+            "happy_with_service": _null_where(_yn(happy), missing("happy_with_service")),
+            "would_prefer_face_to_face": _null_where(_yn(f2f), missing("would_prefer_face_to_face")),
+            "free_text_given": _null_where(_yn(u_free < free_rate), free_rate < 0),
+            "demographics_given": _null_where(_yn(u_demo < demo_rate), demo_rate < 0),
+        }
+    )
 
 
 # ---- workforce: a simulated population, snapshotted each month ------------------------------
@@ -679,8 +750,7 @@ class _Workforce:
         self.done = self.start - 1
         self.reasons = sorted({*self.p["leaver_reason_young"], *self.p["leaver_reason_old"]})
         self.eths = list(self.p["ethnicity_before"])
-        self.people = _People(*(np.empty(0, dtype=t) for t in (np.int64, np.int64, np.int64, np.int64, bool, bool,
-                                                              np.int64, np.int64, bool, float, bool)))
+        self.people = _People(*(np.empty(0, dtype=t) for t in (np.int64, np.int64, np.int64, np.int64, bool, bool, np.int64, np.int64, bool, float, bool)))
 
     def target(self, role: str, index: int) -> int:
         knots = self.p["targets"][role]
@@ -688,8 +758,7 @@ class _Workforce:
         y = np.array(list(knots.values()), dtype=float)
         return int(round(float(np.interp(index, x, y)) * self.scale))
 
-    def _new(self, rng: np.random.Generator, role: np.ndarray, join: np.ndarray, after: bool, uplift: np.ndarray,
-             join_known: np.ndarray) -> _People:
+    def _new(self, rng: np.random.Generator, role: np.ndarray, join: np.ndarray, after: bool, uplift: np.ndarray, join_known: np.ndarray) -> _People:
         p, n = self.p, role.size
         tag = "after" if after else "before"
         female = rng.random(n) < np.array([p[f"female_rate_{tag}"][r] for r in _ROLES])[role]
@@ -700,8 +769,7 @@ class _Workforce:
         full = rng.random(n) < np.array([p["full_time_rate"].get(r, 1.0) for r in _ROLES])[role]
         part = np.array(p["part_time_fte"], dtype=float)[rng.integers(0, len(p["part_time_fte"]), n)]
         fte = np.where(role == _ROLES.index("special"), np.nan, np.where(full, 1.0, part))
-        return _People(role, join, np.full(n, _NEVER, dtype=np.int64), np.full(n, -1, dtype=np.int64), join_known,
-                       female, eth, npu, nbh, fte, uplift)
+        return _People(role, join, np.full(n, _NEVER, dtype=np.int64), np.full(n, -1, dtype=np.int64), join_known, female, eth, npu, nbh, fte, uplift)
 
     def _append(self, new: _People) -> None:
         old = self.people
@@ -725,7 +793,8 @@ class _Workforce:
                 pe = self.people
                 active = pe.leave == _NEVER
                 hazard = np.array([p["monthly_leaver_hazard"][r] for r in _ROLES])[pe.role] + np.where(
-                    mo.first - pe.join >= p["retirement_tenure_years"] * 365.25, p["retirement_hazard"], 0.0)
+                    mo.first - pe.join >= p["retirement_tenure_years"] * 365.25, p["retirement_hazard"], 0.0
+                )
                 leaving = active & (rng.random(pe.role.size) < hazard)
                 k = int(leaving.sum())
                 pe.leave[leaving] = mo.first + rng.integers(0, mo.days, k)
@@ -744,7 +813,7 @@ class _Workforce:
                 u = p["uplift"]
                 if _month_index(u["from"]) <= t <= _month_index(u["to"]):
                     growth = max(0, self.target("officer", t) - self.target("officer", t - 1))
-                    uplift[:min(growth, int(joiners[0]))] = True
+                    uplift[: min(growth, int(joiners[0]))] = True
                 self._append(self._new(rng, role, join, after, uplift, np.ones(role.size, dtype=bool)))
             self.done = t
 
@@ -769,23 +838,25 @@ class _Workforce:
         hours = np.where(rng.random(n) < sh["zero_rate"], 0.0, np.round(rng.gamma(sh["shape"], sh["scale"], n) * 2) / 2)
         is_special = role == _ROLES.index("special")
         fte = pe.fte[rows]
-        return pl.DataFrame({
-            "person_id": "P" + pl.Series(rows + 1, dtype=pl.Int64).cast(pl.String).str.zfill(7),
-            "as_at": _fmt_date(np.full(n, mo.last)),
-            "role": _labels(_ROLES, role),
-            "fte": _null_where(_fmt_number(np.nan_to_num(fte)), np.isnan(fte)),
-            "ethnicity_group": _labels(self.eths, pe.eth[rows]),
-            "sex": pl.Series(np.where(pe.female[rows], "female", "male"), dtype=pl.String),
-            "npu": _null_where(_labels(self.npus, np.maximum(pe.npu[rows], 0)), pe.npu[rows] < 0),
-            "neighbourhood_role": _yn(pe.nbh[rows]),
-            "joined_date": _null_where(_fmt_date(pe.join[rows]), ~pe.join_known[rows]),
-            "uplift_joiner": _yn(pe.uplift[rows]),
-            "leaver_date": _null_where(_fmt_date(np.where(left, pe.leave[rows], mo.last)), ~left),
-            "leaver_reason": _null_where(_labels(self.reasons, np.maximum(pe.reason[rows], 0)), ~left),
-            "absence_days_month": _fmt_number(days),
-            "absence_mental_health_days": _fmt_number(mh),
-            "special_duty_hours": _null_where(_fmt_number(hours), ~is_special),
-        })
+        return pl.DataFrame(
+            {
+                "person_id": "P" + pl.Series(rows + 1, dtype=pl.Int64).cast(pl.String).str.zfill(7),
+                "as_at": _fmt_date(np.full(n, mo.last)),
+                "role": _labels(_ROLES, role),
+                "fte": _null_where(_fmt_number(np.nan_to_num(fte)), np.isnan(fte)),
+                "ethnicity_group": _labels(self.eths, pe.eth[rows]),
+                "sex": pl.Series(np.where(pe.female[rows], "female", "male"), dtype=pl.String),
+                "npu": _null_where(_labels(self.npus, np.maximum(pe.npu[rows], 0)), pe.npu[rows] < 0),
+                "neighbourhood_role": _yn(pe.nbh[rows]),
+                "joined_date": _null_where(_fmt_date(pe.join[rows]), ~pe.join_known[rows]),
+                "uplift_joiner": _yn(pe.uplift[rows]),
+                "leaver_date": _null_where(_fmt_date(np.where(left, pe.leave[rows], mo.last)), ~left),
+                "leaver_reason": _null_where(_labels(self.reasons, np.maximum(pe.reason[rows], 0)), ~left),
+                "absence_days_month": _fmt_number(days),
+                "absence_mental_health_days": _fmt_number(mh),
+                "special_duty_hours": _null_where(_fmt_number(hours), ~is_special),
+            }
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -816,14 +887,16 @@ DUPLICATE = "duplicate_id"
 # fault gets a fresh id, so it breaks only the rule it is about.
 FAULTS: dict[str, tuple[tuple[str, Callable[[pl.DataFrame], pl.DataFrame]], ...]] = {
     "calls": (
-        ("answered_before_presented", lambda df: df.with_columns(_shift_ts("answered_at", "presented_at", -7),
-                                                                 pl.lit("N").alias("abandoned"))),
+        ("answered_before_presented", lambda df: df.with_columns(_shift_ts("answered_at", "presented_at", -7), pl.lit("N").alias("abandoned"))),
         ("bad_channel", _set("channel", "112")),
         (DUPLICATE, _same),
         ("bad_flag", _set("abandoned", "Yes")),
-        ("bad_timestamp", lambda df: df.with_columns(
-            pl.col("presented_at").str.to_datetime("%Y-%m-%d %H:%M:%S").dt.strftime("%d/%m/%Y %H:%M").alias("answered_at"),
-            pl.lit("N").alias("abandoned"))),
+        (
+            "bad_timestamp",
+            lambda df: df.with_columns(
+                pl.col("presented_at").str.to_datetime("%Y-%m-%d %H:%M:%S").dt.strftime("%d/%m/%Y %H:%M").alias("answered_at"), pl.lit("N").alias("abandoned")
+            ),
+        ),
     ),
     "incidents": (
         ("arrival_before_created", lambda df: df.with_columns(_shift_ts("first_arrival_at", "created_at", -600))),
@@ -847,8 +920,7 @@ FAULTS: dict[str, tuple[tuple[str, Callable[[pl.DataFrame], pl.DataFrame]], ...]
     ),
     "hospital_admissions": (
         # A negative correction row for a code with a place-of-occurrence digit (a new key).
-        ("negative_episodes", lambda df: df.with_columns(pl.lit("-2").alias("episodes"),
-                                                         (pl.col("icd10_code") + ".9").alias("icd10_code"))),
+        ("negative_episodes", lambda df: df.with_columns(pl.lit("-2").alias("episodes"), (pl.col("icd10_code") + ".9").alias("icd10_code"))),
         (DUPLICATE, lambda df: df.with_columns((pl.col("episodes").cast(pl.Int64) + 1).cast(pl.String).alias("episodes"))),
         ("bad_age_band", _set("age_band", "0-24")),
         ("bad_icd10_code", lambda df: df.with_columns(pl.col("icd10_code").str.to_lowercase())),
@@ -945,13 +1017,19 @@ _GENERATORS: dict[str, Callable[[_Ctx], pl.DataFrame]] = {
 
 def _write_csv(frame: pl.DataFrame, path: Path) -> None:
     # Nulls become empty fields, LF line endings, quotes only where needed (never, for these values).
-    frame.write_csv(path, include_header=True, separator=",", line_terminator="\n",
-                    quote_style="necessary", null_value="")
+    frame.write_csv(path, include_header=True, separator=",", line_terminator="\n", quote_style="necessary", null_value="")
 
 
-def generate_extracts(out_dir: Path, months: list[str], *, force_id: str = "demo-force", seed: int = 20180701,
-                      scale: float = 1.0, bad_rows_per_month: int = 0,
-                      extracts: Iterable[str] | None = None) -> dict[str, int]:
+def generate_extracts(
+    out_dir: Path,
+    months: list[str],
+    *,
+    force_id: str = "demo-force",
+    seed: int = 20180701,
+    scale: float = 1.0,
+    bad_rows_per_month: int = 0,
+    extracts: Iterable[str] | None = None,
+) -> dict[str, int]:
     """Write ``out_dir/YYYY-MM/<extract>.csv`` for each month and extract; rows written per extract.
 
     `months` are 'YYYY-MM' strings (any order, each written once). `extracts` is a subset of
@@ -974,8 +1052,7 @@ def generate_extracts(out_dir: Path, months: list[str], *, force_id: str = "demo
     prof = _load_profile()
     start = _month_index(prof["workforce"]["simulation_start"])
     if "workforce" in wanted and parsed and parsed[0].index < start:
-        raise ValueError(f"the workforce simulation starts in {prof['workforce']['simulation_start']}; "
-                         f"cannot generate {parsed[0].label}")
+        raise ValueError(f"the workforce simulation starts in {prof['workforce']['simulation_start']}; cannot generate {parsed[0].label}")
 
     out_dir = Path(out_dir)
     prefix = _force_prefix(force_id)

@@ -21,7 +21,6 @@ earlier months do).
 
 from __future__ import annotations
 
-from etl.errors import ConfigError
 import datetime as _dt
 import re
 from collections import defaultdict
@@ -33,12 +32,26 @@ import numpy as np
 import polars as pl
 import yaml
 
+from etl.errors import ConfigError
+
 PROFILE_PATH = Path(__file__).with_name("profile.yaml")
 
 RECORDED_CRIME_COLUMNS = (
-    "crime_ref", "force_id", "recorded_date", "offence_date", "hocr_code", "status", "npu",
-    "lsoa_code", "domestic_abuse", "hate_crime", "knife_sharp", "firearm", "online",
-    "business_victim", "victim_age",
+    "crime_ref",
+    "force_id",
+    "recorded_date",
+    "offence_date",
+    "hocr_code",
+    "status",
+    "npu",
+    "lsoa_code",
+    "domestic_abuse",
+    "hate_crime",
+    "knife_sharp",
+    "firearm",
+    "online",
+    "business_victim",
+    "victim_age",
 )
 OUTCOME_COLUMNS = ("crime_ref", "outcome_type", "outcome_date")
 FLAGS = ("domestic_abuse", "hate_crime", "knife_sharp", "firearm", "online", "business_victim")
@@ -52,8 +65,7 @@ HOMICIDE_REFERENCE_VOLUME = 25_000
 # they never collide with a real crime_ref and the valid rows are identical with or without them.
 BAD_ROW_SEQUENCE_START = 9_000_001
 # The deliberately invalid rows, injected in this rotation.
-FAULTS = ("bad_hocr", "bad_flag", "missing_npu", "bad_age", "duplicate_ref", "offence_after_recorded",
-          "bad_lsoa")
+FAULTS = ("bad_hocr", "bad_flag", "missing_npu", "bad_age", "duplicate_ref", "offence_after_recorded", "bad_lsoa")
 
 _MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
@@ -135,7 +147,7 @@ def _load_profile(path: Path = PROFILE_PATH) -> _Profile:
     codes: list[str] = []
     share, hom, amp, peak, pand, lagp, mix, rates = [], [], [], [], [], [], [], []
     age_ranges: dict[int, tuple[int, int]] = {}
-    for fam_name, fam in raw["families"].items():
+    for fam in raw["families"].values():
         for code, spec in fam["codes"].items():
             code = str(code)
             if code in codes:
@@ -150,8 +162,7 @@ def _load_profile(path: Path = PROFILE_PATH) -> _Profile:
             pand.append(float(fam.get("pandemic_change", 0.0)))
             lagp.append(lag_names.index(spec.get("offence_lag_profile", fam["offence_lag"])))
             mix.append(mix_names.index(fam["outcomes"]))
-            rates.append([float(spec.get(f, fam.get("flags", {}).get(f, flag_defaults[f])))
-                          for f in FLAGS])
+            rates.append([float(spec.get(f, fam.get("flags", {}).get(f, flag_defaults[f]))) for f in FLAGS])
             if "victim_age_range" in spec:
                 lo, hi = spec["victim_age_range"]
                 age_ranges[len(codes) - 1] = (int(lo), int(hi))
@@ -166,13 +177,11 @@ def _load_profile(path: Path = PROFILE_PATH) -> _Profile:
     age_pmf = np.zeros(max(b["range"][1] for b in bands) + 1)
     for b in bands:
         lo, hi = b["range"]
-        age_pmf[lo:hi + 1] += b["share"] / (hi - lo + 1)
+        age_pmf[lo : hi + 1] += b["share"] / (hi - lo + 1)
     age_pmf /= age_pmf.sum()
 
     types_all = sorted({str(t) for m in mix_names for t in raw["outcomes"]["types"][m]}, key=int)
-    outcome_cdf = np.stack([
-        _cdf([float(raw["outcomes"]["types"][m].get(t, 0.0)) for t in types_all]) for m in mix_names
-    ])
+    outcome_cdf = np.stack([_cdf([float(raw["outcomes"]["types"][m].get(t, 0.0)) for t in types_all]) for m in mix_names])
     slow_types = {str(t) for t in raw["outcomes"]["slow_types"]}
     lag_months = raw["outcomes"]["lag_months"]
 
@@ -193,8 +202,7 @@ def _load_profile(path: Path = PROFILE_PATH) -> _Profile:
         offence_missing_rate=float(raw["offence_lag"]["missing_rate"]),
         flag_rates=np.array(rates),
         flag_per_year=np.array([flag_time.get(f, {}).get("per_year", 0.0) for f in FLAGS]),
-        flag_pandemic_uplift=np.array(
-            [flag_time.get(f, {}).get("pandemic_uplift", 0.0) for f in FLAGS]),
+        flag_pandemic_uplift=np.array([flag_time.get(f, {}).get("pandemic_uplift", 0.0) for f in FLAGS]),
         age_pmf=age_pmf,
         age_ranges=age_ranges,
         age_missing_rate=float(raw["victim_age"]["missing_rate"]),
@@ -278,8 +286,7 @@ class _MonthCrimes:
 
 
 class _Generator:
-    def __init__(self, prof: _Profile, *, force_id: str, seed: int, crimes_per_month: int,
-                 last_month: np.datetime64):
+    def __init__(self, prof: _Profile, *, force_id: str, seed: int, crimes_per_month: int, last_month: np.datetime64):
         self.p = prof
         self.force_id = force_id
         self.seed = seed
@@ -295,8 +302,7 @@ class _Generator:
         hot = geo.gamma(prof.lsoa_hotspot_shape, 1.0, prof.lsoa_pool_size)
         block_total = np.bincount(self.lsoa_npu, weights=hot)
         self.lsoa_cdf = _cdf(hot / block_total[self.lsoa_npu] * prof.npu_weights[self.lsoa_npu])
-        self.lsoa_codes = pl.Series(
-            [f"E01{prof.lsoa_first_code + i:06d}" for i in range(prof.lsoa_pool_size)])
+        self.lsoa_codes = pl.Series([f"E01{prof.lsoa_first_code + i:06d}" for i in range(prof.lsoa_pool_size)])
         self.npu_series = pl.Series(prof.npus)
         # crime_ref sequences restart each recording year.
         self.seq_year = -1
@@ -361,8 +367,7 @@ class _Generator:
         lsoa_missing = rng.random(n) < p.lsoa_missing_rate
 
         # Flags: per-code rates, online and domestic abuse moved by the trend and the pandemic.
-        time_mult = ((1.0 + p.flag_per_year) ** self._years_since_anchor(month)
-                     * (1.0 + p.flag_pandemic_uplift * self._pandemic(month)))
+        time_mult = (1.0 + p.flag_per_year) ** self._years_since_anchor(month) * (1.0 + p.flag_pandemic_uplift * self._pandemic(month))
         rates = np.minimum(p.flag_rates[code_idx] * time_mult, 1.0)
         flags = rng.random((n, len(FLAGS))) < rates
         business = flags[:, FLAGS.index("business_victim")]
@@ -376,7 +381,7 @@ class _Generator:
             rows = np.flatnonzero(code_idx == ci)
             if rows.size:
                 restricted = np.zeros_like(p.age_pmf)
-                restricted[lo:hi + 1] = p.age_pmf[lo:hi + 1]
+                restricted[lo : hi + 1] = p.age_pmf[lo : hi + 1]
                 age[rows] = _draw(_cdf(restricted), rng.random(rows.size))
         age_missing = business | (rng.random(n) < p.age_missing_rate)
 
@@ -387,22 +392,23 @@ class _Generator:
         seq = self.seq + 1 + np.arange(n)
         self.seq += n
 
-        frame = pl.DataFrame({
-            "seq": seq,
-            "recorded_date": _to_date(rec),
-            "offence_date": _to_date(off),
-            "off_missing": off_missing,
-            "hocr_code": p.codes.gather(code_idx),
-            "status": pl.Series(STATUSES).gather(status_idx),
-            "npu": self.npu_series.gather(npu),
-            "lsoa_code": self.lsoa_codes.gather(lsoa),
-            "lsoa_missing": lsoa_missing,
-            **{f: flags[:, i] for i, f in enumerate(FLAGS)},
-            "victim_age": age,
-            "age_missing": age_missing,
-        }).select(
-            (pl.lit(f"{self.prefix}{year % 100:02d}/")
-             + pl.col("seq").cast(pl.String).str.zfill(7)).alias("crime_ref"),
+        frame = pl.DataFrame(
+            {
+                "seq": seq,
+                "recorded_date": _to_date(rec),
+                "offence_date": _to_date(off),
+                "off_missing": off_missing,
+                "hocr_code": p.codes.gather(code_idx),
+                "status": pl.Series(STATUSES).gather(status_idx),
+                "npu": self.npu_series.gather(npu),
+                "lsoa_code": self.lsoa_codes.gather(lsoa),
+                "lsoa_missing": lsoa_missing,
+                **{f: flags[:, i] for i, f in enumerate(FLAGS)},
+                "victim_age": age,
+                "age_missing": age_missing,
+            }
+        ).select(
+            (pl.lit(f"{self.prefix}{year % 100:02d}/") + pl.col("seq").cast(pl.String).str.zfill(7)).alias("crime_ref"),
             pl.lit(self.force_id).alias("force_id"),
             "recorded_date",
             pl.when(~pl.col("off_missing")).then(pl.col("offence_date")).alias("offence_date"),
@@ -411,15 +417,13 @@ class _Generator:
             "npu",
             pl.when(~pl.col("lsoa_missing")).then(pl.col("lsoa_code")).alias("lsoa_code"),
             *[pl.when(pl.col(f)).then(pl.lit("Y")).otherwise(pl.lit("N")).alias(f) for f in FLAGS],
-            pl.when(~pl.col("age_missing")).then(pl.col("victim_age").cast(pl.String))
-            .alias("victim_age"),
+            pl.when(~pl.col("age_missing")).then(pl.col("victim_age").cast(pl.String)).alias("victim_age"),
         )
         return _MonthCrimes(frame, rec, code_idx, status_idx)
 
     # ---- injected faults ------------------------------------------------------------------
 
-    def with_bad_rows(self, month: np.datetime64, mc: _MonthCrimes, k: int, fault_start: int
-                      ) -> tuple[pl.DataFrame, int]:
+    def with_bad_rows(self, month: np.datetime64, mc: _MonthCrimes, k: int, fault_start: int) -> tuple[pl.DataFrame, int]:
         """The month's rows plus k deliberately invalid ones, each placed right after the valid
         row it was copied from (so a duplicated crime_ref always follows its original and the
         recorded_date stays inside the month). Uses its own random stream, so the valid rows
@@ -457,24 +461,28 @@ class _Generator:
         )
         f = pl.col("_fault")
         bad = bad.with_columns(
-            pl.when(f == FAULTS.index("duplicate_ref")).then(pl.col("crime_ref"))
-            .otherwise(pl.col("crime_ref").str.slice(0, len(self.prefix) + 3)
-                       + pl.col("_seq").cast(pl.String).str.zfill(7)).alias("crime_ref"),
+            pl.when(f == FAULTS.index("duplicate_ref"))
+            .then(pl.col("crime_ref"))
+            .otherwise(pl.col("crime_ref").str.slice(0, len(self.prefix) + 3) + pl.col("_seq").cast(pl.String).str.zfill(7))
+            .alias("crime_ref"),
             # A duplicate that disagrees with its original (re-extract of an edited crime).
-            pl.when(f == FAULTS.index("bad_hocr")).then(pl.lit("999X"))
-            .when(f == FAULTS.index("duplicate_ref")).then(pl.col("_code"))
-            .otherwise(pl.col("hocr_code")).alias("hocr_code"),
-            *[pl.when((f == FAULTS.index("bad_flag")) & (pl.col("_flag") == i))
-              .then(pl.when(pl.col("_flagv") != "").then(pl.col("_flagv")))
-              .otherwise(pl.col(flag)).alias(flag) for i, flag in enumerate(FLAGS)],
-            pl.when(f == FAULTS.index("missing_npu")).then(None).otherwise(pl.col("npu"))
-            .alias("npu"),
-            pl.when(f == FAULTS.index("bad_age")).then(pl.col("_agev"))
-            .otherwise(pl.col("victim_age")).alias("victim_age"),
-            pl.when(f == FAULTS.index("offence_after_recorded")).then(pl.col("_late"))
-            .otherwise(pl.col("offence_date")).alias("offence_date"),
-            pl.when(f == FAULTS.index("bad_lsoa")).then(pl.lit("X0112345"))
-            .otherwise(pl.col("lsoa_code")).alias("lsoa_code"),
+            pl.when(f == FAULTS.index("bad_hocr"))
+            .then(pl.lit("999X"))
+            .when(f == FAULTS.index("duplicate_ref"))
+            .then(pl.col("_code"))
+            .otherwise(pl.col("hocr_code"))
+            .alias("hocr_code"),
+            *[
+                pl.when((f == FAULTS.index("bad_flag")) & (pl.col("_flag") == i))
+                .then(pl.when(pl.col("_flagv") != "").then(pl.col("_flagv")))
+                .otherwise(pl.col(flag))
+                .alias(flag)
+                for i, flag in enumerate(FLAGS)
+            ],
+            pl.when(f == FAULTS.index("missing_npu")).then(None).otherwise(pl.col("npu")).alias("npu"),
+            pl.when(f == FAULTS.index("bad_age")).then(pl.col("_agev")).otherwise(pl.col("victim_age")).alias("victim_age"),
+            pl.when(f == FAULTS.index("offence_after_recorded")).then(pl.col("_late")).otherwise(pl.col("offence_date")).alias("offence_date"),
+            pl.when(f == FAULTS.index("bad_lsoa")).then(pl.lit("X0112345")).otherwise(pl.col("lsoa_code")).alias("lsoa_code"),
         ).select(RECORDED_CRIME_COLUMNS)
 
         # Interleave: valid row i has key i, a bad row copied from row j has key j + 0.5.
@@ -484,8 +492,7 @@ class _Generator:
 
     # ---- outcomes ------------------------------------------------------------------------
 
-    def outcomes(self, month: np.datetime64, mc: _MonthCrimes) -> list[tuple[np.datetime64,
-                                                                             pl.DataFrame]]:
+    def outcomes(self, month: np.datetime64, mc: _MonthCrimes) -> list[tuple[np.datetime64, pl.DataFrame]]:
         """Outcomes for this month's crimes, grouped by the month they are assigned in. Months
         after last_month are dropped (those outcomes have not happened yet)."""
         p = self.p
@@ -521,11 +528,18 @@ class _Generator:
             if tm > self.last_month:
                 break
             sel = np.flatnonzero(lag == lg)
-            result.append((tm, pl.DataFrame({
-                "crime_ref": refs.gather(sel),
-                "outcome_type": types.gather(sel),
-                "outcome_date": _to_date(odate[sel]),
-            })))
+            result.append(
+                (
+                    tm,
+                    pl.DataFrame(
+                        {
+                            "crime_ref": refs.gather(sel),
+                            "outcome_type": types.gather(sel),
+                            "outcome_date": _to_date(odate[sel]),
+                        }
+                    ),
+                )
+            )
         return result
 
 
@@ -542,14 +556,20 @@ def _draw_rows(cdfs: np.ndarray, which: np.ndarray, u: np.ndarray) -> np.ndarray
 def _write_csv(frame: pl.DataFrame, path: Path) -> None:
     # Nulls become empty fields (an empty *string* would be written as ""), LF line endings,
     # quotes only where needed (never, for these values).
-    frame.write_csv(path, include_header=True, separator=",", line_terminator="\n",
-                    quote_style="necessary", null_value="", date_format="%Y-%m-%d")
+    frame.write_csv(path, include_header=True, separator=",", line_terminator="\n", quote_style="necessary", null_value="", date_format="%Y-%m-%d")
 
 
-def generate_demo(out_dir: Path, *, force_id: str = "demo-force", first_month: str = "2018-07",
-                  last_month: str | None = None, seed: int = 20180701,
-                  bad_rows_per_month: int = 0, crimes_per_month: int = 25000,
-                  on_month: Callable[[str], None] | None = None) -> DemoSummary:
+def generate_demo(
+    out_dir: Path,
+    *,
+    force_id: str = "demo-force",
+    first_month: str = "2018-07",
+    last_month: str | None = None,
+    seed: int = 20180701,
+    bad_rows_per_month: int = 0,
+    crimes_per_month: int = 25000,
+    on_month: Callable[[str], None] | None = None,
+) -> DemoSummary:
     """Write synthetic monthly extracts for `first_month`..`last_month` under `out_dir`.
 
     last_month=None means the last complete calendar month before today. `on_month(month)` is
@@ -561,8 +581,7 @@ def generate_demo(out_dir: Path, *, force_id: str = "demo-force", first_month: s
     first_m = _parse_month(first_month, "first_month")
     last_m = _parse_month(last_month, "last_month")
     if first_m < np.datetime64(EARLIEST_MONTH, "M"):
-        raise ValueError(f"first_month must be {EARLIEST_MONTH} or later (the demo offence codes "
-                         f"start in April 2017), got {first_month}")
+        raise ValueError(f"first_month must be {EARLIEST_MONTH} or later (the demo offence codes start in April 2017), got {first_month}")
     if last_m < first_m:
         raise ValueError(f"last_month {last_month} is before first_month {first_month}")
     if crimes_per_month <= 0:
@@ -574,8 +593,7 @@ def generate_demo(out_dir: Path, *, force_id: str = "demo-force", first_month: s
 
     out_dir = Path(out_dir)
     prof = _load_profile()
-    gen = _Generator(prof, force_id=force_id, seed=seed, crimes_per_month=crimes_per_month,
-                     last_month=last_m)
+    gen = _Generator(prof, force_id=force_id, seed=seed, crimes_per_month=crimes_per_month, last_month=last_m)
 
     pending: dict[np.datetime64, list[pl.DataFrame]] = defaultdict(list)
     n_months = int((last_m - first_m).astype(np.int64)) + 1
@@ -595,8 +613,7 @@ def generate_demo(out_dir: Path, *, force_id: str = "demo-force", first_month: s
         for target, part in gen.outcomes(month, mc):
             pending[target].append(part)
         parts = pending.pop(month, [])
-        outcomes = (pl.concat(parts) if parts else pl.DataFrame(
-            schema={"crime_ref": pl.String, "outcome_type": pl.String, "outcome_date": pl.Date}))
+        outcomes = pl.concat(parts) if parts else pl.DataFrame(schema={"crime_ref": pl.String, "outcome_type": pl.String, "outcome_date": pl.Date})
         outcomes = outcomes.sort("outcome_date", "crime_ref")
         _write_csv(outcomes, month_dir / "crime_outcomes.csv")
         total_outcomes += outcomes.height
@@ -617,8 +634,7 @@ def generate_demo(out_dir: Path, *, force_id: str = "demo-force", first_month: s
     )
 
 
-def _write_reference(out_dir: Path, prof: _Profile, force_id: str, first_m: np.datetime64,
-                     last_m: np.datetime64) -> None:
+def _write_reference(out_dir: Path, prof: _Profile, force_id: str, first_m: np.datetime64, last_m: np.datetime64) -> None:
     ref_dir = out_dir / "reference"
     ref_dir.mkdir(parents=True, exist_ok=True)
     # Mid-year estimates from the year before the first month (the latest estimate available
@@ -626,13 +642,17 @@ def _write_reference(out_dir: Path, prof: _Profile, force_id: str, first_m: np.d
     y0, y1 = int(str(first_m)[:4]) - 1, int(str(last_m)[:4])
     years = np.arange(y0, y1 + 1)
     population = np.round(prof.population_first * (1 + prof.population_growth) ** (years - y0))
-    _write_csv(pl.DataFrame({
-        "force_id": [force_id] * years.size,
-        "year": years.astype(np.int64),
-        "population": population.astype(np.int64),
-    }), ref_dir / "population.csv")
-    _write_csv(pl.DataFrame({"force_id": [force_id] * len(prof.npus), "npu": prof.npus}),
-               ref_dir / "areas.csv")
+    _write_csv(
+        pl.DataFrame(
+            {
+                "force_id": [force_id] * years.size,
+                "year": years.astype(np.int64),
+                "population": population.astype(np.int64),
+            }
+        ),
+        ref_dir / "population.csv",
+    )
+    _write_csv(pl.DataFrame({"force_id": [force_id] * len(prof.npus), "npu": prof.npus}), ref_dir / "areas.csv")
     _write_csv(_external_statistics(force_id, y0 + 1, y1), ref_dir / "external_statistics.csv")
 
 
@@ -655,7 +675,15 @@ def _external_statistics(force_id: str, first_year: int, last_year: int) -> pl.D
         rows.append(("pk_drug_related_deaths", "agg3y", f"{y}-01", f"{y + 2}-12", float(rng.poisson(450))))
     return pl.DataFrame(
         [{"force_id": force_id, "measure_id": m, "period": p, "period_start": a, "period_end": b, "value": v, "source": src} for m, p, a, b, v in rows],
-        schema={"force_id": pl.Utf8, "measure_id": pl.Utf8, "period": pl.Utf8, "period_start": pl.Utf8, "period_end": pl.Utf8, "value": pl.Float64, "source": pl.Utf8},
+        schema={
+            "force_id": pl.Utf8,
+            "measure_id": pl.Utf8,
+            "period": pl.Utf8,
+            "period_start": pl.Utf8,
+            "period_end": pl.Utf8,
+            "value": pl.Float64,
+            "source": pl.Utf8,
+        },
     )
 
 

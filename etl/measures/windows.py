@@ -135,7 +135,11 @@ def cumulative(plan: pl.DataFrame, loaded: pl.DataFrame, components: pl.DataFram
     )
     for slot in "ab":
         dense = dense.join(comps.filter(pl.col("slot") == slot).select("series", "idx", pl.col("value").alias(slot)), on=["series", "idx"], how="left")
-    in_loaded = lambda c: pl.when(pl.col("loaded") == 1).then(pl.col(c).fill_null(0.0)).otherwise(None).fill_null(0.0)
+
+    def in_loaded(c: str) -> pl.Expr:
+        """Component C in a loaded month (0 where it is missing), 0 in a month not loaded."""
+        return pl.when(pl.col("loaded") == 1).then(pl.col(c).fill_null(0.0)).otherwise(None).fill_null(0.0)
+
     return dense.sort("series", "idx").select(
         "series",
         "idx",

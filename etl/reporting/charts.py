@@ -137,12 +137,33 @@ def _description(series: list[dict], span: float, baseline_level: float | None, 
     return "; ".join(bits) + "."
 
 
-def trend_chart(series: list[dict], *, uid: str, title: str, unit: str | None, baseline_level: float | None, baseline_note: str = "") -> TrendChart:
-    """The chart of a monthly series (dicts with month, value, centre, lower, upper, baseline_start,
-    baseline_end, signal): one point per month with a value, lines broken where months are missing."""
-    pw, ph = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-    n = len(series)
-    nonneg = unit in _NONNEGATIVE_UNITS
+@dataclass(frozen=True)
+class _Scale:
+    """Months to x and values to y in the drawing (values clipped at 0 for a unit that cannot be negative)."""
+
+    n: int  # months in the series
+    y0: float  # the lowest and highest y tick
+    y1: float
+    nonneg: bool
+    pw: int = WIDTH - LEFT - RIGHT
+    ph: int = HEIGHT - TOP - BOTTOM
+
+    def x(self, i: int) -> float:
+        return LEFT + (self.pw / 2 if self.n == 1 else i * self.pw / (self.n - 1))
+
+    def y(self, v: float) -> float:
+        return TOP + self.ph - (v - self.y0) / (self.y1 - self.y0) * self.ph
+
+    def clip(self, v: float) -> float:
+        return max(v, 0.0) if self.nonneg else v
+
+    def line_of(self, series: list[dict], key: str) -> list[tuple[float, float] | None]:
+        """The points of KEY (clipped), None where a month has no value for it."""
+        return [(self.x(i), self.y(self.clip(p[key]))) if p.get(key) is not None else None for i, p in enumerate(series)]
+
+
+def _y_range(series: list[dict], nonneg: bool, baseline_level: float | None) -> tuple[float, float]:
+    """(lowest, highest) value the chart must show, with headroom above; from 0 for a non-negative unit."""
     vals: list[float] = []
     for p in series:
         for k in ("value", "centre", "upper", "lower"):
@@ -155,62 +176,82 @@ def trend_chart(series: list[dict], *, uid: str, title: str, unit: str | None, b
     if nonneg:
         lo = min(lo, 0.0)
     hi += (hi - lo) * 0.06 or 1.0  # headroom so the highest point and its marker are not on the frame
-    ticks = _nice_ticks(lo, hi)
-    y0, y1 = ticks[0], ticks[-1]
-    span = y1 - y0
+    return lo, hi
 
-    def X(i: int) -> float:
-        return LEFT + (pw / 2 if n == 1 else i * pw / (n - 1))
 
-    def Y(v: float) -> float:
-        return TOP + ph - (v - y0) / (y1 - y0) * ph
+def _x_ticks(series: list[dict], scale: _Scale) -> list[Tick]:
+    """Month labels: every month up to 14 months, else every STEP months (January when a year or more)."""
+    n = len(series)
+    if not n:
+        return []
+    ticks = []
+    step = next((s for s in (1, 2, 3, 6, 12, 24, 36, 60) if n / s <= 14), 120)
+    for i, p in enumerate(series):
+        mm = Month.parse(p["month"])
+        if (step >= 12 and mm.month == 1) or (step < 12 and (mm.index % step == 0)) or (n <= 14):
+            ticks.append(Tick(scale.x(i), mon_yy(mm)))
+    return ticks
 
-    def clip(v: float) -> float:
-        return max(v, 0.0) if nonneg else v
 
-    def line_of(key: str) -> list[tuple[float, float] | None]:
-        return [(X(i), Y(clip(p[key]))) if p.get(key) is not None else None for i, p in enumerate(series)]
-
-    chart = TrendChart(uid, title, _description(series, span, baseline_level, baseline_note), _UNIT_WORDS.get(unit or "", unit or "value"))
-    chart.n_months = n
-    chart.y_ticks = [Tick(Y(t), axis_number(t, span)) for t in ticks]
-    if n:
-        step = next((s for s in (1, 2, 3, 6, 12, 24, 36, 60) if n / s <= 14), 120)
-        for i, p in enumerate(series):
-            mm = Month.parse(p["month"])
-            if (step >= 12 and mm.month == 1) or (step < 12 and (mm.index % step == 0)) or (n <= 14):
-                chart.x_ticks.append(Tick(X(i), mon_yy(mm)))
-    # the control-limit band: one polygon per run of months with both limits
+def _bands(series: list[dict], scale: _Scale) -> list[str]:
+    """The control-limit band: one polygon per run of months with both limits."""
+    bands = []
     run: list[tuple[float, float, float]] = []
     for i, q in enumerate([*series, None]):
         if q is not None and q.get("upper") is not None and q.get("lower") is not None:
-            run.append((X(i), Y(clip(q["upper"])), Y(clip(q["lower"]))))
+            run.append((scale.x(i), scale.y(scale.clip(q["upper"])), scale.y(scale.clip(q["lower"]))))
         elif run:
-            chart.bands.append(_pts([(x, yu) for x, yu, _ in run] + [(x, yl) for x, _, yl in reversed(run)]))
+            bands.append(_pts([(x, yu) for x, yu, _ in run] + [(x, yl) for x, _, yl in reversed(run)]))
             run = []
-    for key, cls in (("upper", "limit"), ("lower", "limit"), ("centre", "centre")):
-        chart.lines += [Line(cls, _pts(seg)) for seg in _segments(line_of(key))]
-    if baseline_level is not None:
-        chart.baseline_y = Y(baseline_level)
-    chart.values = [
-        Line("values", _pts(seg)) for seg in _segments([(X(i), Y(p["value"])) if p.get("value") is not None else None for i, p in enumerate(series)])
-    ]
-    for i, p in enumerate(series):
-        if p.get("value") is None:
-            continue
-        x, y = X(i), Y(p["value"])
-        sig = p.get("signal")
-        tip = f"{mon_yy(Month.parse(p['month']))}: {axis_number(p['value'], span)}" + (f" - {SIGNAL_WORDS.get(sig, sig)}" if sig else "")
-        marker = ""
-        if sig and sig != "outside_limits":
-            d = -1 if sig == "run_above" else 1
-            tip_y = y + d * 8
-            marker = f"{x - 4:.1f},{tip_y - d * 6:.1f} {x + 4:.1f},{tip_y - d * 6:.1f} {x:.1f},{tip_y:.1f}"
-        chart.points.append(Point(x, y, tip, sig or None, marker))
+    return bands
+
+
+def _point(p: dict, i: int, scale: _Scale, span: float) -> Point:
+    """The point of a month with a value: its tip, its signal and, for a run, the triangle marker."""
+    x, y = scale.x(i), scale.y(p["value"])
+    sig = p.get("signal")
+    tip = f"{mon_yy(Month.parse(p['month']))}: {axis_number(p['value'], span)}" + (f" - {SIGNAL_WORDS.get(sig, sig)}" if sig else "")
+    marker = ""
+    if sig and sig != "outside_limits":
+        d = -1 if sig == "run_above" else 1
+        tip_y = y + d * 8
+        marker = f"{x - 4:.1f},{tip_y - d * 6:.1f} {x + 4:.1f},{tip_y - d * 6:.1f} {x:.1f},{tip_y:.1f}"
+    return Point(x, y, tip, sig or None, marker)
+
+
+def _legend() -> list[LegendEntry]:
+    legend = []
     lx = LEFT
     for kind, text in _LEGEND:
-        chart.legend.append(LegendEntry(lx, kind, text))
+        legend.append(LegendEntry(lx, kind, text))
         lx += 40 + int(len(text) * 6.2)
+    return legend
+
+
+def trend_chart(series: list[dict], *, uid: str, title: str, unit: str | None, baseline_level: float | None, baseline_note: str = "") -> TrendChart:
+    """The chart of a monthly series (dicts with month, value, centre, lower, upper, baseline_start,
+    baseline_end, signal): one point per month with a value, lines broken where months are missing."""
+    n = len(series)
+    nonneg = unit in _NONNEGATIVE_UNITS
+    ticks = _nice_ticks(*_y_range(series, nonneg, baseline_level))
+    scale = _Scale(n, ticks[0], ticks[-1], nonneg)
+    span = scale.y1 - scale.y0
+
+    chart = TrendChart(uid, title, _description(series, span, baseline_level, baseline_note), _UNIT_WORDS.get(unit or "", unit or "value"))
+    chart.n_months = n
+    chart.y_ticks = [Tick(scale.y(t), axis_number(t, span)) for t in ticks]
+    chart.x_ticks = _x_ticks(series, scale)
+    chart.bands = _bands(series, scale)
+    for key, cls in (("upper", "limit"), ("lower", "limit"), ("centre", "centre")):
+        chart.lines += [Line(cls, _pts(seg)) for seg in _segments(scale.line_of(series, key))]
+    if baseline_level is not None:
+        chart.baseline_y = scale.y(baseline_level)
+    chart.values = [
+        Line("values", _pts(seg))
+        for seg in _segments([(scale.x(i), scale.y(p["value"])) if p.get("value") is not None else None for i, p in enumerate(series)])
+    ]
+    chart.points = [_point(p, i, scale, span) for i, p in enumerate(series) if p.get("value") is not None]
+    chart.legend = _legend()
     return chart
 
 
