@@ -56,6 +56,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import math
 import os
 import threading
@@ -70,6 +71,8 @@ from etl.core import audit, progress
 from etl.core.validation import CheckResult
 from etl.core.warehouse import Warehouse
 from etl.resources import expectations_dir
+
+log = logging.getLogger(__name__)
 
 RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 0, "exclude_unexpected_values": True, "include_unexpected_rows": False}
 
@@ -594,6 +597,7 @@ def _run_expectations(wh: Warehouse, commit: bool) -> ExpectationsReport:
             _prune(state)
             state.ctx.build_data_docs(resource_identifiers=resources)
     report = ExpectationsReport(run_id, outcomes, docs if docs.exists() else None)
+    log.info("expectations %s: %d suite(s), %d expectation(s), %d not met", run_id, len(outcomes), report.total, report.failed)
     if commit and outcomes:
         frame = pl.concat(
             [
