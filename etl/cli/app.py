@@ -192,7 +192,7 @@ def _fail(message: str, code: int) -> NoReturn:
 
 def _kind(path: Path) -> str:
     """What is at PATH, in words (for 'X: is a folder, not a file')."""
-    import stat
+    from etl.core.extracts import kind_of
 
     try:
         mode = path.stat().st_mode
@@ -202,17 +202,7 @@ def _kind(path: Path) -> str:
         return "missing"
     except OSError as exc:
         return f"unreadable ({(exc.strerror or type(exc).__name__).lower()})"
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    if stat.S_ISREG(mode):
-        return "a file"
-    if stat.S_ISFIFO(mode):
-        return "a named pipe (FIFO)"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    return "not a regular file"
+    return kind_of(mode)
 
 
 def _folder_path(path: Path, option: str, *, must_exist: bool, hint: str = "") -> Path:

@@ -188,9 +188,12 @@ def _os_reason(exc: OSError) -> str:
     return words[:1].lower() + words[1:]
 
 
-def _kind(mode: int) -> str:
+def kind_of(mode: int) -> str:
+    """What a file system entry of this mode is, in words ("a folder", "a named pipe (FIFO)" ...)."""
     if stat.S_ISDIR(mode):
         return "a folder"
+    if stat.S_ISREG(mode):
+        return "a file"
     if stat.S_ISFIFO(mode):
         return "a named pipe (FIFO)"
     if stat.S_ISSOCK(mode):
@@ -202,7 +205,7 @@ def _kind(mode: int) -> str:
 
 def _not_a_file(path: Path, mode: int) -> ExtractError:
     link = " (through a symbolic link)" if path.is_symlink() else ""
-    return ExtractError(path, "not_a_file", f"is {_kind(mode)}{link}, not a regular file; expected a CSV file")
+    return ExtractError(path, "not_a_file", f"is {kind_of(mode)}{link}, not a regular file; expected a CSV file")
 
 
 def _read_bytes(path: Path) -> bytes:
