@@ -342,3 +342,13 @@ def test_invalid_arguments(tmp_path, kw):
     args.update(kw)
     with pytest.raises(ValueError):
         generate_demo(tmp_path, **args)
+
+
+def test_a_short_demo_range_writes_no_header_only_external_statistics_and_loads(tmp_path):
+    """A range without a whole published year has no external figures: no file (a header-only file would fail every month)."""
+    from etl.loading import load_source_month
+
+    generate_demo(tmp_path, first_month="2019-01", last_month="2019-02", crimes_per_month=150)
+    assert not (tmp_path / "reference" / "external_statistics.csv").exists()
+    (report,) = load_source_month(tmp_path, "2019-02", tmp_path / "wh", compute=False)
+    assert report.outcome == "loaded" and report.rows_loaded > 0

@@ -653,7 +653,9 @@ def _write_reference(out_dir: Path, prof: _Profile, force_id: str, first_m: np.d
         ref_dir / "population.csv",
     )
     _write_csv(pl.DataFrame({"force_id": [force_id] * len(prof.npus), "npu": prof.npus}), ref_dir / "areas.csv")
-    _write_csv(_external_statistics(force_id, y0 + 1, y1), ref_dir / "external_statistics.csv")
+    external = _external_statistics(force_id, y0 + 1, y1)
+    if external.height:  # a range too short for a whole published year has none (a header-only file fails its contract)
+        _write_csv(external, ref_dir / "external_statistics.csv")
 
 
 def _external_statistics(force_id: str, first_year: int, last_year: int) -> pl.DataFrame:
