@@ -182,7 +182,11 @@ def _cli(
                 _fail(f"{option} {folder}: is {_kind(folder)}, not a folder", 2)
             os.environ[variable] = str(folder.resolve())
     if verbose:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        handler = logging.StreamHandler()  # the library's own loggers only (not the libraries' chatter)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        library = logging.getLogger("etl")
+        library.setLevel(logging.INFO)
+        library.addHandler(handler)
 
 
 def _fail(message: str, code: int) -> NoReturn:
