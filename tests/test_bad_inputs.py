@@ -339,6 +339,13 @@ PUBLISHED_CASES = [
         1,
         ("p1\\.xlsx", "Table P1"),
     ),
+    Case("published-folder-named-like-a-workbook", lambda c: (c.source / PUB / "p1.xlsx").mkdir(parents=True), 1, ("p1\\.xlsx", "is a folder, not a file")),
+    Case(
+        "published-FIFO-named-like-a-workbook",
+        lambda c: (c.source / PUB).mkdir(parents=True) or os.mkfifo(c.source / PUB / "p1.xlsx"),
+        1,
+        ("p1\\.xlsx", "is a named pipe \\(FIFO\\), not a file"),
+    ),
     Case(
         "published-P1-without-headings",
         lambda c: valid_xlsx(c.source / PUB / "p1.xlsx", "Table P1", {"A1": "Police force area data", "A3": "E23000001", "B3": "12"}),
@@ -384,6 +391,18 @@ CONTRACT_CASES = [
         ],
         2,
         ("recorded_crime", "rejectThreshold"),
+    ),
+    Case(
+        "contract-FIFO-named-like-a-contract",
+        lambda c: (c.contracts() / "recorded_crime.yaml").unlink() or os.mkfifo(c.contracts() / "recorded_crime.yaml"),
+        2,
+        ("recorded_crime\\.yaml", "is a named pipe \\(FIFO\\), not a file"),
+    ),
+    Case(
+        "definitions-measures.yaml-is-a-folder",
+        lambda c: (c.contracts() / "definitions" / "measures.yaml").unlink() or (c.contracts() / "definitions" / "measures.yaml").mkdir(),
+        2,
+        ("measures\\.yaml", "is a folder, not a file"),
     ),
     Case("definitions-missing-measures.yaml", lambda c: (c.contracts() / "definitions" / "measures.yaml").unlink(), 2, ("measures\\.yaml",)),
     Case(

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 from open_data_contract_standard.model import DataQuality, OpenDataContractStandard, SchemaObject, SchemaProperty
 
+from etl.core.paths import require_regular_file
 from etl.core.reference import contracts_dir, yaml_load
 from etl.errors import ConfigError
 
@@ -471,6 +472,7 @@ def _temporal_column(columns: dict[str, Column], names: list[str], name: Any, wh
 
 def _read_document(path: Path) -> dict:
     """The contract file as a YAML mapping."""
+    require_regular_file(path, ContractError)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:

@@ -44,6 +44,7 @@ from pathlib import Path
 import polars as pl
 import yaml
 
+from etl.core.paths import not_a_regular_file
 from etl.core.periods import Month
 from etl.core.reference import contracts_dir
 from etl.errors import DataError
@@ -143,6 +144,9 @@ def _period_from_title(title: str, notes: set[int], path: Path) -> tuple[str, st
 
 
 def _read_bytes(path: Path) -> bytes:
+    reason = not_a_regular_file(path)
+    if reason:
+        raise PublishedError(path, reason)
     try:
         return path.read_bytes()
     except FileNotFoundError as exc:

@@ -15,6 +15,7 @@ from pathlib import Path
 import polars as pl
 import yaml
 
+from etl.core.paths import require_regular_file
 from etl.core.periods import Month
 from etl.errors import ConfigError
 from etl.resources import contracts_dir  # re-exported: where contracts and definitions live
@@ -32,6 +33,7 @@ class ReferenceError_(ConfigError, ValueError):
 
 
 def _read_yaml(path: Path) -> dict:
+    require_regular_file(path, ReferenceError_)
     try:
         with open(path, encoding="utf-8") as fh:
             data = yaml_load(fh)

@@ -15,6 +15,7 @@ import polars as pl
 from etl.core import progress
 from etl.core.contracts import load_contract
 from etl.core.extracts import sha256_of
+from etl.core.paths import not_a_regular_file
 from etl.core.published import PublishedError, read_pfa_table_p1
 from etl.core.validation import (
     ExtractInput,
@@ -61,13 +62,16 @@ def new_published(source: Path, wh: Warehouse, shown_from: Path | None = None) -
     folder = source / PUBLISHED_FOLDER
     if not folder.is_dir():
         return []
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".xlsx")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".xlsx")  # a folder or FIFO so named fails, plainly
     if not files:
         return []
     committed = wh.read("published_statistics")
     known = set(committed["source_sha256"].unique().to_list()) if committed is not None else set()
     out = []
     for path in files:
+        reason = not_a_regular_file(path)
+        if reason:
+            raise PublishedError(shown(path, shown_from), reason)
         if sha256_of(path.read_bytes()) in known:
             continue
         frame = read_pfa_table_p1(path)

@@ -36,6 +36,7 @@ from pydantic import (
     model_validator,
 )
 
+from etl.core.paths import require_regular_file
 from etl.core.periods import COMPARISON_TOKENS, PERIOD_TOKENS
 from etl.core.reference import (
     OffenceGroups,
@@ -637,6 +638,7 @@ def _error(path: Path, exc: ValidationError, data: Any = None, measure_id: str |
 
 
 def _read(path: Path) -> Any:
+    require_regular_file(path, DefinitionError)
     with open(path, encoding="utf-8") as fh:
         return yaml_load(fh)
 

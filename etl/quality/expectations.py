@@ -68,6 +68,7 @@ from typing import Any
 import polars as pl
 
 from etl.core import audit, progress
+from etl.core.paths import require_regular_file
 from etl.core.validation import CheckResult
 from etl.core.warehouse import Warehouse
 from etl.resources import expectations_dir
@@ -183,6 +184,7 @@ def load_suites(folder: Path | None = None) -> list[dict]:
     folder = folder or expectations_dir()
     suites = []
     for path in sorted(folder.glob("*.json")):
+        require_regular_file(path, ValueError)
         data = json.loads(path.read_text(encoding="utf-8"))
         if "table" not in (data.get("meta") or {}):
             raise ValueError(f"{path}: suite meta.table must name the warehouse table it checks")

@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from etl.core.paths import require_regular_file
 from etl.core.periods import COMPARISON_TOKENS, PERIOD_TOKENS
 from etl.reporting.errors import ReportError
 
@@ -182,6 +183,7 @@ def default_layout_path() -> Path:
 def load_scorecard_layout(path: str | Path | None = None) -> ScorecardLayout:
     """Read and check the scorecard layout; a mistake raises ReportError naming the file and the row."""
     path = Path(path) if path else default_layout_path()
+    require_regular_file(path, ReportError)
     try:
         with open(path, encoding="utf-8") as fh:
             data = yaml.safe_load(fh) or {}
