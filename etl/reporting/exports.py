@@ -98,11 +98,16 @@ def classified_in(frame: pl.DataFrame) -> list[str]:
 
 
 def write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` (UTF-8, ``\\n`` line ends, mode 0644) through a temporary file renamed over it."""
+    """Write ``text`` to ``path`` (UTF-8, ``\\n`` line ends as given, mode 0644) through a temporary file renamed over it."""
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` (mode 0644) through a temporary file renamed over it: a reader never sees half a file."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:

@@ -13,13 +13,17 @@
 * ``scorecard.csv`` and ``national_measures.csv`` - the same rows with the unrounded values and the
   displayed text. Text cells starting ``= + - @`` (a negative change such as ``-3%`` too) get a leading
   ``'`` so a spreadsheet never runs them as formulas (`etl.reporting.exports.csv_safe`); numbers are unchanged.
+* ``scorecard.xlsx`` - the scorecard for people who finish board papers in Office: an About sheet
+  (force, month, provenance, rounding) and a sheet per objective, with the page's values as numbers
+  formatted to the displayed rounding beside the page's text, statuses coloured as on the page
+  (`etl.reporting.excel`, openpyxl).
 * ``index.html`` - links to both pages, and a data-quality summary (checks failed per extract) when
   an ``audit_checks`` frame is given.
 
 How it is built, one reason to change per module: `formatting` (rounding, units, labels), `layout`
 (the scorecard layout file), `figures` (reading the measures table), the view models `scorecard`,
-`national` and `overview`, `charts` (the SVG chart), `csv_tables` (the CSV columns), `render` with
-``templates/`` and ``static/report.css`` (the pages, Jinja2 with autoescaping), `exports` (safe writing).
+`national` and `overview`, `charts` (the SVG chart), `csv_tables` (the CSV columns), `excel` (the
+workbook), `render` with ``templates/`` and ``static/report.css`` (the pages, Jinja2 with autoescaping), `exports` (safe writing).
 
 Every label is derived from the period tokens and the dates of the rows (never free text), every
 value is HTML-escaped, and nothing but aggregate figures is shown (the measures table has no personal
@@ -38,6 +42,7 @@ import polars as pl
 from etl.core.periods import Month
 from etl.reporting.csv_tables import national_frame, scorecard_frame
 from etl.reporting.errors import ReportError
+from etl.reporting.excel import write_scorecard_workbook
 from etl.reporting.exports import write_csv, write_text
 from etl.reporting.figures import MeasureIndex, provenance
 from etl.reporting.layout import ScorecardLayout, load_scorecard_layout
@@ -55,6 +60,7 @@ class ReportPaths:
     scorecard: Path
     national: Path
     csv: list[Path]
+    workbook: Path
 
 
 def write_report(
@@ -68,7 +74,7 @@ def write_report(
     data_quality: pl.DataFrame | None = None,
     layout: ScorecardLayout | str | Path | None = None,
 ) -> ReportPaths:
-    """Write index.html, scorecard.html, national.html, scorecard.csv and national_measures.csv into ``out_dir``.
+    """Write index.html, scorecard.html, national.html, scorecard.csv, national_measures.csv and scorecard.xlsx into ``out_dir``.
 
     ``measures``: the measures table (MEASURE_SCHEMA columns; extra columns are ignored).
     ``month``: the report month ``YYYY-MM``: current windows end at it (or at the latest period end
@@ -105,12 +111,18 @@ def write_report(
     dq = data_quality_summary(data_quality) if data_quality is not None else None
 
     paths = ReportPaths(
-        out_dir / "index.html", out_dir / "scorecard.html", out_dir / "national.html", [out_dir / "scorecard.csv", out_dir / "national_measures.csv"]
+        out_dir / "index.html",
+        out_dir / "scorecard.html",
+        out_dir / "national.html",
+        [out_dir / "scorecard.csv", out_dir / "national_measures.csv"],
+        out_dir / "scorecard.xlsx",
     )
-    write_text(paths.scorecard, scorecard_html(scorecard_page(layout, krows, force_id, month, prov)))
+    page = scorecard_page(layout, krows, force_id, month, prov)
+    write_text(paths.scorecard, scorecard_html(page))
     write_text(paths.national, national_html(national_page(nrows, force_id, month, prov, spc is not None)))
     write_csv(paths.csv[0], scorecard_frame(layout, krows))
     write_csv(paths.csv[1], national_frame(nrows))
+    write_scorecard_workbook(paths.workbook, page)
     write_text(paths.index, index_html(index_page(force_id, month, krows, nrows, layout, dq, data_quality, prov)))
     logger.info(
         "report for %s: %d measure rows, %d KPI rows, %d national measures, written to %s in %.2f s",
