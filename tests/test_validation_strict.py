@@ -338,7 +338,7 @@ def test_unreadable_contract_files_are_contract_errors(tmp_path):
         parse_contract(p)
     d = tmp_path / "dir.yaml"
     d.mkdir()
-    with pytest.raises(ContractError, match="cannot be read"):
+    with pytest.raises(ContractError, match="is a folder, not a file"):
         parse_contract(d)
     assert [f.where for f in lint_contract(d)] == ["file"]
 
