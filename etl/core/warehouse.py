@@ -446,9 +446,10 @@ class Warehouse:
         data = w.frame.to_arrow()
         exists = self._log_version(w.table) is not None
         if w.replace is not None and exists:
-            write_deltalake(path, data, mode="overwrite", predicate=w.replace, commit_properties=_props(run_id))
+            # schema_mode merge: a table written before a column was added (e.g. spc.phase) takes it on
+            write_deltalake(path, data, mode="overwrite", predicate=w.replace, schema_mode="merge", commit_properties=_props(run_id))
         else:
-            write_deltalake(path, data, mode="append", commit_properties=_props(run_id))
+            write_deltalake(path, data, mode="append", schema_mode="merge", commit_properties=_props(run_id))
         version = self._log_version(w.table)  # the lock is held: the newest commit is this write
         assert version is not None
         return version

@@ -40,7 +40,7 @@ def loaded_months(wh: Warehouse, extract: str | None = None) -> pl.DataFrame:
         .select("force_id", "month", pl.col("source_files").str.json_decode(files).alias("f"))
         .explode("f")
         .select("force_id", "month", pl.col("f").struct.field("extract").alias("extract"))
-        .filter(~pl.col("extract").is_in(list(REFERENCE_EXTRACTS)))
+        .filter(~pl.col("extract").is_in([*REFERENCE_EXTRACTS, "published_statistics"]))  # reference data is not a month of the force's data
         .unique()
         .sort("force_id", "month", "extract")
     )
