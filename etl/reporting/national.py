@@ -5,11 +5,18 @@ public-data proxies, any other row of the national family): the rolling 12 month
 month against the year ending June 2019 baseline and the previous 12 months (or the measure's own
 period against the same period last year), its monthly SPC series and the baseline level drawn on
 its chart. `national_page` lays them out as the summary table and one section per measure.
+
+A *public-data warehouse* (data.police.uk files only: the table holds ``pu_*`` proxies and no ``nm_*``
+measure with a value) shows its proxies first and leaves out the national measures it cannot give
+(their rows say only that the force's own extracts are not loaded): the page says once how many are
+not shown. A force's own warehouse lists every national measure, as it always has. The page also
+carries the published-statistics reconciliation (`etl.reporting.reconciliation`) when one was checked.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 import polars as pl
 
@@ -32,6 +39,7 @@ from etl.reporting.formatting import (
     mon_yy,
     window_dates,
 )
+from etl.reporting.reconciliation import Reconciliation, reconciliation
 
 _PERIOD_ORDER = ("r12", "cal", "fytd", "qtr", "month")
 _ROW_NAMES = {"ye_jun19": "Baseline", "prev_r12": "Previous 12 months", "sply": "Same period last year", "sp_2019_20": "Same period 2019/20"}
@@ -99,10 +107,20 @@ class NationalRow:
             return "-"
         return format_change_pct(c.change_pct) if self.unit != "pct" and c.change_pct is not None else format_change_abs(c.change_abs, self.unit)
 
+    def _reason(self, text: str | None) -> str | None:
+        """A proxy's reason without the proxy text the section already shows, each part once."""
+        if not text or not self.measure_id.startswith("pu_"):
+            return text
+        lead = f"proxy for {self.proxy_for}: {self.proxy_note}" if self.proxy_note else None
+        if lead and text.startswith(lead):
+            text = text[len(lead) :].lstrip(" ;")
+        parts = [p for p in text.split("; ") if p]
+        return "; ".join(dict.fromkeys(parts))
+
     # the measure's section
     def detail_rows(self) -> list[DetailRow]:
         f = self.current
-        cur_reason = f.reason if (f.state != "ok" or f.value is None or f.reason) else None
+        cur_reason = self._reason(f.reason) if (f.state != "ok" or f.value is None or f.reason) else None
         cur_badge = "not_available" if f.state != "ok" else ("incomplete" if f.value is None else None)
         rows = [DetailRow("current", "Current", f.period_label or "rolling 12 months", f.value_text, cur_badge, cur_reason or None)]
         for c in f.comparisons if f.state == "ok" else []:
@@ -110,14 +128,14 @@ class NationalRow:
             window = window_dates(c.start, c.end)
             label = c.label + (f" ({window})" if window and c.label != window else "")
             if c.status is None:
-                rows.append(DetailRow("missing", name, label, "not available", "not_available", c.note or ""))
+                rows.append(DetailRow("missing", name, label, "not available", "not_available", self._reason(c.note) or ""))
                 continue
             row = DetailRow("value", name, label, format_value(c.value, self.unit), c.status, published=c.source == "published_statistics")
             if c.shows_change:
                 row.change = format_change_abs(c.change_abs, self.unit)
                 row.change_pct = "" if self.unit == "pct" else format_change_pct(c.change_pct)
             elif c.status in ("incomplete", "not_comparable"):
-                row.reason = f"No change given: {c.note or 'no reason recorded'}"
+                row.reason = f"No change given: {self._reason(c.note) or 'no reason recorded'}"
             rows.append(row)
         return rows
 
@@ -178,9 +196,31 @@ def _national_period(idx: MeasureIndex, measure_id: str, m) -> tuple[str, tuple[
     return period, comps or ("sply",)
 
 
-def build_national_rows(idx: MeasureIndex, measures_rows: list[dict], month: str, force_id: str, spc: pl.DataFrame | None, defs) -> list[NationalRow]:
+class NationalRows(list[NationalRow]):
+    """The rows of the page (a list), with what the page says of the rows left out.
+
+    ``public``: a public-data warehouse (its proxies come first); ``not_shown``: the names of the national
+    measures it cannot give, left out of the page and the CSV."""
+
+    def __init__(self, rows: Iterable[NationalRow] = (), *, public: bool = False, not_shown: Iterable[str] = ()):
+        super().__init__(rows)
+        self.public = public
+        self.not_shown = list(not_shown)
+
+
+def is_public_data(measures_rows: list[dict]) -> bool:
+    """A public-data warehouse: ``pu_*`` proxies and no ``nm_*`` row with a value (data.police.uk files only)."""
+    ids = {r.get("measure_id") or "" for r in measures_rows}
+    if not any(mid.startswith("pu_") for mid in ids):
+        return False
+    return not any((r.get("measure_id") or "").startswith("nm_") and clean(r.get("value")) is not None for r in measures_rows)
+
+
+def build_national_rows(idx: MeasureIndex, measures_rows: list[dict], month: str, force_id: str, spc: pl.DataFrame | None, defs) -> NationalRows:
     """The national measures in page order: the definitions' ``nm_*``, then the table's other ``nm_*``,
-    ``pu_*`` and national-family measures, each sorted by id."""
+    ``pu_*`` and national-family measures, each sorted by id. In a public-data warehouse (`is_public_data`)
+    the ``pu_*`` proxies come first and the measures without a value in the table are left out (named
+    in ``not_shown``)."""
     ids: list[str] = []
     if defs is not None:
         ids += [m.id for m in defs.measures if m.family == "national_measure" and m.id.startswith("nm_")]
@@ -188,7 +228,14 @@ def build_national_rows(idx: MeasureIndex, measures_rows: list[dict], month: str
     ids += sorted(mid for mid, fam in families.items() if mid and _is_national(mid, fam) and mid.startswith("nm_") and mid not in ids)
     ids += sorted(mid for mid, fam in families.items() if mid and mid.startswith("pu_") and mid not in ids)
     ids += sorted(mid for mid, fam in families.items() if mid and fam == "national_measure" and mid not in ids)
-    out = []
+    public = is_public_data(measures_rows)
+    not_shown: list[str] = []
+    if public:
+        valued = {r.get("measure_id") for r in measures_rows if clean(r.get("value")) is not None}
+        not_shown = [mid for mid in ids if not mid.startswith("pu_") and mid not in valued]
+        ids = [mid for mid in ids if mid.startswith("pu_")] + [mid for mid in ids if not mid.startswith("pu_") and mid in valued]
+        not_shown = [getattr(definition(defs, mid), "name", None) or mid for mid in not_shown]
+    out = NationalRows(public=public, not_shown=not_shown)
     for mid in ids:
         m = definition(defs, mid)
         extracts = (m.extract,) if m is not None else ()
@@ -230,10 +277,15 @@ class NationalPage:
     provenance: str
     spc_given: bool
     sections: list[NationalSection]
+    public: bool = False  # a public-data warehouse: proxies of the national measures
+    not_shown: list[str] = field(default_factory=list)  # national measures it cannot give (names)
+    reconciliation: Reconciliation | None = None  # None: no published statistics were checked
 
 
-def national_page(rows: list[NationalRow], force_id: str, month: str, provenance: str, spc_given: bool) -> NationalPage:
-    """The summary table and one section per measure, with its chart when it has a monthly series."""
+def national_page(rows: list[NationalRow], force_id: str, month: str, provenance: str, spc_given: bool, checks: pl.DataFrame | None = None) -> NationalPage:
+    """The summary table and one section per measure, with its chart when it has a monthly series.
+
+    ``checks``: an ``audit_checks`` frame; its ``published.reconciliation`` rows give the reconciliation table."""
     sections = []
     for n, nr in enumerate(rows):
         if not nr.series:
@@ -242,7 +294,17 @@ def national_page(rows: list[NationalRow], force_id: str, month: str, provenance
         title = f"{nr.name}: monthly values, {mon_yy(Month.parse(nr.series[0]['month']))} to {mon_yy(Month.parse(nr.series[-1]['month']))}"
         chart = trend_chart(nr.series, uid=f"chart-{n + 1}", title=title, unit=nr.unit, baseline_level=nr.baseline_level, baseline_note=nr.baseline_level_note)
         sections.append(NationalSection(nr, chart, title))
-    return NationalPage(force_id, month, mon_yy(Month.parse(month)), provenance, spc_given, sections)
+    return NationalPage(
+        force_id,
+        month,
+        mon_yy(Month.parse(month)),
+        provenance,
+        spc_given,
+        sections,
+        public=bool(getattr(rows, "public", False)),
+        not_shown=list(getattr(rows, "not_shown", [])),
+        reconciliation=reconciliation(checks, force_id, month),
+    )
 
 
-__all__ = ["DetailRow", "NationalPage", "NationalRow", "NationalSection", "build_national_rows", "national_page"]
+__all__ = ["DetailRow", "NationalPage", "NationalRow", "NationalRows", "NationalSection", "build_national_rows", "is_public_data", "national_page"]

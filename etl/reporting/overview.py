@@ -1,7 +1,9 @@
 """The index page's view model: changes when the report's overview (status counts, data quality) does.
 
 The data-quality summary counts the checks run and failed per extract from an ``audit_checks``
-frame: counts and check names only, never a check's detail text (it may quote a value).
+frame: counts and check names only, never a check's detail text (it may quote a value). The one
+exception is the published-statistics reconciliation, whose detail holds aggregate counts only: its
+verdicts for the latest year checked are summed up beside the link to the national page.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from etl.core.periods import Month
 from etl.reporting.formatting import mon_yy
 from etl.reporting.layout import ScorecardLayout
 from etl.reporting.national import NationalRow
+from etl.reporting.reconciliation import reconciliation
 from etl.reporting.scorecard import KpiRow
 
 # column of data_quality_summary -> its heading, in table order; the numeric ones are right-aligned
@@ -102,6 +105,9 @@ class IndexPage:
     no_data: list[tuple[str, int]]  # (availability, rows) of the rows without figures
     national_statuses: list[tuple[str, int]]
     quality: DataQuality
+    public: bool = False  # a public-data warehouse: its national measures are proxies
+    n_not_shown: int = 0  # national measures the public files cannot give, not on the page
+    reconciliation: str = ""  # 'year ending Jun 19 (5% tolerance): ...'; '' when none was checked
 
 
 def index_page(
@@ -132,6 +138,9 @@ def index_page(
         sorted(no_data.items()),  # type: ignore[arg-type]  # every KPI without data has a kind
         sorted(national.items()),
         data_quality(summary, checks),
+        public=bool(getattr(nrows, "public", False)),
+        n_not_shown=len(getattr(nrows, "not_shown", [])),
+        reconciliation=(rec.summary() if (rec := reconciliation(checks, force_id, month)) else ""),
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from etl.measures.spc import RECALCULATION_RULE, SEASONALITY_NOTE
 from etl.reporting.formatting import ROUNDING_DETAIL, ROUNDING_STATEMENT
 from etl.reporting.national import NationalPage
 from etl.reporting.overview import IndexPage
@@ -26,7 +27,15 @@ def scorecard_html(page: ScorecardPage) -> str:
 
 
 def national_html(page: NationalPage) -> str:
-    return _page("national.html", page)
+    return render(
+        "national.html",
+        page=page,
+        css=stylesheet(),
+        rounding_statement=ROUNDING_STATEMENT,
+        rounding_detail=ROUNDING_DETAIL,
+        spc_rule=RECALCULATION_RULE,
+        seasonality_note=SEASONALITY_NOTE,
+    )
 
 
 def index_html(page: IndexPage) -> str:

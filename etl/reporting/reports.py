@@ -119,7 +119,7 @@ def write_report(
     )
     page = scorecard_page(layout, krows, force_id, month, prov)
     write_text(paths.scorecard, scorecard_html(page))
-    write_text(paths.national, national_html(national_page(nrows, force_id, month, prov, spc is not None)))
+    write_text(paths.national, national_html(national_page(nrows, force_id, month, prov, spc is not None, checks=data_quality)))
     write_csv(paths.csv[0], scorecard_frame(layout, krows))
     write_csv(paths.csv[1], national_frame(nrows))
     write_scorecard_workbook(paths.workbook, page)
