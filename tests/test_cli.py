@@ -7,6 +7,7 @@ from typer.testing import CliRunner
 
 from etl.cli.app import app
 from tests.conftest import CRIME_HEADER, crime, write_csv, write_month, write_population
+from tests.test_cli_output import measure_column
 
 runner = CliRunner()
 
@@ -62,7 +63,10 @@ def test_backfill_then_measures_json(two_years, warehouse):
     r = invoke("measures", "--month", "2020-12", "--warehouse", warehouse, "--format", "csv")
     assert r.stdout.splitlines()[0].startswith("force_id,measure_id,family,period")
     r = invoke("measures", "--month", "2020-12", "--warehouse", warehouse)
-    assert "nm_nc_total" in r.stdout and "monitor" in r.stdout
+    assert "Neighbourhood crime (national definition, police recorded proxy)" in measure_column(r.stdout) and "monitor" in r.stdout
+    assert "nm_nc_total" not in r.stdout  # names, not ids ...
+    r = invoke("measures", "--month", "2020-12", "--warehouse", warehouse, "--ids")
+    assert "Neighbourhood crime (national definition, police recorded proxy) nm_nc_total" in measure_column(r.stdout)  # ... unless asked for
 
 
 def test_backfill_with_a_missing_and_a_failed_month_exits_1_and_goes_on(two_years, warehouse):
@@ -105,6 +109,7 @@ def test_validate_prints_rows_and_writes_nothing(tmp_path):
 def test_usage_errors_exit_2(source, warehouse, tmp_path):
     assert invoke("run", "--source", source, "--month", "2019-13", "--engine", "local").exit_code == 2
     assert invoke("backfill", "--source", tmp_path / "nope", "--from", "2019-01", "--to", "2019-02", "--engine", "local").exit_code == 2
-    assert invoke("measures", "--month", "2019-01", "--warehouse", warehouse).exit_code == 2
+    r = invoke("measures", "--month", "2019-01", "--warehouse", warehouse)
+    assert r.exit_code == 2 and "no such folder" in r.output and "--warehouse" in r.output
     assert invoke("validate", tmp_path / "x.csv", "--contract", "nope").exit_code == 2
     assert invoke("backfill", "--source", tmp_path, "--from", "2019-05", "--to", "2019-01", "--engine", "local").exit_code == 2

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import polars as pl
 import typer
-from rich.console import Console, JustifyMethod
+from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -25,6 +25,9 @@ from typer._click import Context  # typer vendors click
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 
+from etl.cli.output import WarningTally, measure_tables, measure_texts
+from etl.cli.settings import CONFIG_FILE, ENV_WAREHOUSE, SettingsError, WarehouseSetting, resolve_warehouse, write_demo_config
+from etl.cli.statement import check_statement
 from etl.core import progress
 from etl.core.periods import Month, PeriodError, months_between
 
@@ -160,8 +163,9 @@ app = typer.Typer(cls=_Commands, add_completion=False, no_args_is_help=True, hel
 out = Console() if sys.stdout.isatty() else Console(width=200)
 err = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=200)
 
-DEFAULT_WAREHOUSE = Path("warehouse")
 ENGINES = ("prefect", "local")
+WAREHOUSE_HELP = f"Warehouse folder (default: {ENV_WAREHOUSE}, else `warehouse` in the nearest {CONFIG_FILE}, else ./warehouse)"
+SHOW_WARNINGS = 10  # `etl run` and `backfill` print this many warnings, then say how many more and where they are
 
 
 @app.callback()
@@ -209,31 +213,35 @@ def _kind(path: Path) -> str:
     return kind_of(mode)
 
 
-def _folder_path(path: Path, option: str, *, must_exist: bool, hint: str = "") -> Path:
+def _folder_path(path: Path, option: str, *, must_exist: bool, hint: str = "", named: str | None = None) -> Path:
     """A folder option checked before anything is read: it (or, when it may be created, its nearest
-    existing parent) must be a folder."""
+    existing parent) must be a folder. ``named``: how errors name it (default 'OPTION PATH')."""
+    name = named or f"{option} {path}"
     kind = _kind(path)
     if kind == "missing":
         if must_exist:
-            _fail(f"{option} {path}: no such folder{hint}", 2)
+            _fail(f"{name}: no such folder{'' if named else hint}", 2)
         for parent in path.parents:
             parent_kind = _kind(parent)
             if parent_kind == "missing":
                 continue
             if parent_kind != "a folder":
-                _fail(f"{option} {path}: cannot be created, {parent} is {parent_kind}", 2)
+                _fail(f"{name}: cannot be created, {parent} is {parent_kind}", 2)
             break
     elif kind.startswith("unreadable"):
-        _fail(f"{option} {path}: cannot be read: {kind.removeprefix('unreadable ').strip('()')}", 2)
+        _fail(f"{name}: cannot be read: {kind.removeprefix('unreadable ').strip('()')}", 2)
     elif kind != "a folder":
-        _fail(f"{option} {path}: is {kind}, not a folder{hint}", 2)
+        _fail(f"{name}: is {kind}, not a folder{'' if named else hint}", 2)
     return path
 
 
-def _warehouse(path: Path, *, must_exist: bool = False) -> Path:
-    if must_exist and _kind(path) == "missing":
-        _fail(f"--warehouse {path}: no such folder (run `etl backfill` or `etl run` first)", 2)
-    return _folder_path(path, "--warehouse", must_exist=must_exist)
+def _warehouse(option: Path | None, *, must_exist: bool = False) -> WarehouseSetting:
+    """The warehouse setting (`etl.cli.settings`: --warehouse, ETL_WAREHOUSE, etl.toml, ./warehouse), its folder checked."""
+    setting = resolve_warehouse(option)
+    if must_exist and _kind(setting.path) == "missing":
+        _fail(setting.missing("no such folder"), 2)
+    _folder_path(setting.path, "warehouse", must_exist=must_exist, named=setting.name)
+    return setting
 
 
 def _month(text: str, option: str) -> str:
@@ -253,7 +261,8 @@ def _engine(engine: str) -> str:
     return engine
 
 
-def _month_progress(total: int, label: str):
+def _month_progress(total: int, label: str, tally: WarningTally):
+    """A progress bar over months; each month's warnings are counted in ``tally`` and the first few printed."""
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=False)
     task = bar.add_task(label, total=total)
 
@@ -263,7 +272,8 @@ def _month_progress(total: int, label: str):
             if r.outcome != "loaded":
                 bar.console.print(f"[yellow]{r.month} {r.outcome}:[/] {escape(r.message or '')}", highlight=False, soft_wrap=True)
             for w in r.warnings or []:
-                bar.console.print(f"[yellow]{r.month} warning:[/] {escape(w)}", highlight=False, soft_wrap=True)
+                if tally.add(w):
+                    bar.console.print(f"[yellow]{r.month} warning:[/] {escape(w)}", highlight=False, soft_wrap=True)
             bar.update(task, advance=1, description=f"{label} {r.month}")
         elif event == "generated":
             bar.update(task, advance=1, description=f"{label} {data['month']}")
@@ -327,11 +337,11 @@ def _month_report(data: dict):
     return MonthReport(**{f.name: data[f.name] for f in fields(MonthReport) if f.name in data})
 
 
-def _run_backfill(source: Path, first: str, last: str, warehouse: Path, force_id: str | None, engine: str) -> dict:
+def _run_backfill(source: Path, first: str, last: str, warehouse: Path, force_id: str | None, engine: str, tally: WarningTally) -> dict:
     from etl.loading import pipeline
 
     n = len(months_between(first, last))
-    bar, on_event = _month_progress(n, "loading")
+    bar, on_event = _month_progress(n, "loading", tally)
     with bar, progress.listening(on_event):
         if engine == "prefect":
             from etl.flows.monthly import backfill as backfill_flow
@@ -366,6 +376,18 @@ def _print_expectations(summary: dict | None) -> None:
     )
 
 
+def _where_warnings_are(warehouse: Path, index: Path | None = None) -> str:
+    """Where a run's warnings can be read: the audit_checks table and the report's data-quality section."""
+    page = f"the Data quality section of {index}" if index is not None else "the Data quality section of the `etl report` index page"
+    return f"{page} or the audit_checks table ({warehouse / 'audit_checks'})"
+
+
+def _print_warning_summary(tally: WarningTally, warehouse: Path, index: Path | None = None) -> None:
+    line = tally.summary(_where_warnings_are(warehouse, index))
+    if line:
+        out.print(f"[yellow]{escape(line)}[/]", highlight=False, soft_wrap=True)
+
+
 def _print_month_table(months) -> None:
     t = Table(title="Months loaded", show_lines=False)
     for col in ("month", "force", "outcome", "rows in", "loaded", "quarantined", "warnings"):
@@ -382,7 +404,7 @@ def run(
         ..., "--source", help="Source folder: SOURCE/YYYY-MM/<extract>.csv, SOURCE/<force>/YYYY-MM/<extract>.csv or data.police.uk files"
     ),
     month: str = typer.Option(..., "--month", help="Month to load, YYYY-MM"),
-    warehouse: Path = typer.Option(DEFAULT_WAREHOUSE, "--warehouse", help="Warehouse folder"),
+    warehouse_option: Path | None = typer.Option(None, "--warehouse", help=WAREHOUSE_HELP),
     force: str | None = typer.Option(None, "--force", help="Force id (default: taken from the extract's force_id column)"),
     engine: str = typer.Option(os.environ.get("ETL_ENGINE", "prefect"), "--engine", help="prefect (a Prefect flow run) or local (plain call)"),
 ) -> None:
@@ -392,7 +414,7 @@ def run(
     month = _month(month, "--month")
     _engine(engine)
     _source(source)
-    _warehouse(warehouse)
+    warehouse = _warehouse(warehouse_option).path
     if engine == "prefect":
         from etl.flows.monthly import monthly_load
 
@@ -415,6 +437,7 @@ def run(
             r.expectations = summary
     failed = [r for r in reports if r.outcome != "loaded"]
     reports = [r for r in reports if r.outcome == "loaded"]
+    tally = WarningTally(SHOW_WARNINGS)
     for rep in reports:
         out.print(
             f"[green]loaded[/] {rep.month} for {rep.force_id}: {rep.rows_in} rows in = {rep.rows_loaded} loaded + "
@@ -424,9 +447,11 @@ def run(
         if rep.message:
             out.print(f"[yellow]note:[/] {escape(rep.message)}", highlight=False)
         for w in rep.warnings or []:
-            out.print(f"[yellow]warning:[/] {escape(w)}", highlight=False, soft_wrap=True)
+            if tally.add(w):
+                out.print(f"[yellow]warning:[/] {escape(w)}", highlight=False, soft_wrap=True)
         if rep.rows_quarantined:
             out.print(f"quarantined rows are in {warehouse / 'quarantine'} with their row numbers and failed rules", highlight=False)
+    _print_warning_summary(tally, warehouse)
     _print_expectations(reports[0].expectations if reports else None)
     if failed:  # with several forces in the source, the others were loaded
         for r in failed:
@@ -441,7 +466,7 @@ def backfill(
     ),
     first: str = typer.Option(..., "--from", help="First month, YYYY-MM"),
     last: str = typer.Option(..., "--to", help="Last month, YYYY-MM"),
-    warehouse: Path = typer.Option(DEFAULT_WAREHOUSE, "--warehouse", help="Warehouse folder"),
+    warehouse_option: Path | None = typer.Option(None, "--warehouse", help=WAREHOUSE_HELP),
     force: str | None = typer.Option(None, "--force", help="Force id (default: from the extracts)"),
     engine: str = typer.Option(os.environ.get("ETL_ENGINE", "prefect"), "--engine", help="prefect or local"),
 ) -> None:
@@ -450,11 +475,14 @@ def backfill(
     _engine(engine)
     months_between(first, last)  # PeriodError (--from after --to): exit 2
     _source(source)
-    _warehouse(warehouse)
-    result = _run_backfill(source, first, last, warehouse, force, engine)
+    setting = _warehouse(warehouse_option)
+    warehouse = setting.path
+    tally = WarningTally(SHOW_WARNINGS)
+    result = _run_backfill(source, first, last, warehouse, force, engine, tally)
     _print_month_table(result["months"])
     bad = [m for m in result["months"] if m.outcome != "loaded"]
-    out.print(f"{result['measure_rows']} measure rows computed; warehouse: {warehouse}", highlight=False)
+    out.print(f"{result['measure_rows']} measure rows computed; {setting.name}", highlight=False)
+    _print_warning_summary(tally, warehouse)
     _print_expectations(result.get("expectations"))
     if bad:
         for m in bad:
@@ -536,22 +564,23 @@ def _json_value(v):
 @app.command()
 def measures(
     month: str = typer.Option(..., "--month", help="Period end month, YYYY-MM"),
-    warehouse: Path = typer.Option(DEFAULT_WAREHOUSE, "--warehouse", help="Warehouse folder"),
+    warehouse_option: Path | None = typer.Option(None, "--warehouse", help=WAREHOUSE_HELP),
     fmt: str = typer.Option("table", "--format", help="table, json or csv"),
     force: str | None = typer.Option(None, "--force", help="Only this force"),
     measure: str | None = typer.Option(None, "--measure", help="Only this measure id"),
+    ids: bool = typer.Option(False, "--ids", help="Table: each measure's id under its name"),
 ) -> None:
-    """Print the measures table for a period end month."""
+    """Print the measures table for a period end month (table: rounded as on the report pages; json, csv: as stored)."""
     from etl.core.warehouse import Warehouse
 
     month = _month(month, "--month")
     if fmt not in ("table", "json", "csv"):
         _fail(f"--format {fmt}: must be table, json or csv", 2)
-    _warehouse(warehouse, must_exist=True)
-    wh = Warehouse(warehouse)
+    setting = _warehouse(warehouse_option, must_exist=True)
+    wh = Warehouse(setting.path)
     table = wh.read("measures")
     if table is None:
-        _fail(f"{warehouse}: no measures table (run `etl backfill` or `etl run` first)", 2)
+        _fail(setting.missing("no measures table"), 2)
     rows = table.filter(pl.col("period_end") == month)
     if force:
         rows = rows.filter(pl.col("force_id") == force)
@@ -566,85 +595,61 @@ def measures(
         return
     if rows.height == 0:
         months = table.select(pl.col("period_end").min().alias("a"), pl.col("period_end").max().alias("b")).row(0)
-        out.print(f"no measures for {month} (the warehouse has period ends {months[0]}..{months[1]})", highlight=False)
+        out.print(f"no measures for {month} in the {setting.name}: its period ends are {months[0]} to {months[1]}", highlight=False)
         return
-    print_measures(rows, title=f"Measures for the period ending {month}")
+    print_measures(rows, title=f"Measures for the period ending {month}", ids=ids)
 
 
 @app.command()
 def report(
     month: str = typer.Option(..., "--month", help="Period end month, YYYY-MM"),
-    warehouse: Path = typer.Option(DEFAULT_WAREHOUSE, "--warehouse", help="Warehouse folder"),
+    warehouse_option: Path | None = typer.Option(None, "--warehouse", help=WAREHOUSE_HELP),
     out_dir: Path = typer.Option(Path("reports"), "--out", help="Where to write the HTML and CSV"),
     force: str | None = typer.Option(None, "--force", help="The force (default: the only one, or the first)"),
 ) -> None:
     """Scorecard (like the Plan KPI scorecard), national measures page with trend charts, data quality, CSV."""
     month = _month(month, "--month")
-    _warehouse(warehouse, must_exist=True)
+    setting = _warehouse(warehouse_option, must_exist=True)
     _folder_path(out_dir, "--out", must_exist=False)
-    paths = _write_report(warehouse, month, out_dir, force)
+    paths = _write_report(setting, month, out_dir, force)
     out.print(f"report for {month}: {paths.index.resolve()}", highlight=False)
-    for p in [paths.scorecard, paths.national, *paths.csv]:
+    for p in [paths.scorecard, paths.national, *paths.csv, paths.workbook]:
         out.print(f"  {p.resolve()}", highlight=False)
 
 
-def _write_report(warehouse: Path, month: str, out_dir: Path, force: str | None):
+def _write_report(setting: WarehouseSetting, month: str, out_dir: Path, force: str | None):
     from etl.core.warehouse import Warehouse
     from etl.reporting.reports import write_report
 
-    wh = Warehouse(warehouse)
+    wh = Warehouse(setting.path)
     table = wh.read("measures")
     if table is None:
-        _fail(f"{warehouse}: no measures table (run `etl backfill` or `etl run` first)", 2)
+        _fail(setting.missing("no measures table"), 2)
     forces = sorted(table["force_id"].unique().to_list())
     if force is None:
         force = forces[0]
     elif force not in forces:
-        _fail(f"--force {force}: not in the warehouse (forces: {', '.join(forces)})", 2)
+        _fail(f"--force {force}: not in the {setting.name} (forces: {', '.join(forces)})", 2)
     if table.filter((pl.col("period_end") == month) & (pl.col("force_id") == force)).height == 0:
-        _fail(f"no measures for {force} ending {month}", 2)
+        _fail(f"no measures for {force} ending {month} in the {setting.name}", 2)
     checks = wh.read("audit_checks")
     return write_report(table.filter(pl.col("force_id") == force), month, out_dir, spc=wh.read("spc"), force_id=force, data_quality=checks)
 
 
-def _fmt_value(v: float | None, unit: str) -> str:
-    if v is None:
-        return "-"
-    if unit == "count":
-        return f"{v:,.0f}"
-    return f"{v:,.2f}"
+def print_measures(rows: pl.DataFrame, title: str, *, ids: bool = False) -> None:
+    """Readable tables of measures rows (`etl.cli.output`: names, units, values rounded as on the pages, notes)."""
+    texts = {}
+    try:
+        from etl.measures.engine import load_definitions
 
-
-def print_measures(rows: pl.DataFrame, title: str) -> None:
-    """A readable table (display rounding only: stored values are unrounded)."""
-    t = Table(title=title, title_justify="left")
-    columns: list[tuple[str, JustifyMethod]] = [
-        ("measure", "left"),
-        ("period", "left"),
-        ("value", "right"),
-        ("vs", "left"),
-        ("comparison", "right"),
-        ("change", "right"),
-        ("change %", "right"),
-        ("status", "left"),
-    ]
-    for col, j in columns:
-        t.add_column(col, justify=j)
-    for r in rows.iter_rows(named=True):
-        pct = "-" if r["change_pct"] is None else f"{r['change_pct']:+.1f}%"
-        chg = "-" if r["change_abs"] is None else (f"{r['change_abs']:+,.0f}" if r["unit"] == "count" else f"{r['change_abs']:+,.2f}")
-        t.add_row(
-            r["measure_id"],
-            f"{r['period']} {r['period_start']}..{r['period_end']}",
-            _fmt_value(r["value"], r["unit"]),
-            f"{r['comparison']} {r['comparison_start']}..{r['comparison_end']}",
-            _fmt_value(r["comparison_value"], r["unit"]),
-            chg,
-            pct,
-            r["status"],
-            style={"incomplete": "yellow", "not_comparable": "magenta"}.get(r["status"], ""),
-        )
-    out.print(t)
+        texts = measure_texts(load_definitions())
+    except Exception as exc:  # display only: a broken definitions file still lets the figures be read
+        mapped = error_line(exc)
+        if mapped is None:
+            raise
+        err.print(f"[yellow]measure names not shown:[/] {escape(mapped[0])}", highlight=False, soft_wrap=True)
+    for table in measure_tables(rows, texts, ids=ids or not texts, title=title):
+        out.print(table)
 
 
 @app.command()
@@ -712,7 +717,8 @@ def demo(
         f"{len(others)} other extracts ({sum(others.values()):,} rows) -> {source}",
         highlight=False,
     )
-    result = _run_backfill(source, summary.first_month, summary.last_month, warehouse, None, engine)
+    tally = WarningTally(show=0)  # the demo's warnings are about its own synthetic data: counted, not printed
+    result = _run_backfill(source, summary.first_month, summary.last_month, warehouse, None, engine, tally)
     months = result["months"]
     loaded = [m for m in months if m.outcome == "loaded"]
     out.print(
@@ -728,18 +734,53 @@ def demo(
     ).sort(["measure_id", "period", "comparison"])
     print_measures(latest, title=f"National measures, {summary.force_id}, period ending {summary.last_month}")
     _print_expectations(result.get("expectations"))
-    paths = _write_report(warehouse, summary.last_month, dir / "reports", summary.force_id)
+    demo_setting = WarehouseSetting(Path(os.path.abspath(warehouse)), "demo")
+    paths = _write_report(demo_setting, summary.last_month, dir / "reports", summary.force_id)
+    _print_warning_summary(tally, demo_setting.path, paths.index.resolve())
     out.print(f"\nreports: {paths.index.resolve()} (scorecard, national measures, data quality, CSV)", highlight=False)
-    out.print(f"warehouse (Delta tables): {warehouse.resolve()}", highlight=False)
+    out.print(f"warehouse (Delta tables): {demo_setting.path}", highlight=False)
     for name in ("recorded_crime", "crime_outcomes", "quarantine", "audit_runs", "audit_checks", "measures", "spc"):
-        out.print(f"  {name:16s} {warehouse.resolve() / name}", highlight=False)
-    out.print(f"source extracts: {source.resolve()}\nnext: etl measures --month {summary.last_month} --warehouse {warehouse} --format json", highlight=False)
+        out.print(f"  {name:16s} {demo_setting.path / name}", highlight=False)
+    out.print(f"source extracts: {source.resolve()}", highlight=False)
+    _print_demo_next_steps(demo_setting.path, summary.last_month)
     if len(loaded) != len(months):
         raise typer.Exit(1)
 
 
+def _print_demo_next_steps(warehouse: Path, month: str) -> None:
+    """Make the demo's warehouse the one the next commands use (an etl.toml in the current folder,
+    never over a user's own), then print the exact next commands."""
+    import shlex
+
+    here = Path.cwd()
+    written = write_demo_config(here, warehouse)
+    try:
+        current: WarehouseSetting | None = resolve_warehouse(None)
+    except SettingsError as exc:  # a user's etl.toml that cannot be read: the commands name the warehouse
+        err.print(f"[yellow]note:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        current = None
+    if current is not None and current.path == warehouse:
+        option = ""
+        if written is not None:
+            out.print(f"\n{written} now points the etl commands run in this folder at this warehouse.", highlight=False)
+    else:
+        try:
+            shown = warehouse.relative_to(here).as_posix()
+        except ValueError:
+            shown = str(warehouse)
+        option = f" --warehouse {shlex.quote(shown)}"
+        mine = here / CONFIG_FILE
+        kept = f" ({mine} was not written by the demo, so it was left as it is)" if written is None and mine.exists() else ""
+        now = f"would use the {current.name}" if current is not None else f"cannot read {mine}"
+        out.print(f"\nthe next commands here {now}{kept}; to use the demo's warehouse:", highlight=False)
+    out.print("next:", highlight=False)
+    for command in (f"etl measures --month {month}{option}", f"etl report --month {month}{option}"):
+        out.print(f"  {command}", highlight=False, markup=False)
+
+
 contracts_app = typer.Typer(no_args_is_help=True, help="Read and check the data contracts in contracts/.")
 app.add_typer(contracts_app, name="contracts")
+app.command("check-statement")(check_statement)
 
 
 @contracts_app.command("list")
@@ -751,7 +792,7 @@ def contracts_list() -> None:
     for col in ("contract", "version", "profile", "file", "month column", "columns"):
         t.add_column(col)
     for c in list_contracts():
-        t.add_row(c.id, c.version, c.profile, c.file_name, c.month_column or "-", str(len(c.columns)))
+        t.add_row(c.id, c.version, c.profile, _file_pattern(c.file_name), c.month_column or "-", str(len(c.columns)))
     out.print(t)
 
 
@@ -785,7 +826,15 @@ def _print_contract_heading(c: Contract) -> None:
         for label, text in (("purpose", m.description.purpose), ("usage", m.description.usage), ("limitations", m.description.limitations)):
             if text:
                 out.print(f"[dim]{label}:[/] {escape(text.strip())}", highlight=False)
-    out.print(f"file: {c.file_name}" + (f"  (SOURCE/YYYY-MM/{c.file_name})" if c.month_column and not c.reference else ""), highlight=False)
+    if "{" in c.file_name:  # a data.police.uk name: found anywhere under SOURCE, as downloaded
+        out.print(f"file: {_file_pattern(c.file_name)}  (anywhere under SOURCE, named as downloaded)", highlight=False)
+    else:
+        out.print(f"file: {c.file_name}" + (f"  (SOURCE/YYYY-MM/{c.file_name})" if c.month_column and not c.reference else ""), highlight=False)
+
+
+def _file_pattern(file_name: str) -> str:
+    """A contract's file name as users write it: '{month}-{force}-street.csv' -> 'YYYY-MM-<force>-street.csv'."""
+    return file_name.replace("{month}", "YYYY-MM").replace("{force}", "<force>")
 
 
 def _column_rules(col: Column) -> list[str]:

@@ -102,7 +102,11 @@ class ForceMonth:
             self.failure = exc
 
     def absent_message(self, month: str) -> str | None:
-        return "; ".join(f"no {c.file_name} for {month}" for c in self.absent) or None
+        return "; ".join(f"no {self.file_name_of(c, month)} for {month}" for c in self.absent) or None
+
+    def file_name_of(self, contract: Contract, month: str) -> str:
+        """The file a contract expects for this force-month (data.police.uk names hold the month and force)."""
+        return contract.file_name.replace("{month}", month).replace("{force}", self.force or "the force")
 
 
 @dataclass
@@ -360,7 +364,10 @@ def build_writes(batch: CheckedBatch, wh: Warehouse) -> Writes:
     for u in live:
         recorded = batch.recorded(u)
         results = u.results + recorded.results
-        extra_checks = [(c.extract, CheckResult("file.present", None, f"{month}/{c.file_name} is present", "warning", False, 0, 0)) for c in u.absent]
+        extra_checks = [
+            (c.extract, CheckResult("file.present", None, f"{_month_file(c.file_name, month, u.file_name_of(c, month))} is present", "warning", False, 0, 0))
+            for c in u.absent
+        ]
         checks.append(audit.checks_frame(u.run_id, u.force, month, results, extra_checks))
         runs.append(audit.run_row(u.run_id, "load", u.force, month, u.started, results, versions, u.absent_message(month), [e for _, e in recorded.published]))
     out = Writes(writes, runs, pl.concat(checks), curated, references)
@@ -537,3 +544,9 @@ def _lookup(wh: Warehouse, force: str | None, args: dict, done: list[ExtractResu
     if not parts:
         return pl.DataFrame()
     return pl.concat(parts).unique(key, keep="first")
+
+
+def _month_file(pattern: str, month: str, name: str) -> str:
+    """How a month's expected file is named in a check: ``YYYY-MM/name`` for a force folder's extracts,
+    the file name alone where the name already holds the month (data.police.uk)."""
+    return name if "{" in pattern else f"{month}/{name}"

@@ -167,7 +167,7 @@ def resolve_figure(
         fig.status = primary.get("status") or "not_available"
     if fig.value is None:
         fig.status = "incomplete"
-        fig.reason = primary.get("note") or "the current window is incomplete"
+        fig.reason = primary.get("note") or "no value for the current window"
     for token in comparisons:
         r = rows.get(token)
         if r is None:

@@ -106,7 +106,7 @@ def comparison_entry(f: Figure, c: Comparison, *, multi: bool = False, label: st
         return ComparisonEntry("change", pre, value, label, c.status, c.note, format_change_abs(c.change_abs, f.unit), pct)
     if c.status in ("incomplete", "not_comparable"):
         if f.value is None and c.note and c.note == f.reason:
-            why = "No change given (the current window is incomplete, see Current)."
+            why = "No change given (see Current)."
         else:
             why = f"No change given: {c.note or 'no reason recorded'}"
         return ComparisonEntry("no_change", pre, value, label, c.status, c.note, why=why)
