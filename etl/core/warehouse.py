@@ -247,11 +247,6 @@ class Warehouse:
             return False
         return info.get("etl_writer") == WRITER or bool(_LEGACY_RUN_ID.match(str(info.get("run_id", ""))))
 
-    def owned_tables(self) -> list[str]:
-        """Tables this warehouse looks after: named by the committed state or marked as its own."""
-        committed = self.committed_versions() if self._log_version(AUDIT_RUNS) is not None else {}
-        return [t for t in self._delta_tables() if t in committed or self._marked(t)]
-
     def has_table(self, table: str) -> bool:
         return table in self.committed_versions()
 

@@ -185,15 +185,7 @@ def computed_rows(w: pl.DataFrame, months: tuple[int, int], run_id: str) -> pl.D
     ]
     note = pl.concat_str(notes, separator="; ", ignore_nulls=True)
     return w.select(
-        "force_rank",
-        "m_rank",
-        pl.col("spec_rank").alias("row_rank"),
-        "force_id",
-        "measure_id",
-        "family",
-        "period",
-        month_text("start", months).alias("period_start"),
-        month_text("end", months).alias("period_end"),
+        *_row_identity(months),
         pl.when(pl.col("has_value")).then(pl.col("value")).alias("value"),
         "unit",
         "comparison",
@@ -211,12 +203,9 @@ def computed_rows(w: pl.DataFrame, months: tuple[int, int], run_id: str) -> pl.D
     )
 
 
-def declared_rows(plan: pl.DataFrame, specs: pl.DataFrame, months: tuple[int, int], run_id: str) -> pl.DataFrame:
-    """Rows for measures that cannot be computed for a force: every window of its span, incomplete,
-    with the reason."""
-    w = plan.filter(pl.col("declared").is_not_null()).join(specs, on="measure_id").filter(pl.col("end").is_between(pl.col("span_first"), pl.col("span_last")))
-    not_target = pl.col("comparison") != "target"
-    return w.select(
+def _row_identity(months: tuple[int, int]) -> list[pl.Expr | str]:
+    """The leading columns of every measure row: its ordering keys, force, measure and window."""
+    return [
         "force_rank",
         "m_rank",
         pl.col("spec_rank").alias("row_rank"),
@@ -226,6 +215,16 @@ def declared_rows(plan: pl.DataFrame, specs: pl.DataFrame, months: tuple[int, in
         "period",
         month_text("start", months).alias("period_start"),
         month_text("end", months).alias("period_end"),
+    ]
+
+
+def declared_rows(plan: pl.DataFrame, specs: pl.DataFrame, months: tuple[int, int], run_id: str) -> pl.DataFrame:
+    """Rows for measures that cannot be computed for a force: every window of its span, incomplete,
+    with the reason."""
+    w = plan.filter(pl.col("declared").is_not_null()).join(specs, on="measure_id").filter(pl.col("end").is_between(pl.col("span_first"), pl.col("span_last")))
+    not_target = pl.col("comparison") != "target"
+    return w.select(
+        *_row_identity(months),
         pl.lit(None, pl.Float64).alias("value"),
         "unit",
         "comparison",
