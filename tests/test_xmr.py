@@ -51,6 +51,19 @@ def test_chart_signals_outside_limits_and_runs_of_seven():
     assert below["signal"].to_list()[12:] == ["run_below"] * 7
 
 
+def test_baseline_points_are_judged_against_the_limits_only_and_runs_count_after_them():
+    # baseline: 7 low points then 5 high ones (a run of 7 below its own centre), one spike; then 4 above + 3 after
+    values = [10, 11, 10, 11, 10, 11, 10] + [14, 15, 14, 40, 15] + [14, 15, 14, 15]
+    frame = series(a=values).with_columns((pl.col("i") < 12).alias("base"))
+    out = xmr.chart(frame, ["s"], "v", "i", baseline="base")
+    signals = out["signal"].to_list()
+    assert signals[10] == "outside_limits"  # a baseline point outside the limits is still a signal
+    assert [s for s in signals[:12] if s and s.startswith("run")] == []  # the run of 7 inside the baseline is not
+    assert signals[12:] == [None] * 4  # 2 baseline points above + 4 after: the 4 after are not yet a run of 7
+    longer = xmr.chart(series(a=values[:12] + [16] * 7).with_columns((pl.col("i") < 12).alias("base")), ["s"], "v", "i", baseline="base")
+    assert longer["signal"].to_list()[12:] == ["run_above"] * 7
+
+
 def test_a_point_is_not_outside_unknown_limits():
     lim = xmr.limits(series(c=[7]), ["s"], "v", "i", no_range="unknown")
     judged = pl.DataFrame({"s": ["c"], "v": [100.0]}).join(lim, on="s").select(xmr.outside(pl.col("v")).alias("out"))

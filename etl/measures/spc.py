@@ -57,7 +57,8 @@ SEASONAL_F = 3.0  # the calendar-month pattern must vary this many times more th
 RECALCULATION_RULE = (
     f"Control limits are recalculated at a sustained shift: a run of {RUN_LENGTH} or more months on one side of the centre line, "
     f"confirmed as a step change by the mean of the {SHIFT_BASELINE} months from its start, starts a new base line "
-    f"whose limits come from those {SHIFT_BASELINE} months (after NHS England's Making Data Count guidance and Wheeler's XmR practice)."
+    f"whose limits come from those {SHIFT_BASELINE} months (after NHS England's Making Data Count guidance and Wheeler's XmR practice). "
+    "The months of a base line set its centre line, so they are judged against its limits only; runs are counted after them."
 )
 SEASONALITY_NOTE = (
     f"Where a series of at least {SEASONAL_MIN_MONTHS} months has a clear seasonal pattern, each month is judged against "

@@ -10,7 +10,10 @@ For each series (the rows sharing ``keys``, ordered by ``order``) over its basel
 * moving range = |value - previous value|; limits = centre +/- 2.66 x mean moving range, the lower
   limit not below zero;
 * a point is ``outside_limits`` when above the upper or below the lower limit; ``run_above`` /
-  ``run_below`` marks every point of a run of 7 or more consecutive points on one side of the centre.
+  ``run_below`` marks every point of a run of 7 or more consecutive points on one side of the centre,
+  counted among the points after the baseline: the baseline points set the centre line, so they are
+  judged against the limits only (a run inside a baseline says the base line moved within its own
+  year; the recalculation rule below deals with a lasting move after it).
 
 A series of one point has no moving range: its limits are the centre (``no_range="centre"``, the control
 charts) or unknown (``no_range="unknown"``: nothing is judged outside them, the volume check).
@@ -74,7 +77,9 @@ def chart(points: pl.DataFrame, keys: list[str], value: str, order: str, *, base
     ``keys`` and ``order``. Points are flagged, never dropped; a series without baseline points is left out."""
     out = points.join(limits(points.filter(pl.col(baseline)), keys, value, order), on=keys).sort([*keys, order])
     v = pl.col(value)
-    side = pl.when(v > pl.col("centre")).then(1).when(v < pl.col("centre")).then(-1).otherwise(0)
+    # a baseline point sets the centre line and is judged against the limits only: it neither starts nor
+    # extends a run (see the module docstring)
+    side = pl.when(pl.col(baseline)).then(0).when(v > pl.col("centre")).then(1).when(v < pl.col("centre")).then(-1).otherwise(0)
     out = out.with_columns(side.alias("_side"))
     out = out.with_columns(pl.col("_side").rle_id().over(keys).alias("_run"))
     out = out.with_columns(pl.len().over(*keys, "_run").alias("_run_len"))
