@@ -176,6 +176,48 @@ def test_a_rate_without_population_and_a_zero_denominator_are_not_checked(tmp_pa
     assert v == {("r", "rate"): SKIPPED, ("z", "change_pct"): SKIPPED}
 
 
+POPULATION = pl.DataFrame(
+    {"force_id": ["west-midlands", "west-midlands", "other"], "year": [2021, 2022, 2022], "population": [2_920_000, 2_950_000, 1_000_000]},
+    schema={"force_id": pl.Utf8, "year": pl.Int64, "population": pl.Int64},
+)
+
+RATES = """
+line,force,period,period_end,value,rate,rate_per,population
+ok-2022,west-midlands,cal,2022-12,45,15.3,1000000,
+bad-2022,west-midlands,cal,2022-12,45,15.4,1000000,
+bad-2021,west-midlands,cal,2021-12,46,15.4,1000000,
+r12-2022,west-midlands,r12,2022-06,46,15.6,1000000,
+printed,west-midlands,cal,2022-12,45,15.4,1000000,2920000
+no-year,west-midlands,cal,2019-12,45,15.4,1000000,
+no-force,,cal,2022-12,45,15.4,1000000,
+"""
+
+
+def test_a_rate_without_its_population_is_checked_against_the_warehouse_population(tmp_path):
+    findings = check_lines(read_statement(write(tmp_path, RATES)), population=POPULATION)
+    by = {f.line: f for f in findings}
+    assert {line: (f.check, f.verdict) for line, f in by.items()} == {
+        "ok-2022": ("rate (warehouse population)", FOLLOWS),  # 45 / 2,950,000 = 15.25 per million -> 15.3
+        "bad-2022": ("rate (warehouse population)", FAILS),  # printed 15.4
+        "bad-2021": ("rate (warehouse population)", FAILS),  # 46 / 2,920,000 = 15.75 -> 15.8
+        "r12-2022": ("rate (warehouse population)", FOLLOWS),  # July 2021 - June 2022: the mid-2022 estimate: 15.59 (mid-2021: 15.75)
+        "printed": ("rate", FOLLOWS),  # a printed population is used as printed (45 / 2.92m = 15.41)
+        "no-year": ("rate", SKIPPED),
+        "no-force": ("rate", SKIPPED),
+    }
+    assert by["bad-2022"].computed == "15.254" and "west-midlands mid-2022 estimate" in by["bad-2022"].reason
+    assert "imply a population of 2,912,621 to 2,931,596" in by["bad-2022"].reason
+    assert by["bad-2021"].computed == "15.753" and "would be printed 15.8" in by["bad-2021"].reason
+    assert "no 2019 estimate for west-midlands" in by["no-year"].reason
+    assert "several forces' populations: give `force`" in by["no-force"].reason
+    # without a warehouse, the rate is not checked but the implied population is said
+    alone = {f.line: f for f in check_lines(read_statement(write(tmp_path, RATES)))}
+    assert alone["bad-2022"].verdict == SKIPPED and "imply a population of 2,912,621 to 2,931,596" in alone["bad-2022"].reason
+    # one force in the population reference: a line without `force` uses it
+    one = check_lines(read_statement(write(tmp_path, RATES)), population=POPULATION.filter(pl.col("force_id") == "west-midlands"))
+    assert {f.line: f.verdict for f in one}["no-force"] == FAILS
+
+
 # ------------------------------------------------------------------------------- shipped examples
 
 

@@ -26,16 +26,20 @@ HEADINGS = ("line", "source", "check", "printed", "computed", "verdict", "how")
 
 def check_statement(
     file: Path = typer.Argument(..., help="The statement's figures as printed: a .csv or .yaml table (see contracts/statements/README.md)"),
-    warehouse: Path | None = typer.Option(None, "--warehouse", help="Also compare each figure with this warehouse's measures table, where it holds the figure"),
+    warehouse: Path | None = typer.Option(
+        None,
+        "--warehouse",
+        help="Also compare each figure with this warehouse's measures table, where it holds the figure, and check rates printed without a population against its population reference",
+    ),
 ) -> None:
     """Check that a statement's percentages, rates and totals follow from its counts (and match the warehouse)."""
     try:
         lines = read_statement(file)
-        table = _measures(warehouse) if warehouse is not None else None
+        table, population = _measures(warehouse) if warehouse is not None else (None, None)
     except StatementError as exc:
         _fail(exc.message)
     catalogue = _catalogue()
-    findings = check_lines(lines, table, catalogue)
+    findings = check_lines(lines, table, catalogue, population)
     typer.echo(report(str(file), len(lines), findings))
     if any(f.verdict == FAILS for f in findings):
         raise typer.Exit(1)
@@ -46,17 +50,19 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
-def _measures(warehouse: Path) -> pl.DataFrame:
+def _measures(warehouse: Path) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    """The warehouse's measures table and its population reference (None when it has none)."""
     from etl.core.warehouse import Warehouse
 
     if not warehouse.is_dir():
         raise StatementError(f"--warehouse {warehouse}", "no such folder")
-    table = Warehouse(warehouse).read("measures")
+    wh = Warehouse(warehouse)
+    table = wh.read("measures")
     if table is None:
         raise StatementError(
             f"--warehouse {warehouse}", "no measures table (run `etl backfill`, `etl run` or `etl demo` first, or point --warehouse elsewhere)"
         )
-    return table
+    return table, wh.read("population")
 
 
 def _catalogue() -> dict[str, str]:

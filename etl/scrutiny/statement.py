@@ -36,6 +36,7 @@ from typing import Any, Literal
 import polars as pl
 from pydantic import BaseModel, ConfigDict
 
+from etl.core.periods import PeriodError, period_window
 from etl.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -403,13 +404,20 @@ def _show(lo: Fraction, hi: Fraction, decimals: int) -> str:
 # Checks
 
 
-def check_lines(lines: Sequence[StatementLine], warehouse_measures: pl.DataFrame | None = None, catalogue: dict[str, str] | None = None) -> list[Finding]:
+def check_lines(
+    lines: Sequence[StatementLine],
+    warehouse_measures: pl.DataFrame | None = None,
+    catalogue: dict[str, str] | None = None,
+    population: pl.DataFrame | None = None,
+) -> list[Finding]:
     """Every check of every line, in file order. ``warehouse_measures``: the warehouse's measures table
-    (or None: no warehouse comparison); ``catalogue``: measure names and ids (lower case) to ids."""
+    (or None: no warehouse comparison); ``catalogue``: measure names and ids (lower case) to ids;
+    ``population``: the warehouse's population reference (force_id, year, population), used for a rate
+    printed without its population."""
     by_ref = {ln.line: ln for ln in lines}
     findings: list[Finding] = []
     for ln in lines:
-        findings += _arithmetic(ln)
+        findings += _arithmetic(ln, population)
         if ln.total_of:
             findings.append(_total(ln, [by_ref[p] for p in ln.total_of]))
     findings += _agreement(lines, catalogue or {})
@@ -444,7 +452,63 @@ def _derived(
     return _finding(ln, check, printed.text, _show(lo, hi, d), FOLLOWS if ok else FAILS, reason)
 
 
-def _arithmetic(ln: StatementLine) -> list[Finding]:
+def _population_year(ln: StatementLine) -> int | None:
+    """The population year of a line's window, as the measures use it: the first 30 June on or after the
+    window's first month (`etl.measures.windows.june_year`)."""
+    if not (ln.period and ln.period_end):
+        return None
+    try:
+        first = period_window(ln.period.lower(), ln.period_end).start
+    except PeriodError:
+        return None
+    return first.year + (0 if first.month <= 6 else 1)
+
+
+def _reference_population(ln: StatementLine, population: pl.DataFrame) -> tuple[int | None, str]:
+    """The warehouse's estimate for a line's force and population year, or None and why not."""
+    forces = population["force_id"].unique().sort().to_list()
+    force = ln.force or (forces[0] if len(forces) == 1 else "")
+    if not force:
+        return None, "no population printed, and the warehouse holds several forces' populations: give `force`"
+    year = _population_year(ln)
+    if year is None:
+        return None, "no population printed, and no period and period_end to choose the warehouse's estimate"
+    rows = population.filter((pl.col("force_id") == force) & (pl.col("year") == year))
+    if rows.height != 1:
+        return None, f"no population printed, and the warehouse has no {year} estimate for {force}"
+    return int(rows["population"][0]), f"{force} mid-{year} estimate in the warehouse's population reference"
+
+
+def _implied_population(ln: StatementLine, count: Printed, rate: Printed, per: int) -> str:
+    """What a printed count and rate say the population was (a range: both are rounded or exact)."""
+    (c_lo, c_hi), (r_lo, r_hi) = ln.interval(count), ln.interval(rate)
+    if r_lo <= 0:
+        return ""
+    lo, hi = c_lo / r_hi * per, c_hi / r_lo * per
+    return f"; the count and rate imply a population of {float(lo):,.0f} to {float(hi):,.0f}"
+
+
+def _rate(ln: StatementLine, population: pl.DataFrame | None) -> Finding:
+    """A rate against its count and population: the printed population, else the warehouse's estimate."""
+    assert ln.rate is not None
+    v, per = ln.value, ln.rate_per
+    if v is None or per is None:
+        missing = " or ".join(n for n, x in (("count", v), ("rate_per", per)) if x is None)
+        return _finding(ln, "rate", ln.rate.text, "", SKIPPED, f"no {missing} printed")
+    if ln.population is not None:
+        return _derived(ln, "rate", ln.rate, lambda a, b: a / b * per, (v, ln.population), f"{v.text} / {ln.population.text} x {per:,}", 1)
+    implied = _implied_population(ln, v, ln.rate, per)
+    if population is None or population.height == 0:
+        return _finding(ln, "rate", ln.rate.text, "", SKIPPED, f"no population printed{implied}")
+    held, why = _reference_population(ln, population)
+    if held is None:
+        return _finding(ln, "rate", ln.rate.text, "", SKIPPED, why + implied)
+    pop = Printed(text=f"{held:,}", value=Decimal(held), decimals=0)
+    found = _derived(ln, "rate (warehouse population)", ln.rate, lambda a, b: a / b * per, (v, pop), f"{v.text} / {held:,} x {per:,} ({why})", 1)
+    return found.model_copy(update={"reason": found.reason + implied}) if found.verdict == FAILS else found
+
+
+def _arithmetic(ln: StatementLine, population: pl.DataFrame | None = None) -> list[Finding]:
     out: list[Finding] = []
     v, c = ln.value, ln.comparison_value
     if ln.change is not None:
@@ -463,12 +527,7 @@ def _arithmetic(ln: StatementLine) -> list[Finding]:
         else:
             out.append(_derived(ln, "share", ln.share_pct, lambda a, b: a / b * 100, (v, ln.share_of), f"{v.text} / {ln.share_of.text} x 100", 1))
     if ln.rate is not None:
-        if v is None or ln.population is None or ln.rate_per is None:
-            missing = " or ".join(n for n, x in (("count", v), ("population", ln.population), ("rate_per", ln.rate_per)) if x is None)
-            out.append(_finding(ln, "rate", ln.rate.text, "", SKIPPED, f"no {missing} printed"))
-        else:
-            per = ln.rate_per
-            out.append(_derived(ln, "rate", ln.rate, lambda a, b: a / b * per, (v, ln.population), f"{v.text} / {ln.population.text} x {per:,}", 1))
+        out.append(_rate(ln, population))
     return out
 
 
