@@ -60,8 +60,14 @@ def test_printed_figures_keep_their_precision():
     assert f is not None and (f.value, f.decimals, f.scaled) == (2_920_000, -4, True)
     f = parse_figure("61%")
     assert f is not None and f.value == 61
-    for bad in ("12a", "1,23", "", "1.2.3", "--4"):
+    for bad in ("12a", "1,23", "", "1.2.3", "--4", "(12)", "12 pc"):
         assert parse_figure(bad) is None, bad
+    # as typeset in published papers: a minus sign or dash, a currency sign, per cent and percentage points
+    typeset = {"\u221212%": (-12, 0), "\u20133.5": (Fraction(-7, 2), 1), "£1.2m": (1_200_000, -5), "18.5 per cent": (Fraction(37, 2), 1)}
+    typeset |= {"3.1pp": (Fraction(31, 10), 1), "+3.1 percentage points": (Fraction(31, 10), 1), "12 %": (12, 0)}
+    for text, (exact, decimals) in typeset.items():
+        f = parse_figure(text)
+        assert f is not None and (f.exact, f.decimals) == (exact, decimals), text
 
 
 def test_rounding_is_half_away_from_zero_on_exact_fractions():

@@ -69,7 +69,8 @@ FIGURES = ("value", "comparison_value", "change", "change_pct", "share_of", "sha
 RATE_PER = (100, 1000, 10_000, 100_000, 1_000_000)
 FOLLOWS, FAILS, SKIPPED = "follows", "does not follow", "not checked"
 
-_NUMBER = re.compile(r"^([+-]?)(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?\s*([kKmM]?)\s*%?$")
+_NUMBER = re.compile(r"^([+-]?)[£$€]?(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?\s*([kKmM]?)\s*(?:%|per\s*cent|percent|pp|ppt|percentage\s+points?)?$", re.IGNORECASE)
+_MINUS = str.maketrans({"\u2212": "-", "\u2013": "-", "\u2012": "-", "\ufe63": "-", "\uff0d": "-"})  # minus signs and dashes printed for "-"
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
@@ -103,8 +104,9 @@ class Printed(BaseModel):
 
 
 def parse_figure(text: str) -> Printed | None:
-    """A printed figure ("1,369", "-11.5", "61%", "2.9m"), or None when the text is not a number."""
-    m = _NUMBER.match(text.strip())
+    """A printed figure ("1,369", "-11.5", "61%", "2.9m", "£1.2m", "\u221212%", "3.1pp", "18.5 per cent"), or
+    None when the text is not a number. A minus sign or dash as typeset stands for "-"."""
+    m = _NUMBER.match(text.strip().translate(_MINUS))
     if not m:
         return None
     sign, whole, frac, suffix = m.groups()
