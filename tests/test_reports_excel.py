@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 from openpyxl import Workbook, load_workbook
 
-from etl.reporting.excel import CHANGE_PCT_FORMAT, put_text, sheet_names, status_colours
+from etl.reporting.excel import CHANGE_PCT_FORMAT, LINE_HEIGHT, put_text, sheet_names, status_colours, text_lines
 from etl.reporting.exports import classified_columns
 from etl.reporting.formatting import ROUNDING_STATEMENT
 from etl.reporting.layout import NO_DATA_KINDS, load_scorecard_layout
@@ -353,3 +353,20 @@ def test_no_classified_column_reaches_the_workbook(tmp_path):
     values = [str(c.value) for ws in wb.worksheets for row in ws.iter_rows() for c in row if c.value is not None]
     assert values and not any("PLANTED-SECRET" in v for v in values)
     assert not classified_columns() & {h for ws in wb.worksheets[1:] for h in headings(ws)}
+
+
+def test_wrapped_text_gets_the_row_height_it_needs_and_sheets_print_one_page_wide(wb):
+    assert text_lines("one two three four five six seven", 10) == 4  # 10 characters a line at width 10: words kept whole
+    assert text_lines("x" * 25, 10) == 3 and text_lines("a\nb", 40) == 2 and text_lines("", 10) == 1
+    about = wb["About"]
+    assert about.cell(1, 1).alignment.wrap_text is not True  # the title runs on to the right
+    rounding = next(r for r in range(1, about.max_row + 1) if about.cell(r, 1).value == "Rounding")
+    expected = text_lines(about.cell(rounding, 2).value, about.column_dimensions["B"].width)
+    assert expected >= 2 and about.row_dimensions[rounding].height == expected * LINE_HEIGHT
+    for ws in wb.worksheets:
+        assert ws.sheet_properties.pageSetUpPr.fitToPage and ws.page_setup.fitToWidth == 1 and ws.page_setup.fitToHeight == 0, ws.title
+        for r in range(3, ws.max_row + 1):  # every row holds its longest wrapped, unmerged cell
+            merged = {(c.min_row, c.min_col) for c in ws.merged_cells.ranges if c.max_row > c.min_row}
+            cells = [c for c in ws[r] if isinstance(c.value, str) and c.alignment.wrap_text and (c.row, c.column) not in merged]
+            need = max([text_lines(c.value, ws.column_dimensions[c.column_letter].width) for c in cells] + [1])
+            assert (ws.row_dimensions[r].height or LINE_HEIGHT) >= need * LINE_HEIGHT, (ws.title, r)

@@ -280,7 +280,71 @@ def _objective_sheet(ws: Worksheet, table: ObjectiveTable) -> None:
             ws.cell(line, col).alignment = _WRAP if wraps else _TOP
     ws.freeze_panes = "C3"
     ws.print_title_rows = "2:2"
-    ws.page_setup.orientation = "landscape"
+    fit_row_heights(ws, first_row=2)
+    _print_setup(ws, "landscape")
+
+
+# --------------------------------------------------------------------------------------------------
+# Row heights: spreadsheet programs do not grow a row to its wrapped text when a file is opened
+# (LibreOffice and Excel print such rows one line high, the lines over each other), so each row gets
+# the height its longest wrapped cell needs.
+
+LINE_HEIGHT = 15.0  # points per line of 11-point text
+CHARS_PER_WIDTH = 1.1  # characters of body text per unit of column width (a unit is one "0" of the default font)
+
+
+def text_lines(text: str, width: float) -> int:
+    """How many lines ``text`` takes in a wrapped column of ``width``: words wrap whole; a word longer
+    than a line is broken over lines."""
+    per_line = max(1, int(width * CHARS_PER_WIDTH) - 1)
+    total = 0
+    for paragraph in text.split("\n"):
+        n, used = 1, 0
+        for word in paragraph.split():
+            size = len(word)
+            if used and used + 1 + size <= per_line:
+                used += 1 + size
+                continue
+            if used:
+                n += 1
+            n += (size - 1) // per_line
+            used = (size - 1) % per_line + 1
+        total += n
+    return total
+
+
+def fit_row_heights(ws: Worksheet, first_row: int = 1) -> None:
+    """Set each row's height to hold its wrapped cells; a cell merged over several rows adds what its
+    text needs beyond those rows' own heights to the last of them."""
+    widths = {c: (d.width or 8.43) for c, d in ws.column_dimensions.items()}
+    merged = {(m.min_row, m.min_col): m for m in ws.merged_cells.ranges}
+    inside = {(r, c) for m in merged.values() for r in range(m.min_row, m.max_row + 1) for c in range(m.min_col, m.max_col + 1)}
+
+    def need(cell: Cell) -> int:
+        if not isinstance(cell.value, str) or not (cell.alignment and cell.alignment.wrap_text):
+            return 1
+        return text_lines(cell.value, widths.get(cell.column_letter, 8.43))
+
+    lines: dict[int, int] = {}
+    for row in ws.iter_rows(min_row=first_row):
+        for cell in row:
+            if (cell.row, cell.column) not in inside:
+                lines[cell.row] = max(lines.get(cell.row, 1), need(cell))
+    for (r, c), m in merged.items():
+        if r < first_row:
+            continue
+        rows = range(m.min_row, m.max_row + 1)
+        short = need(ws.cell(r, c)) - sum(lines.get(x, 1) for x in rows)
+        if short > 0:
+            lines[m.max_row] = lines.get(m.max_row, 1) + short
+    for r, n in lines.items():
+        if n > 1:
+            ws.row_dimensions[r].height = n * LINE_HEIGHT
+
+
+def _print_setup(ws: Worksheet, orientation: str) -> None:
+    """Printed one page wide, as many pages down as it needs."""
+    ws.page_setup.orientation = orientation
     ws.page_setup.fitToWidth = 1
     ws.page_setup.fitToHeight = 0
     ws.sheet_properties.pageSetUpPr.fitToPage = True
@@ -332,12 +396,14 @@ def _about_sheet(ws: Worksheet, page: ScorecardPage, names: list[str]) -> None:
         put_text(ws.cell(r, 2), name)
         put_text(ws.cell(r, 3), table.title)
         r += 1
-    for line in range(1, r):
+    for line in range(2, r):  # the title (row 1) runs on to the right, unwrapped
         for col in (1, 2, 3):
             ws.cell(line, col).alignment = _WRAP
     ws.column_dimensions["A"].width = 16
     ws.column_dimensions["B"].width = 90
     ws.column_dimensions["C"].width = 60
+    fit_row_heights(ws, first_row=2)
+    _print_setup(ws, "portrait")
 
 
 def scorecard_workbook(page: ScorecardPage) -> Workbook:
@@ -366,11 +432,13 @@ __all__ = [
     "ABOUT_SHEET",
     "CHANGE_PCT_FORMAT",
     "change_format",
+    "fit_row_heights",
     "put_number",
     "put_text",
     "scorecard_workbook",
     "sheet_names",
     "status_colours",
+    "text_lines",
     "value_format",
     "write_scorecard_workbook",
 ]
