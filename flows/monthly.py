@@ -1,6 +1,10 @@
-"""Deployment entry point for the monthly load (the flows themselves ship in the package: `etl.flows.monthly`).
+"""Deployment entry point for the monthly load and the backfill (the flows ship in the package:
+`etl.flows.monthly`; their deployments in `etl.flows.deployments`).
 
-python -m flows.monthly serve --source /data/force --warehouse /data/warehouse
+    python -m flows.monthly --source /data/landing --warehouse /data/warehouse
+
+serves both deployments against the Prefect server in PREFECT_API_URL, as `etl serve` does (the same
+options: `etl serve --help`).
 """
 
 from etl.flows.monthly import backfill, guard_ephemeral_server, monthly_load
@@ -8,6 +12,9 @@ from etl.flows.monthly import backfill, guard_ephemeral_server, monthly_load
 __all__ = ["backfill", "guard_ephemeral_server", "monthly_load"]
 
 if __name__ == "__main__":  # pragma: no cover - deployment entry point
-    import runpy
+    import sys
 
-    runpy.run_module("etl.flows.monthly", run_name="__main__")
+    from etl.cli.app import main
+
+    sys.argv = ["etl", "serve", *sys.argv[1:]]
+    main()

@@ -84,10 +84,30 @@ def test_public_data_reconciled_with_the_published_year(tmp_path):
     pub = published("E23000034", "Robbery")
     diff = (robberies - pub) / pub * 100
     assert f"Robbery: records {robberies} vs published {pub:.0f} ({diff:+.1f}%" in c["detail"]
-    assert c["rows_checked"] == 5 and c["severity"] == "warning"
+    # reconciled: the five mapped proxies, total recorded crime (every crime type but anti-social behaviour, an
+    # incident) and the three crime types named as a published heading (issue 12: TRC and every same-named group)
+    groups = [part.split(":")[0] for part in c["detail"].split(": ", 1)[1].split("; ")]
+    assert groups == [
+        "Bicycle theft",
+        "Burglary",
+        "Criminal damage and arson",
+        "Possession of weapons offences",
+        "Robbery",
+        "Shoplifting",
+        "Theft from the person",
+        "Total recorded crime (excluding fraud)",
+        "Vehicle offences",
+    ]
+    crimes = sum(pl.read_csv(f, infer_schema=False).filter(pl.col("Crime type") != "Anti-social behaviour").height for f in street.iterdir())
+    total = published("E23000034", "Total recorded crime (excluding fraud)")
+    assert f"Total recorded crime (excluding fraud): records {crimes} vs published {total:.0f} ({(crimes - total) / total * 100:+.1f}%)" in c["detail"]
+    assert c["rows_checked"] == 9 and c["severity"] == "warning"
     assert c["passed"] is (c["failing_rows"] == 0)
     earlier = wh.read("audit_checks").filter(pl.col("check") == "published.reconciliation")
-    assert earlier.height == 12 and earlier.filter(pl.col("detail").str.starts_with("not checked")).height == 11
+    not_checked = earlier.filter(pl.col("detail").str.starts_with("not checked"))
+    assert earlier.height == 12 and not_checked.height == 11
+    # a year that could not be compared did not run: passed is null, never true (issue 12)
+    assert not_checked["passed"].null_count() == 11
 
 
 def test_public_data_backfill_loads_every_file_as_published_and_a_republished_month_replaces_it(tmp_path):

@@ -24,6 +24,7 @@ from etl.loading import pipeline
 from etl.measures.engine import MEASURE_SCHEMA, load_definitions
 from etl.reporting.figures import MeasureIndex
 from etl.reporting.formatting import comparison_label, period_label, window_dates
+from etl.reporting.layout import load_scorecard_layout
 from etl.reporting.national import build_national_rows, is_public_data, national_page
 from etl.reporting.reconciliation import reconciliation
 from etl.reporting.render import national_html
@@ -39,12 +40,18 @@ MONTHS = [f"2018-{k:02d}" for k in range(7, 13)] + [f"2019-{k:02d}" for k in ran
 
 needs_real = pytest.mark.skipif(not JUNE_2019.exists(), reason=f"the real data.police.uk files are not at {REAL} (shared/data/real beside the repository)")
 
-# Records against ONS PFA Table P1, year ending June 2019, City of London (street rows of 2018-07..2019-06)
+# Records against ONS PFA Table P1, year ending June 2019, City of London (street rows of 2018-07..2019-06):
+# the mapped proxies (police_uk_mapping.yaml published_offence_group), total recorded crime (every crime type
+# but anti-social behaviour) and the crime types named as a P1 heading (issue 12)
 EXPECTED_JUNE_2019 = [
+    ("Bicycle theft", 529, 522, "+7 (+1.3%)", "within tolerance"),
     ("Burglary", 305, 316, "-11 (-3.5%)", "within tolerance"),
+    ("Criminal damage and arson", 245, 234, "+11 (+4.7%)", "within tolerance"),
     ("Possession of weapons offences", 61, 62, "-1 (-1.6%)", "within tolerance"),
     ("Robbery", 135, 143, "-8 (-5.6%)", "outside tolerance"),
+    ("Shoplifting", 1003, 990, "+13 (+1.3%)", "within tolerance"),
     ("Theft from the person", 710, 692, "+18 (+2.6%)", "within tolerance"),
+    ("Total recorded crime (excluding fraud)", 7870, 7888, "-18 (-0.2%)", "within tolerance"),
     ("Vehicle offences", 209, 197, "+12 (+6.1%)", "outside tolerance"),
 ]
 
@@ -173,20 +180,20 @@ def test_every_window_label_is_its_own_rows_window(warehouse, tmp_path, month):
 def test_reconciliation_table_rows_and_verdicts(warehouse):
     page = _national_with_checks(warehouse, "2019-06")
     rows = reconciliation_rows(page)
-    june_head, *june_rest = rows[:5]
+    june_head, *june_rest = rows[:9]
     assert june_head[0] == "Jun 19 Jul 18 to Jun 19; policeforceareatablesyearendingjune2019.xlsx"
     june_cells = [june_head[1:], *june_rest]
     assert [(c[0], int(c[1].replace(",", "")), int(c[2].replace(",", "")), c[3], c[4], c[5]) for c in june_cells] == [
         (g, rec, pub, diff, "5%", verdict) for g, rec, pub, diff, verdict in EXPECTED_JUNE_2019
     ]
     # the quarters whose 12 months are not all loaded: not checked, with the reason - never a pass
-    assert rows[5:] == [
+    assert rows[9:] == [
         ["Mar 19 Apr 18 to Mar 19", "-", "-", "-", "-", "5%", "not checked 3 month(s) of 2018-04..2019-03 not loaded"],
         ["Dec 18 Jan-Dec 18", "-", "-", "-", "-", "5%", "not checked 6 month(s) of 2018-01..2018-12 not loaded"],
         ["Sep 18 Oct 17 to Sep 18", "-", "-", "-", "-", "5%", "not checked 9 month(s) of 2017-10..2018-09 not loaded"],
     ]
     assert page.count('<span class="badge b-incomplete">not checked</span>') == 3
-    assert page.count('<span class="badge b-met">within tolerance</span>') == 3 and page.count('<span class="badge b-not_met">outside tolerance</span>') == 2
+    assert page.count('<span class="badge b-met">within tolerance</span>') == 7 and page.count('<span class="badge b-not_met">outside tolerance</span>') == 2
     assert 'id="reconciliation"' in page and "Records: the police_uk_street extract." in page
 
 
@@ -195,13 +202,17 @@ def test_reconciliation_numbers_follow_from_the_files_and_the_contract(warehouse
     """The expected rows again, from the CSV files, Table P1 and the contract's tolerance."""
     mapping = yaml.safe_load((contracts_dir() / "definitions" / "police_uk_mapping.yaml").read_text(encoding="utf-8"))
     groups = {p["published_offence_group"]: set(p["crime_types"]) for p in mapping["proxy_measures"] if p.get("published_offence_group")}
+    p1 = read_pfa_table_p1(JUNE_2019).filter(pl.col("area_code") == CITY_AREA)
+    crime_types = {t["crime_type"] for t in mapping["crime_types"] if not t["valid_to"]} - {"Anti-social behaviour"}  # an incident, not a crime
+    for t in sorted(crime_types & set(p1["offence_group"].to_list())):  # a crime type named as a published heading
+        groups.setdefault(t, {t})
+    groups["Total recorded crime (excluding fraud)"] = crime_types
     counts = dict.fromkeys(groups, 0)
     for m in MONTHS:
         with open(REAL / "street" / FORCE / f"{m}-{FORCE}-street.csv", newline="", encoding="utf-8-sig") as fh:
             for r in csv.DictReader(fh):
                 for g, types in groups.items():
                     counts[g] += r["Crime type"] in types
-    p1 = read_pfa_table_p1(JUNE_2019).filter(pl.col("area_code") == CITY_AREA)
     published = {g: int(p1.filter(pl.col("offence_group") == g)["value"][0]) for g in groups}
     street = yaml.safe_load((contracts_dir() / "police_uk_street.yaml").read_text(encoding="utf-8"))
     checks = next(p["value"] for p in street["customProperties"] if p["property"] == "crossMonthChecks")
@@ -217,7 +228,7 @@ def test_reconciliation_numbers_follow_from_the_files_and_the_contract(warehouse
     june = rec.years[0]
     assert (june.end, june.tolerance, june.extract) == ("2019-06", 5.0, "police_uk_street")
     assert [(r.group, r.records, r.published, r.verdict_words) for r in june.rows] == expected
-    assert rec.summary() == "year ending Jun 19 (5% tolerance): 3 offence groups within tolerance, 2 offence groups outside tolerance"
+    assert rec.summary() == "year ending Jun 19 (5% tolerance): 7 offence groups within tolerance, 2 offence groups outside tolerance"
 
 
 @needs_real
@@ -225,7 +236,7 @@ def test_index_sums_up_the_reconciliation(june):
     index = june.index.read_text(encoding="utf-8")
     assert (
         'Records against published statistics, <a href="national.html#reconciliation">year ending Jun 19 (5% tolerance): '
-        "3 offence groups within tolerance, 2 offence groups outside tolerance</a>."
+        "7 offence groups within tolerance, 2 offence groups outside tolerance</a>."
     ) in index
 
 
@@ -268,6 +279,21 @@ def _check(month: str, detail: str, run: str = "load-20240101T000000-a", force: 
         "rows_checked": 0,
         "detail": detail,
     }
+
+
+@needs_real
+def test_the_scorecard_of_a_public_data_warehouse_names_its_kpis_instead_of_73_empty_rows(june):
+    page = june.scorecard.read_text(encoding="utf-8")
+    text = _text(page)
+    layout_rows = sum(1 for o in load_scorecard_layout().objectives for s in o.sub_objectives for _ in s.kpis)
+    assert "This warehouse holds data.police.uk files only" in text and f"none of the {layout_rows} KPIs has a value here" in text
+    assert '<table class="scorecard">' not in page  # no table of rows saying "not available"
+    listed = [int(n) for n in re.findall(r"(\d+) KPIs? not available from public data", text)]
+    assert sum(listed) == layout_rows and len(listed) == len(load_scorecard_layout().objectives)
+    with june.csv[0].open(encoding="utf-8") as fh:  # the exports still hold every KPI
+        assert len({r["kpi_id"] for r in csv.DictReader(fh)}) == layout_rows
+    index = _text(june.index.read_text(encoding="utf-8"))
+    assert "none has a value from the public data files" in index and "Scorecard figures by status" not in index
 
 
 def test_a_force_warehouse_is_not_public_data_and_keeps_every_national_measure(tmp_path):

@@ -205,6 +205,14 @@ def _break_not_after(c: Contract, col: str, row: dict, first: dict, rid: str) ->
     row[a] = _fmt(_parse(row[b], tb) + day, ta)
 
 
+def _break_not_greater(c: Contract, row: dict, rid: str) -> None:
+    rule = next(r for r in c.rules if r.id == rid)
+    a, b = rule.args["column"], rule.args["other"]
+    if row.get(b) in (None, ""):
+        row[b] = "1"
+    row[a] = str(int(float(row[b])) + 1)
+
+
 def _duplicate(columns: list[str], row: dict, first: dict) -> None:
     for n in columns:
         assert first[n] is not None, f"the first valid row has no {n} to repeat"
@@ -225,6 +233,7 @@ BREAKERS = {
     "matches_extract": lambda c, col, row, first: row.update({col: "another-force"}),
     "unique_key": None,  # needs the rule: see _broken_row
     "not_after": None,
+    "not_greater": None,  # needs the rule: see _broken_row
     "not_before_lookup": None,  # the row is valid; the lookup dates its key after it (see _broken_row)
 }
 
@@ -237,6 +246,8 @@ def _broken_row(c: Contract, rid: str, base: dict, first: dict) -> tuple[dict, d
         _duplicate(list(next(k for k in c.unique_keys if k.id == rid).columns), row, first)
     elif kind == "not_after":
         _break_not_after(c, col, row, first, rid)
+    elif kind == "not_greater":
+        _break_not_greater(c, row, rid)
     elif kind == "not_before_lookup":
         rule = next(r for r in c.rules if r.id == rid)
         return row, {row[rule.args["key"]]: _parse(row[rule.args["column"]], "date") + dt.timedelta(days=1)}

@@ -25,9 +25,13 @@ from typer._click import Context  # typer vendors click
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 
+from etl.cli.changes import changes_command
+from etl.cli.engine import ENGINE_HELP, ENGINES, default_engine
 from etl.cli.output import WarningTally, measure_tables, measure_texts
+from etl.cli.serve import serve
 from etl.cli.settings import CONFIG_FILE, ENV_WAREHOUSE, SettingsError, WarehouseSetting, resolve_warehouse, write_demo_config
 from etl.cli.statement import check_statement
+from etl.cli.trail import register as register_trail
 from etl.core import progress
 from etl.core.periods import Month, PeriodError, months_between
 
@@ -50,9 +54,14 @@ CLI_ENVIRONMENT = {
 }
 
 
+CLI_APPLIED: set[str] = set()  # the CLI_ENVIRONMENT settings this process applied (the user had not set them)
+
+
 def apply_cli_environment() -> None:
     for key, value in CLI_ENVIRONMENT.items():
-        os.environ.setdefault(key, value)
+        if key not in os.environ:
+            os.environ[key] = value
+            CLI_APPLIED.add(key)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -163,7 +172,7 @@ app = typer.Typer(cls=_Commands, add_completion=False, no_args_is_help=True, hel
 out = Console() if sys.stdout.isatty() else Console(width=200)
 err = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=200)
 
-ENGINES = ("prefect", "local")
+AS_OF_HELP = "The warehouse as it stood after a run: a run id from audit_runs, or a date or time (YYYY-MM-DD = end of that day; UTC unless an offset)"
 WAREHOUSE_HELP = f"Warehouse folder (default: {ENV_WAREHOUSE}, else `warehouse` in the nearest {CONFIG_FILE}, else ./warehouse)"
 SHOW_WARNINGS = 10  # `etl run` and `backfill` print this many warnings, then say how many more and where they are
 
@@ -255,7 +264,9 @@ def _source(path: Path) -> Path:
     return _folder_path(path, "--source", must_exist=True, hint=" (expected SOURCE/YYYY-MM/recorded_crime.csv)")
 
 
-def _engine(engine: str) -> str:
+def _engine(engine: str | None, *, demo: bool = False) -> str:
+    """The engine given, else the default (`etl.cli.engine`), checked."""
+    engine = engine or default_engine(demo=demo)
     if engine not in ENGINES:
         _fail(f"--engine must be one of {', '.join(ENGINES)}", 2)
     return engine
@@ -406,13 +417,13 @@ def run(
     month: str = typer.Option(..., "--month", help="Month to load, YYYY-MM"),
     warehouse_option: Path | None = typer.Option(None, "--warehouse", help=WAREHOUSE_HELP),
     force: str | None = typer.Option(None, "--force", help="Force id (default: taken from the extract's force_id column)"),
-    engine: str = typer.Option(os.environ.get("ETL_ENGINE", "prefect"), "--engine", help="prefect (a Prefect flow run) or local (plain call)"),
+    engine: str | None = typer.Option(None, "--engine", help=ENGINE_HELP, show_default=False),
 ) -> None:
     """The monthly load of one month, then the force's measures."""
     from etl.loading import pipeline
 
     month = _month(month, "--month")
-    _engine(engine)
+    engine = _engine(engine)
     _source(source)
     warehouse = _warehouse(warehouse_option).path
     if engine == "prefect":
@@ -468,11 +479,11 @@ def backfill(
     last: str = typer.Option(..., "--to", help="Last month, YYYY-MM"),
     warehouse_option: Path | None = typer.Option(None, "--warehouse", help=WAREHOUSE_HELP),
     force: str | None = typer.Option(None, "--force", help="Force id (default: from the extracts)"),
-    engine: str = typer.Option(os.environ.get("ETL_ENGINE", "prefect"), "--engine", help="prefect or local"),
+    engine: str | None = typer.Option(None, "--engine", help=ENGINE_HELP, show_default=False),
 ) -> None:
     """Load every month in order (a failed month does not stop the others), then compute measures."""
     first, last = _month(first, "--from"), _month(last, "--to")
-    _engine(engine)
+    engine = _engine(engine)
     months_between(first, last)  # PeriodError (--from after --to): exit 2
     _source(source)
     setting = _warehouse(warehouse_option)
@@ -569,18 +580,20 @@ def measures(
     force: str | None = typer.Option(None, "--force", help="Only this force"),
     measure: str | None = typer.Option(None, "--measure", help="Only this measure id"),
     ids: bool = typer.Option(False, "--ids", help="Table: each measure's id under its name"),
+    as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HELP),
 ) -> None:
     """Print the measures table for a period end month (table: rounded as on the report pages; json, csv: as stored)."""
     from etl.core.warehouse import Warehouse
+    from etl.trail.asof import warehouse_as_of
 
     month = _month(month, "--month")
     if fmt not in ("table", "json", "csv"):
         _fail(f"--format {fmt}: must be table, json or csv", 2)
     setting = _warehouse(warehouse_option, must_exist=True)
-    wh = Warehouse(setting.path)
-    table = wh.read("measures")
+    reader = warehouse_as_of(Warehouse(setting.path), as_of)  # AsOfError (unknown run, before the first run): exit 2
+    table = reader.read("measures")
     if table is None:
-        _fail(setting.missing("no measures table"), 2)
+        _fail(setting.missing("no measures table" + ("" if reader.is_current else f" {reader.describe()}")), 2)
     rows = table.filter(pl.col("period_end") == month)
     if force:
         rows = rows.filter(pl.col("force_id") == force)
@@ -597,7 +610,7 @@ def measures(
         months = table.select(pl.col("period_end").min().alias("a"), pl.col("period_end").max().alias("b")).row(0)
         out.print(f"no measures for {month} in the {setting.name}: its period ends are {months[0]} to {months[1]}", highlight=False)
         return
-    print_measures(rows, title=f"Measures for the period ending {month}", ids=ids)
+    print_measures(rows, title=f"Measures for the period ending {month}" + ("" if reader.is_current else f", {reader.describe()}"), ids=ids)
 
 
 @app.command()
@@ -606,34 +619,73 @@ def report(
     warehouse_option: Path | None = typer.Option(None, "--warehouse", help=WAREHOUSE_HELP),
     out_dir: Path = typer.Option(Path("reports"), "--out", help="Where to write the HTML and CSV"),
     force: str | None = typer.Option(None, "--force", help="The force (default: the only one, or the first)"),
+    as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HELP),
+    since: str | None = typer.Option(
+        None,
+        "--since",
+        help="Mark scorecard figures restated since this run id or time (default: since the report last written to --out for this warehouse and force)",
+    ),
 ) -> None:
     """Scorecard (like the Plan KPI scorecard), national measures page with trend charts, data quality, CSV."""
     month = _month(month, "--month")
     setting = _warehouse(warehouse_option, must_exist=True)
     _folder_path(out_dir, "--out", must_exist=False)
-    paths = _write_report(setting, month, out_dir, force)
-    out.print(f"report for {month}: {paths.index.resolve()}", highlight=False)
-    for p in [paths.scorecard, paths.national, *paths.csv, paths.workbook]:
+    paths = _write_report(setting, month, out_dir, force, as_of, since)
+    out.print(f"report for {month}{'' if as_of is None else f' (figures as of {as_of})'}: {paths.index.resolve()}", highlight=False)
+    for p in [paths.scorecard, paths.national, paths.quality, *paths.csv, *paths.quality_csv, paths.workbook]:
         out.print(f"  {p.resolve()}", highlight=False)
 
 
-def _write_report(setting: WarehouseSetting, month: str, out_dir: Path, force: str | None):
+def _write_report(setting: WarehouseSetting, month: str, out_dir: Path, force: str | None, as_of: str | None = None, since: str | None = None):
+    """The report from the warehouse as it stands, or as it stood at ``as_of`` (a run id or time: `etl.trail.asof`);
+    figures restated since ``since`` (default: the state the last report in ``out_dir`` showed, `etl.reporting.manifest`) are marked."""
     from etl.core.warehouse import Warehouse
+    from etl.errors import EtlError
+    from etl.reporting.manifest import read_manifest, write_manifest
     from etl.reporting.reports import write_report
+    from etl.trail.asof import warehouse_as_of
+    from etl.trail.changes import restated
 
-    wh = Warehouse(setting.path)
+    wh = warehouse_as_of(Warehouse(setting.path), as_of)  # reads every table as it stood (AsOfError: exit 2)
     table = wh.read("measures")
     if table is None:
-        _fail(setting.missing("no measures table"), 2)
+        _fail(setting.missing("no measures table" + ("" if wh.is_current else f" {wh.describe()}")), 2)
     forces = sorted(table["force_id"].unique().to_list())
     if force is None:
         force = forces[0]
     elif force not in forces:
         _fail(f"--force {force}: not in the {setting.name} (forces: {', '.join(forces)})", 2)
     if table.filter((pl.col("period_end") == month) & (pl.col("force_id") == force)).height == 0:
-        _fail(f"no measures for {force} ending {month} in the {setting.name}", 2)
-    checks = wh.read("audit_checks")
-    return write_report(table.filter(pl.col("force_id") == force), month, out_dir, spc=wh.read("spc"), force_id=force, data_quality=checks)
+        _fail(f"no measures for {force} ending {month} in the {setting.name}" + ("" if wh.is_current else f" {wh.describe()}"), 2)
+    read_at = wh.run_id if not wh.is_current else (wh.warehouse.latest_run() or {}).get("run_id")
+    since_point = None
+    if since is not None:
+        since_point = warehouse_as_of(Warehouse(setting.path), since, option="--since")
+    else:
+        last = read_manifest(out_dir)
+        same = last is not None and last.warehouse == str(setting.path.resolve()) and last.force_id == force and last.read_at_run
+        if same and last is not None and last.read_at_run != read_at:
+            try:
+                since_point = warehouse_as_of(Warehouse(setting.path), last.read_at_run)
+            except EtlError:  # the run the last report showed is gone from the record: nothing to compare with
+                since_point = None
+    as_of_text = None if wh.is_current else wh.describe().removeprefix("as of ")  # the pages say "as of run ... (finished ...)"
+    paths = write_report(
+        table.filter(pl.col("force_id") == force),
+        month,
+        out_dir,
+        spc=wh.read("spc"),
+        force_id=force,
+        data_quality=wh.read("audit_checks"),
+        audit_runs=wh.read("audit_runs"),
+        quarantine=wh.read("quarantine"),
+        data_docs=setting.path / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html",
+        restated=restated(wh, since_point, force, month) if since_point is not None else None,
+        restated_since=since_point.describe().removeprefix("as of ") if since_point is not None else None,
+        as_of=as_of_text,
+    )
+    write_manifest(out_dir, setting.path, force, month, read_at)
+    return paths
 
 
 def print_measures(rows: pl.DataFrame, title: str, *, ids: bool = False) -> None:
@@ -662,13 +714,13 @@ def demo(
     extracts_scale: float | None = typer.Option(
         None, "--extracts-scale", help="Volume of the other extracts (calls, incidents, ...) vs a large force; default 0.25"
     ),
-    engine: str = typer.Option(os.environ.get("ETL_ENGINE", "prefect"), "--engine", help="prefect or local"),
+    engine: str | None = typer.Option(None, "--engine", help="prefect (default; ETL_ENGINE overrides) or local", show_default=False),
 ) -> None:
     """Make synthetic extracts for a demo force, run the pipeline over them and show the latest measures."""
     from etl.core.warehouse import Warehouse
     from etl.demo.generator import EARLIEST_MONTH, generate_demo, prepare_demo_dir
 
-    _engine(engine)
+    engine = _engine(engine, demo=True)
     first = _month(first, "--from")
     if last:
         last = _month(last, "--to")
@@ -781,6 +833,9 @@ def _print_demo_next_steps(warehouse: Path, month: str) -> None:
 contracts_app = typer.Typer(no_args_is_help=True, help="Read and check the data contracts in contracts/.")
 app.add_typer(contracts_app, name="contracts")
 app.command("check-statement")(check_statement)
+app.command("serve")(serve)
+register_trail(app)  # etl trace, etl quarantine
+app.command("changes")(changes_command)
 
 
 @contracts_app.command("list")

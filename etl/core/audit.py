@@ -2,6 +2,10 @@
 
 They let an auditor trace any figure to the source files (by sha256), the contract and definition
 versions that produced it, and every check that ran with how many rows failed it.
+
+Each ``source_files`` entry (JSON) names its file relative to the run's source folder (``file``) and
+that folder as ``source_root`` (absolute, resolved when the run read it), so the file can be found
+again: ``Path(source_root) / file``. Runs recorded before ``source_root`` existed lack the key.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from pathlib import Path
 
 import polars as pl
 
@@ -49,8 +54,10 @@ def run_row(
     definition_versions: dict[str, str] | None = None,
     message: str | None = None,
     extra_files: list[dict] | None = None,
+    source_root: str | Path | None = None,
 ) -> dict:
-    """The audit_runs row. ``extra_files``: sources loaded whole without a row contract (published tables)."""
+    """The audit_runs row. ``extra_files``: sources loaded whole without a row contract (published tables).
+    ``source_root``: the folder the files' paths are relative to, recorded (resolved) in every entry."""
     extra_files = extra_files or []
     rows_in = sum(r.rows_in for r in results) + sum(f["rows_in"] for f in extra_files)
     loaded = sum(r.rows_loaded for r in results) + sum(f["rows_loaded"] for f in extra_files)
@@ -65,7 +72,7 @@ def run_row(
         "started_at": started,
         "finished_at": utcnow(),
         "outcome": "success",
-        "source_files": json.dumps([source_file_entry(r) for r in results] + extra_files),
+        "source_files": json.dumps(_rooted([source_file_entry(r) for r in results] + extra_files, source_root)),
         "rows_in": rows_in,
         "rows_loaded": loaded,
         "rows_quarantined": quarantined,
@@ -73,6 +80,13 @@ def run_row(
         "definition_versions": json.dumps(definition_versions or {}),
         "message": message,
     }
+
+
+def _rooted(entries: list[dict], source_root: str | Path | None) -> list[dict]:
+    if source_root is None:
+        return entries
+    root = str(Path(source_root).resolve())
+    return [{**e, "source_root": root} for e in entries]
 
 
 def checks_frame(

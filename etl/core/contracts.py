@@ -152,7 +152,7 @@ CONTRACT_PROPERTIES = {
 COLUMN_PROPERTIES = {"booleanValues", "codeList", "referenceList"}
 TYPE_OPTIONS = {"minimum", "maximum", "pattern", "format"}
 PROFILES = {"force", "police_uk"}
-ETL_RULES = {"not_after": ("column", "other"), "not_before_lookup": ("column", "key", "other", "lookup")}
+ETL_RULES = {"not_after": ("column", "other"), "not_greater": ("column", "other"), "not_before_lookup": ("column", "key", "other", "lookup")}
 # crossMonthChecks: check -> (required arguments, optional arguments)
 CROSS_MONTH_ARGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "continuity": ((), ()),
@@ -470,6 +470,16 @@ def _temporal_column(columns: dict[str, Column], names: list[str], name: Any, wh
         problems.add(where, f"{what} '{name}' must be a date or timestamp property (it is {columns[name].logical_type})")
 
 
+def _number_column(columns: dict[str, Column], names: list[str], name: Any, where: str, what: str, problems: _Problems) -> None:
+    """NAME must be an integer or number property (not_greater compares numbers)."""
+    if not _is_text(name):
+        problems.add(where, f"{what} must name a property, not {_kind(name)}")
+    elif name not in names:
+        problems.add(where, f"{what} '{name}' is not a property")
+    elif name in columns and columns[name].logical_type not in ("integer", "number"):
+        problems.add(where, f"{what} '{name}' must be an integer or number property (it is {columns[name].logical_type})")
+
+
 def _read_document(path: Path) -> dict:
     """The contract file as a YAML mapping."""
     require_regular_file(path, ContractError)
@@ -564,10 +574,14 @@ def _etl_rule(q: DataQuality, rid: str, where: str, by_name: dict[str, Column], 
     n_before = len(problems.items)
     if _mapping(impl, where, "implementation", problems, {"rule", *args}, args) is None:
         return None
-    _temporal_column(by_name, names, impl["column"], where, "column", problems)
+    if kind == "not_greater":
+        for arg in ("column", "other"):
+            _number_column(by_name, names, impl[arg], where, arg, problems)
+    else:
+        _temporal_column(by_name, names, impl["column"], where, "column", problems)
     if kind == "not_after":
         _temporal_column(by_name, names, impl["other"], where, "other", problems)
-    else:
+    elif kind == "not_before_lookup":
         _check_lookup_args(impl, where, names, problems)
     if len(problems.items) > n_before:
         return None

@@ -11,7 +11,10 @@ or quarantine rows, so nothing is lost:
                             lookup extract;
 * ``reconcile_published``   at a quarter end, the force's records for the 12 months ending this
                             month against the published statistics (ONS PFA Table P1) for the same
-                            area, offence group and period, within ``tolerancePercent``;
+                            area, offence group and period, within ``tolerancePercent``: total
+                            recorded crime and every group whose name is a published heading; a
+                            year that cannot be compared is stored as not run (passed null), never
+                            as passed;
 * ``volume_vs_history``     each offence group's count this month lies inside its normal range:
                             an XmR (individuals) chart over the previous ``baselineMonths`` loaded
                             months (looking back at most ``baselineMonths`` + 12 months), limits = mean +/- 2.66 x mean moving range
@@ -22,8 +25,11 @@ or quarantine rows, so nothing is lost:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import cast
 
 import polars as pl
+import yaml
 
 from etl.core.contracts import Contract
 from etl.core.periods import Month, month_index_expr
@@ -293,12 +299,84 @@ def _limit(x: float) -> str:
 
 
 TOTAL_GROUP = "Total recorded crime (excluding fraud)"
+# Rows of a category column that are not crimes, left out of an extract's total recorded crime
+# (data.police.uk street files: an anti-social behaviour incident is not a crime; police_uk_mapping.yaml).
+NOT_CRIMES: dict[str, tuple[str, ...]] = {"crime_type": ("Anti-social behaviour",)}
+NOT_CHECKED = "not checked: "  # the detail of a reconciliation that did not run (passed is null: not run)
+
+
+@lru_cache(maxsize=8)
+def _code_headings(path: str) -> pl.DataFrame:
+    """code -> heading of a code list's ``offence_group`` and ``offence_subgroup`` (the Home Office open
+    data names, the same words as the ONS tables' headings), one row per (code, heading)."""
+    with open(path, encoding="utf-8") as fh:
+        data = yaml.safe_load(fh) or {}
+    rows = [
+        {"code": str(e.get("code", "")).strip(), "heading": " ".join(str(e[k]).split())}
+        for e in data.get("codes") or []
+        for k in ("offence_group", "offence_subgroup")
+        if e.get(k)
+    ]
+    return pl.DataFrame(rows, schema={"code": pl.Utf8, "heading": pl.Utf8}).unique()
+
+
+def _group_counts(contract: Contract, records: pl.LazyFrame, headings: set[str]) -> dict[str, float]:
+    """Counts of the crimes in ``records`` by every group whose name is a published heading: total recorded
+    crime, the code list's offence groups and subgroups (a force extract's offence codes) and the values of a
+    category column (data.police.uk crime types). Crimes only: ``status`` recorded, not-crime categories left out."""
+    from etl.core.reference import contracts_dir
+
+    names = records.collect_schema().names()
+    crimes = records
+    if "status" in names:
+        crimes = crimes.filter(pl.col("status") == "recorded")
+    for column, values in NOT_CRIMES.items():
+        if column in names:
+            crimes = crimes.filter(~pl.col(column).is_in(list(values)))
+    counts: list[pl.LazyFrame] = [crimes.select(pl.lit(TOTAL_GROUP).alias("heading"), pl.len().cast(pl.Int64).alias("n"))]
+    named: set[str] = set()  # groups reconciled even without a record (0 records against the published figure)
+    for c in contract.columns:
+        if c.name not in names or c.personal:
+            continue
+        if c.code_list is not None:
+            ref = c.code_list.get("reference")
+            table = _code_headings(str(contracts_dir() / ref if ref else contracts_dir() / "reference" / "hocr_offence_codes.yaml"))
+            groups = table.filter(pl.col("heading").is_in(sorted(headings)))
+            named.update(groups["heading"].to_list())
+            counts.append(
+                crimes.select(pl.col(c.name).cast(pl.Utf8).alias("code"))
+                .join(groups.lazy(), on="code")
+                .group_by("heading")
+                .agg(pl.len().cast(pl.Int64).alias("n"))
+            )
+        elif c.enum:
+            same = sorted({v for v in c.enum if " ".join(v.split()) in headings} - set(NOT_CRIMES.get(c.name, ())))
+            named.update(" ".join(v.split()) for v in same)
+            if same:
+                counts.append(crimes.filter(pl.col(c.name).is_in(same)).group_by(pl.col(c.name).alias("heading")).agg(pl.len().cast(pl.Int64).alias("n")))
+    out: dict[str, float] = dict.fromkeys(sorted(named), 0.0)
+    for heading, n in pl.concat(pl.collect_all(counts)).iter_rows():
+        out[" ".join(str(heading).split())] = float(n)
+    return out
+
+
+def _not_run(check: str, desc: str, why: str) -> CheckResult:
+    """A reconciliation that could not be made: not run (``passed`` null in audit_checks), never a pass."""
+    return CheckResult(check, None, desc, "warning", cast(bool, None), 0, 0, NOT_CHECKED + why)
 
 
 def reconcile_published(
     result: ExtractResult, wh: Warehouse, force: str, month: str, loaded: list[str], published: pl.DataFrame | None, tolerance: float
 ) -> CheckResult:
-    """The force's records for the year ending this month against the published count, per offence group."""
+    """The force's records for the year ending this month against the published count, per offence group.
+
+    Reconciled: total recorded crime, each measure's ``published_offence_group`` (counted as the
+    measure counts) and every other group whose name is a heading of the published table (the code
+    list's offence groups and subgroups; a category column's values). A group the table does not
+    publish is listed as not published. When the comparison cannot be made (no published table for the
+    force or the year, a month of the year not loaded) the check did not run: ``passed`` is None
+    (null in audit_checks) and the detail says why - it is never stored as a pass.
+    """
     from etl.core.published import force_area
     from etl.measures.engine import load_definitions, monthly_counts
 
@@ -308,13 +386,13 @@ def reconcile_published(
     area = force_area(force)
     window = [str(m - k) for k in range(11, -1, -1)]
     if published is None or area is None or area["area_code"] is None:
-        return CheckResult(check, None, desc, "warning", True, 0, 0, "not checked: no published statistics for this force")
+        return _not_run(check, desc, "no published statistics for this force")
     rows = published.filter((pl.col("area_code") == area["area_code"]) & (pl.col("period_end") == month) & (pl.col("period_start") == window[0]))
     if rows.height == 0:
-        return CheckResult(check, None, desc, "warning", True, 0, 0, f"not checked: no published table for the year ending {month}")
+        return _not_run(check, desc, f"no published table for the year ending {month}")
     missing = [w for w in window if w not in set(loaded) | {month}]
     if missing:
-        return CheckResult(check, None, desc, "warning", True, 0, 0, f"not checked: {len(missing)} month(s) of {window[0]}..{month} not loaded")
+        return _not_run(check, desc, f"{len(missing)} month(s) of {window[0]}..{month} not loaded")
     defs = load_definitions()
     extract = result.contract.extract
     lf = wh.scan(extract)
@@ -326,8 +404,9 @@ def reconcile_published(
     ours = {
         mm.published_group: counts.filter(pl.col("measure_id") == mm.id)["value"].sum() for mm in defs.measures if mm.published_group and mm.extract == extract
     }
-    if "status" in records.collect_schema().names():  # a force's recorded crime: the total is comparable
-        ours[TOTAL_GROUP] = float(records.filter(pl.col("status") == "recorded").select(pl.len()).collect().item())
+    headings = {" ".join(str(h).split()) for h in rows["offence_group"].to_list()}
+    for group, n in _group_counts(result.contract, records, headings).items():
+        ours.setdefault(group, n)  # a measure's own count of its published group comes first
     lines, bad = [], 0
     for group, value in sorted(ours.items()):
         pub = rows.filter(pl.col("offence_group") == group)["value"]

@@ -16,6 +16,10 @@ Comparison tokens (derived from the current window):
     prev_r12    the 12 months before an r12 window (= sply of an r12 window)
     sp_2019_20  the same months in financial year 2019/20
     ye_jun19    the national baseline, July 2018..June 2019
+
+Benchmark tokens (not a window: a published figure for the same period as the value):
+    national    the national figure a per-sample measure (an audit's compliance rate) is compared
+                with, from ``contracts/reference/national_benchmarks.yaml``
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ _MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
 PERIOD_TOKENS = ("month", "r12", "fytd", "cal", "qtr")
 COMPARISON_TOKENS = ("sply", "prev_r12", "sp_2019_20", "ye_jun19")
+BENCHMARK_TOKENS = ("national",)
 
 
 class PeriodError(ConfigError, ValueError):

@@ -65,7 +65,7 @@ class CheckResult:
     column: str | None
     description: str
     severity: str
-    passed: bool
+    passed: bool | None  # None: the check could not be run (said in ``detail``), never counted as passed
     failing_rows: int
     rows_checked: int
     detail: str | None = None  # what exactly failed, in plain words (no personal values)
@@ -352,6 +352,17 @@ class _SchemaBuilder:
                     return (_temporal(ca) <= _temporal(cb)).fill_null(True)
 
                 checks.append(self._check(RuleInfo(r.id, a, r.description or f"{a} must not be after {b}", f"after {b}", r.severity), not_after, None))
+            elif r.kind == "not_greater":
+                a, b = r.args["column"], r.args["other"]
+                ca, cb = self.contract.column(a), self.contract.column(b)
+
+                def not_greater(ca: Column = ca, cb: Column = cb) -> pl.Expr:
+                    # values that are not numbers are reported by their own type rules, not here
+                    return (_as_number(ca.name, ca.logical_type == "integer") <= _as_number(cb.name, cb.logical_type == "integer")).fill_null(True)
+
+                checks.append(
+                    self._check(RuleInfo(r.id, a, r.description or f"{a} must not be greater than {b}", f"greater than {b}", r.severity), not_greater, None)
+                )
             elif r.kind == "not_before_lookup":
                 a, key, other, lookup = r.args["column"], r.args["key"], r.args["other"], r.args["lookup"]
                 parts = [

@@ -21,6 +21,16 @@ are refused (`WarehouseStateError`) rather than guessed at.
 
 Loading a force-month replaces exactly that force-month (a Delta overwrite with a predicate), so a
 re-run of a month leaves the same table contents.
+
+History is kept for reading the warehouse as it stood (`etl.trail.asof`, ``--as-of``): every table
+carries the Delta properties ``delta.logRetentionDuration`` and ``delta.deletedFileRetentionDuration``
+set to ``interval N days``, N = ``ETL_HISTORY_RETENTION_DAYS`` (default 3650, ten years). A table
+gets them when it is created; a table created before (or whose properties differ from the setting)
+gets them at the next commit, as a Delta metadata commit of that run. Delta cleans up log entries
+older than the log retention only when it writes a checkpoint, and removes unreferenced data files
+only on a vacuum; nothing in this package vacuums, and a vacuum run by hand must not go below the
+retention (``vacuum(retention_hours=None)`` respects it). Lowering the setting shortens how far back
+``--as-of`` can read once Delta cleans up.
 """
 
 from __future__ import annotations
@@ -58,6 +68,8 @@ WRITER = "police-etl"  # the writer mark in every commit's metadata (key ``etl_w
 # Run ids written by versions of this package that did not yet mark their commits.
 _LEGACY_RUN_ID = re.compile(r"^(load|measures|expectations|recovery)-\d{8}T\d{6}")
 DEFAULT_LOCK_TIMEOUT = 1800.0  # seconds a run waits for the warehouse (ETL_LOCK_TIMEOUT overrides)
+DEFAULT_HISTORY_RETENTION_DAYS = 3650  # days of Delta history every table keeps (ETL_HISTORY_RETENTION_DAYS overrides)
+RETENTION_PROPERTIES = ("delta.logRetentionDuration", "delta.deletedFileRetentionDuration")
 LOCK_REPORT_EVERY = 5.0  # seconds between "waiting for the warehouse" reports
 
 AUDIT_RUNS_SCHEMA: dict[str, type[pl.DataType] | pl.DataType] = {
@@ -129,6 +141,30 @@ def lock_timeout() -> float:
     if value < 0:
         raise WarehouseError("ETL_LOCK_TIMEOUT must be zero or more seconds")
     return value
+
+
+def history_retention_days() -> int:
+    """Days of Delta history (log entries and replaced data files) every warehouse table keeps."""
+    text = os.environ.get("ETL_HISTORY_RETENTION_DAYS")
+    if not text:
+        return DEFAULT_HISTORY_RETENTION_DAYS
+    try:
+        value = int(text)
+    except ValueError:
+        raise WarehouseError("ETL_HISTORY_RETENTION_DAYS must be a whole number of days (it is set to something else)") from None
+    if value < 1:
+        raise WarehouseError("ETL_HISTORY_RETENTION_DAYS must be 1 or more days")
+    return value
+
+
+def retention_properties() -> dict[str, str]:
+    """The Delta table properties that keep the history `--as-of` reads (see the module docstring)."""
+    days = history_retention_days()
+    return {key: f"interval {days} days" for key in RETENTION_PROPERTIES}
+
+
+# Tables whose retention properties were seen or set in this process: resolved path -> (log version, properties).
+_RETAINED: dict[str, tuple[int, tuple[tuple[str, str], ...]]] = {}
 
 
 _LOCKS: dict[str, filelock.FileLock] = {}
@@ -422,8 +458,9 @@ class Warehouse:
                 t.delete(commit_properties=_props(rid, note="rows of an unfinished run removed"))
                 notes.append(f"{table}: rows of an unfinished run removed (version {cur} -> {self._log_version(table)}; history kept)")
             else:
-                t.restore(want, commit_properties=_props(rid, restored_to=str(want)))
+                t.restore(want, commit_properties=_props(rid, restored_to=str(want)))  # the table's properties are restored too
                 notes.append(f"{table}: restored from version {cur} to {want}")
+            _RETAINED.pop(str(self.path(table).resolve()), None)
             versions[table] = self._log_version(table)  # type: ignore[assignment]
             log.warning("recovery %s: %s", rid, notes[-1])
             fault_point("recover.after_restore")
@@ -435,18 +472,45 @@ class Warehouse:
         return notes
 
     # ------------------------------------------------------------------ writing
+    def _ensure_retention(self, table: str, run_id: str) -> int | None:
+        """Give an existing table the history retention properties unless it has them (a Delta
+        metadata commit carrying the run id). Returns the table's version after it, None when absent.
+        Call with the lock held."""
+        version = self._log_version(table)
+        if version is None:
+            return None
+        wanted = retention_properties()
+        key, expected = str(self.path(table).resolve()), tuple(sorted(wanted.items()))
+        if _RETAINED.get(key) == (version, expected):
+            return version
+        t = self._table(table)
+        if t is None:  # pragma: no cover - its log was listed a moment ago, under the lock
+            return version
+        configuration = t.metadata().configuration
+        if any(configuration.get(k) != v for k, v in wanted.items()):
+            self._invalidate()
+            t.alter.set_table_properties(wanted, commit_properties=_props(run_id, note="history retention set"))
+            version = self._log_version(table)
+            assert version is not None
+            log.info("run %s: %s keeps %s of history (%s)", run_id.split(",")[0], table, wanted[RETENTION_PROPERTIES[0]], ", ".join(RETENTION_PROPERTIES))
+        _RETAINED[key] = (version, expected)
+        return version
+
     def _write(self, w: Write, run_id: str) -> int:
         self._invalidate()
         path = str(self.path(w.table))
         data = w.frame.to_arrow()
-        exists = self._log_version(w.table) is not None
+        exists = self._ensure_retention(w.table, run_id) is not None
         if w.replace is not None and exists:
             # schema_mode merge: a table written before a column was added (e.g. spc.phase) takes it on
             write_deltalake(path, data, mode="overwrite", predicate=w.replace, schema_mode="merge", commit_properties=_props(run_id))
-        else:
+        elif exists:
             write_deltalake(path, data, mode="append", schema_mode="merge", commit_properties=_props(run_id))
+        else:
+            write_deltalake(path, data, mode="append", schema_mode="merge", configuration=retention_properties(), commit_properties=_props(run_id))
         version = self._log_version(w.table)  # the lock is held: the newest commit is this write
         assert version is not None
+        _RETAINED[str(self.path(w.table).resolve())] = (version, tuple(sorted(retention_properties().items())))
         return version
 
     def _ensure_audit_runs(self) -> None:
@@ -456,7 +520,13 @@ class Warehouse:
             return
         self._invalidate()
         empty = pl.DataFrame(schema=AUDIT_RUNS_SCHEMA)
-        write_deltalake(str(self.path(AUDIT_RUNS)), empty.to_arrow(), mode="append", commit_properties=_props("create", note="audit_runs created"))
+        write_deltalake(
+            str(self.path(AUDIT_RUNS)),
+            empty.to_arrow(),
+            mode="append",
+            configuration=retention_properties(),
+            commit_properties=_props("create", note="audit_runs created"),
+        )
         fault_point("commit.audit_runs_created")
 
     def _append_run(self, row: dict, versions: dict[str, int]) -> None:
@@ -466,6 +536,7 @@ class Warehouse:
         """Append run rows (one commit): each gets the next commit_seq and the tables' versions."""
         self._invalidate()
         self._ensure_audit_runs()
+        self._ensure_retention(AUDIT_RUNS, ",".join(str(r.get("run_id")) for r in rows))
         last = self.latest_run()
         first_seq = (last["commit_seq"] + 1) if last else 1
         full_rows = []
@@ -508,6 +579,11 @@ class Warehouse:
             versions.pop(AUDIT_RUNS, None)
             started = time.perf_counter()
             try:
+                written = {w.table for w in writes} | ({AUDIT_CHECKS} if checks is not None and checks.height else set())
+                for table in sorted(set(versions) - written):  # tables this run does not write keep their history too
+                    version = self._ensure_retention(table, run_id)
+                    if version is not None:
+                        versions[table] = version
                 for w in writes:
                     fault_point("commit.before_write")
                     versions[w.table] = self._write(w, run_id)

@@ -7,6 +7,7 @@
                                          or of up to 6 months before)
     out_dir/reference/population.csv     mid-year population estimates
     out_dir/reference/areas.csv          the force's NPUs
+    out_dir/reference/cdi_audit.csv      the yearly crime data integrity audit sample (`cdi_audit_sample`)
 
 at the scale of a large metropolitan force (~25k crimes a month). The offence mix, seasonality,
 pandemic dip, flag rates, outcome mixes and geography are declared in `demo_profile.yaml` next
@@ -27,6 +28,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -656,6 +658,73 @@ def _write_reference(out_dir: Path, prof: _Profile, force_id: str, first_m: np.d
     external = _external_statistics(force_id, y0 + 1, y1)
     if external.height:  # a range too short for a whole published year has none (a header-only file fails its contract)
         _write_csv(external, ref_dir / "external_statistics.csv")
+    audit = cdi_audit_sample(force_id, str(first_m), str(last_m))
+    if audit.height:  # a range without the audit month has no audit (a header-only file would fail its contract)
+        _write_csv(audit, ref_dir / "cdi_audit.csv")
+
+
+CDI_AUDIT_COLUMNS = ("force_id", "audit_month", "sample_type", "item_ref", "crime_group", "crimes_should_record", "crimes_recorded", "decision_correct")
+_CDI_SCHEMA = {c: pl.Int64 if c.startswith("crimes_") else pl.Utf8 for c in CDI_AUDIT_COLUMNS}
+_CDI_PREFIX = {"incident": "INC", "directly_recorded": "CRM", "dip_sample": "DIP", "no_crime": "NCR"}
+
+
+def cdi_audit_sample(force_id: str, first_month: str, last_month: str, seed: int = 20140501, path: Path = PROFILE_PATH) -> pl.DataFrame:
+    """The demo force's crime data integrity audits in first_month..last_month (contract cdi_audit):
+    one audit a year in the profile's month, one row per audited item - incidents and directly recorded
+    crimes with the crimes that should have been recorded and those recorded, no-crime records with
+    the decision's verdict, dip samples. Synthetic (profile ``cdi_audit``), deterministic per year."""
+    spec = yaml.safe_load(path.read_text(encoding="utf-8"))["cdi_audit"]
+    groups = list(spec["crime_groups"])
+    weights = np.array([float(w) for w in spec["crime_groups"].values()])
+    weights /= weights.sum()
+    first_year = int(first_month[:4])
+    months = [m for m in (f"{y}-{int(spec['month']):02d}" for y in range(first_year, int(last_month[:4]) + 1)) if first_month <= m <= last_month]
+    frames = []
+    for month in months:
+        year = int(month[:4])
+        rng = np.random.default_rng([seed, year])
+        parts: list[tuple[str, Any, Any, Any, Any]] = []  # sample type, crime groups, should, recorded, correct
+        for kind in ("incident", "directly_recorded"):
+            s = spec[kind]
+            sizes = np.array([int(k) for k in s["crimes_per_item"]])
+            p = np.array([float(v) for v in s["crimes_per_item"].values()])
+            should = rng.choice(sizes, size=int(s["items"]), p=p / p.sum())
+            recorded = rng.binomial(should, float(s["recorded_rate"]))
+            group = np.where(should > 0, rng.choice(groups, size=should.size, p=weights), np.array(None, dtype=object))
+            parts.append((kind, group, should, recorded, None))
+        n_dip = int(spec["dip_sample"]["items"])
+        parts.append(("dip_sample", rng.choice(groups, size=n_dip, p=weights), None, None, None))
+        nc = spec["no_crime"]
+        for g, size in nc["items"].items():
+            years_on = max(0, year - int(nc["improvement_from"]))
+            rate = min(float(nc["max_rate"]), float(nc["correct_rate"][g]) + float(nc["yearly_improvement"]) * years_on)
+            correct = np.where(rng.random(int(size)) < rate, "Y", "N")
+            parts.append(("no_crime", np.array([g] * int(size), dtype=object), None, None, correct))
+        numbered: dict[str, int] = defaultdict(int)  # item numbers run on across a sample's parts
+        for kind, group, should, recorded, correct in parts:
+            n = len(group)
+            first = numbered[kind] + 1
+            numbered[kind] += n
+            frames.append(
+                pl.DataFrame(
+                    {
+                        "crime_group": pl.Series(list(group), dtype=pl.Utf8),
+                        "crimes_should_record": pl.Series(should, dtype=pl.Int64) if should is not None else pl.repeat(None, n, dtype=pl.Int64, eager=True),
+                        "crimes_recorded": pl.Series(recorded, dtype=pl.Int64) if recorded is not None else pl.repeat(None, n, dtype=pl.Int64, eager=True),
+                        "decision_correct": pl.Series(correct, dtype=pl.Utf8) if correct is not None else pl.repeat(None, n, dtype=pl.Utf8, eager=True),
+                    }
+                ).with_columns(
+                    pl.lit(force_id).alias("force_id"),
+                    pl.lit(month).alias("audit_month"),
+                    pl.lit(kind).alias("sample_type"),
+                    pl.format(
+                        "{}-{}-{}", pl.lit(_CDI_PREFIX[kind]), pl.lit(month.replace("-", "")), (pl.int_range(n) + first).cast(pl.Utf8).str.zfill(4)
+                    ).alias("item_ref"),
+                )
+            )
+    if not frames:
+        return pl.DataFrame(schema=_CDI_SCHEMA)
+    return pl.concat([f.select([pl.col(c).cast(t) for c, t in _CDI_SCHEMA.items()]) for f in frames])
 
 
 def _external_statistics(force_id: str, first_year: int, last_year: int) -> pl.DataFrame:

@@ -1,30 +1,34 @@
 """Prefect flows for the monthly load and the backfill.
 
 The flows only orchestrate: every decision lives in `etl.loading.pipeline`, which tests call directly.
-A month that fails its contract ends the monthly flow in a Failed state whose message is the plain
-error (no stack trace for bad data); in a backfill it is reported and the other months go on.
+A month that fails its contract ends the monthly flow in a Failed state whose message names the
+month, the force, the file and the rule in plain words (no stack trace for bad data); in a backfill it
+is reported and the other months go on. Each run publishes a markdown summary and a table of the
+month's headline measures (`etl.flows.artifacts`). Tasks are retried with back-off for transient
+errors only (`is_transient`).
 
-Schedule the monthly load with a served deployment, e.g.::
-
-    python -m flows.monthly serve --source /data/force --warehouse /data/warehouse
-
-(the ephemeral Prefect server used by `etl run` does not run schedules).
+Run from a deployment (`etl.flows.deployments`, served by `etl serve`), a flow holds its warehouse's
+global concurrency limit for its whole run, so runs of the same warehouse never interleave.
 """
 
 from __future__ import annotations
 
-import datetime
+import contextlib
+import logging
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 
 from prefect import flow, task
-from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
 
 from etl.core import progress
-from etl.core.periods import Month, months_between
+from etl.core.periods import months_between
 from etl.errors import EtlError
+from etl.flows.artifacts import publish
+from etl.flows.deployments import previous_month, warehouse_limit_name
 from etl.loading import pipeline
 
 
@@ -39,6 +43,9 @@ def is_transient(task, task_run, state) -> bool:
         return False
     return False
 
+
+log = logging.getLogger(__name__)
+SLOT_PROBE_SECONDS = 2.0  # how long a deployment run tries for its warehouse's slot before saying it waits
 
 # Transient errors are retried with back-off (the warehouse lock itself already waits ETL_LOCK_TIMEOUT).
 RETRIES = 2
@@ -73,42 +80,76 @@ def expectations_task(warehouse: str) -> dict:
     return {"run_id": report.run_id, "total": report.total, "failed": report.failed, "data_docs": str(report.data_docs) if report.data_docs else None}
 
 
-def _summary(reports: list[dict]) -> str:
-    lines = ["| month | outcome | rows in | loaded | quarantined | note |", "|---|---|---|---|---|---|"]
-    for r in reports:
-        note = (r.get("message") or "").replace("|", "/")
-        lines.append(f"| {r['month']} | {r['outcome']} | {r['rows_in']} | {r['rows_loaded']} | {r['rows_quarantined']} | {note} |")
-    return "\n".join(lines)
+@contextlib.contextmanager
+def warehouse_slot(warehouse: str) -> Iterator[None]:
+    """Inside a deployment's run: the library's INFO logs (run ids, counts, timings, lock waits) go to
+    the run's logs, and the run holds the warehouse's global concurrency limit (one slot, made by `etl
+    serve`) throughout. A run started another way (`etl run`) keeps the command line's quieter logging
+    and relies on the warehouse lock alone."""
+    from prefect.runtime import deployment
+
+    if deployment.id is None:
+        yield
+        return
+    from prefect.concurrency.sync import concurrency
+
+    library = logging.getLogger("etl")
+    if library.level == logging.NOTSET:
+        library.setLevel(logging.INFO)
+    name = warehouse_limit_name(warehouse)
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(concurrency(name, occupy=1, timeout_seconds=SLOT_PROBE_SECONDS, strict=False))
+        except TimeoutError:
+            log.warning("warehouse %s: another run holds its concurrency slot (%s); this run waits for it", warehouse, name)
+            started = time.monotonic()
+            held.enter_context(concurrency(name, occupy=1, strict=False))
+            log.warning("warehouse %s: slot %s taken after %.0f s of waiting", warehouse, name, time.monotonic() - started)
+        yield
+
+
+def failure_message(failed: list[dict], month: str, n_loaded: int, source: str = "", force_id: str | None = None) -> str:
+    """The Failed state's message: per failed force-month, the month, the force (the rows' force, else
+    the force asked for, else the source folder when the files could not be read) and the plain error
+    (which names the file, row, column and rule)."""
+
+    def who(r: dict) -> str:
+        return r.get("force_id") or force_id or (f"source {source}" if source else "")
+
+    parts = [f"{r['month']} {who(r)} {r['outcome']}: {r.get('message') or 'no message'}".replace("  ", " ") for r in failed]
+    others = f" ({n_loaded} other force(s) of {month} loaded)" if n_loaded else ""
+    return "; ".join(parts) + others
 
 
 @flow(name="monthly-load", log_prints=False)
 def monthly_load(source: str, month: str, warehouse: str, force_id: str | None = None):
-    """Load one month of the source's forces and recompute their measures (month 'previous' = last month)."""
+    """Load one month of the source's forces and recompute their measures (month 'previous' = the
+    previous calendar month in Europe/London time)."""
     if month == "previous":
-        today = datetime.date.today()
-        month = str(Month.of(today.year, today.month) - 1)
-    reports = load_month_task(source, month, warehouse, force_id, True)
-    create_markdown_artifact(key="monthly-load", markdown=_summary(reports), description=f"Monthly load {month}")
-    failed = [r for r in reports if r["outcome"] != "loaded"]
-    loaded = [r for r in reports if r["outcome"] == "loaded"]
-    if loaded:  # a source of several forces loads the forces that pass even when one fails
-        expectations = expectations_task(warehouse)
-        for r in loaded:
-            r["expectations"] = expectations
+        month = previous_month()
+    with warehouse_slot(warehouse):
+        reports = load_month_task(source, month, warehouse, force_id, True)
+        failed = [r for r in reports if r["outcome"] != "loaded"]
+        loaded = [r for r in reports if r["outcome"] == "loaded"]
+        if loaded:  # a source of several forces loads the forces that pass even when one fails
+            expectations = expectations_task(warehouse)
+            for r in loaded:
+                r["expectations"] = expectations
+    publish(reports, month, warehouse, key="monthly-load", title=f"Monthly load {month}")
     if failed:
-        others = f" ({len(loaded)} other force(s) of {month} loaded)" if loaded else ""
-        return Failed(message="; ".join(r["message"] for r in failed) + others, data=reports)
+        return Failed(message=failure_message(failed, month, len(loaded), source, force_id), data=reports)
     return reports
 
 
 @flow(name="backfill", log_prints=False)
 def backfill(source: str, first: str, last: str, warehouse: str, force_id: str | None = None) -> dict:
     """Load every month from first to last in order, then recompute the measures once."""
-    reports = [r for m in months_between(first, last) for r in load_month_task(source, str(m), warehouse, force_id, False)]
-    forces = sorted({r["force_id"] for r in reports if r.get("force_id")}) or None
-    measures = refresh_measures_task(warehouse, forces)
-    expectations = expectations_task(warehouse)
-    create_markdown_artifact(key="backfill", markdown=_summary(reports), description=f"Backfill {first}..{last}")
+    with warehouse_slot(warehouse):
+        reports = [r for m in months_between(first, last) for r in load_month_task(source, str(m), warehouse, force_id, False)]
+        forces = sorted({r["force_id"] for r in reports if r.get("force_id")}) or None
+        measures = refresh_measures_task(warehouse, forces)
+        expectations = expectations_task(warehouse)
+    publish(reports, str(last), warehouse, key="backfill", title=f"Backfill {first} to {last}")
     return {"months": reports, "measures_run_id": measures["run_id"], "measure_rows": measures["rows"], "expectations": expectations}
 
 
@@ -204,8 +245,6 @@ def guard_ephemeral_server() -> None:
 
     start = getattr(SubprocessASGIServer, "_run_uvicorn_command", None)
     if start is None:  # a Prefect release that starts its server another way: say so, run unguarded
-        import logging
-
         logging.getLogger(__name__).warning("this Prefect release has no SubprocessASGIServer._run_uvicorn_command; the ephemeral server is not guarded")
         return
     if getattr(start, "_etl_guarded", False):
@@ -219,17 +258,3 @@ def guard_ephemeral_server() -> None:
 
     run_uvicorn_command._etl_guarded = True  # type: ignore[attr-defined]
     SubprocessASGIServer._run_uvicorn_command = run_uvicorn_command  # type: ignore[method-assign]
-
-
-if __name__ == "__main__":  # pragma: no cover - deployment entry point
-    import argparse
-
-    parser = argparse.ArgumentParser(description="Serve the monthly load on a schedule (03:00 on the 5th of each month).")
-    parser.add_argument("command", choices=["serve"])
-    parser.add_argument("--source", required=True)
-    parser.add_argument("--warehouse", required=True)
-    parser.add_argument("--cron", default="0 3 5 * *")
-    args = parser.parse_args()
-    guard_ephemeral_server()
-    print("Serving 'monthly-load'; each run loads the previous month.", file=sys.stderr)
-    monthly_load.serve(name="monthly-load", cron=args.cron, parameters={"source": args.source, "warehouse": args.warehouse, "month": "previous"})

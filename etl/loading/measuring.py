@@ -12,7 +12,7 @@ import polars as pl
 from etl.core import progress
 from etl.core.reference import load_code_list
 from etl.core.warehouse import Warehouse, Write
-from etl.loading.reference import REFERENCE_EXTRACTS
+from etl.loading.reference import REFERENCE_EXTRACTS, reference_after
 from etl.measures import compute_measures, control_charts, load_definitions, monthly_components
 
 
@@ -49,10 +49,17 @@ def loaded_months(wh: Warehouse, extract: str | None = None) -> pl.DataFrame:
     return loads if loads.height else empty
 
 
-def tables_with_month(wh: Warehouse, new: dict[str, pl.DataFrame], forces: list[str], month: str) -> dict[str, pl.LazyFrame | None]:
-    """Every curated table as it will be after this run: committed rows, the batch's force-months replaced."""
+def tables_with_month(
+    wh: Warehouse, new: dict[str, pl.DataFrame], forces: list[str], month: str, references: dict[str, pl.DataFrame | None] | None = None
+) -> dict[str, pl.LazyFrame | None]:
+    """Every curated table as it will be after this run: committed rows, the batch's force-months replaced;
+    a reference table the measures read (the cdi_audit sample) with the forces ``references`` covers replaced."""
     tables: dict[str, pl.LazyFrame | None] = {}
     for extract in measure_extracts():
+        if extract in REFERENCE_EXTRACTS:
+            after = reference_after(wh, extract, (references or {}).get(extract))
+            tables[extract] = after.lazy() if after is not None else None
+            continue
         lf = wh.scan(extract)
         old = lf.filter(~(pl.col("force_id").is_in(forces) & (pl.col("month") == month))) if lf is not None else None
         fresh = new[extract].lazy() if extract in new else None

@@ -1,6 +1,6 @@
-"""Reference data of a load: the areas list, the population and external statistics extracts, and the
-published statistics workbooks found in ``reference/`` folders, and how they replace what the
-warehouse holds.
+"""Reference data of a load: the areas list, the population, external statistics and crime data
+integrity audit extracts, and the published statistics workbooks found in ``reference/`` folders, and
+how they replace what the warehouse holds.
 
 One reason to change: which reference data a load reads, and how it replaces the committed rows.
 """
@@ -28,7 +28,7 @@ from etl.core.warehouse import Warehouse, Write, sql_literal
 from etl.loading.files import read_file, read_files
 from etl.loading.sources import PUBLISHED_FOLDER, REFERENCE_FOLDER, present, shown
 
-REFERENCE_EXTRACTS = ("population", "external_statistics")
+REFERENCE_EXTRACTS = ("population", "external_statistics", "cdi_audit")  # loaded whole for the forces they cover, on every run
 
 
 def read_areas(root: Path, shown_from: Path | None = None) -> dict[str, list[str]] | None:

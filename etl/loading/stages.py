@@ -325,7 +325,7 @@ def check_across_months(batch: ValidatedBatch, wh: Warehouse) -> CheckedBatch:
                 loaded = sorted(set(mine.filter(pl.col("extract") == r.contract.extract)["month"].to_list()) - {month})
                 added = cross_month.run_checks(r, wh, u.force, month, loaded, u.results, checked.all_published, history)  # type: ignore[arg-type]
                 r.checks.extend(added)
-                failing += sum(not c.passed for c in added)
+                failing += sum(c.passed is False for c in added)
     _log_stage(
         checked,
         "check_across_months",
@@ -369,7 +369,11 @@ def build_writes(batch: CheckedBatch, wh: Warehouse) -> Writes:
             for c in u.absent
         ]
         checks.append(audit.checks_frame(u.run_id, u.force, month, results, extra_checks))
-        runs.append(audit.run_row(u.run_id, "load", u.force, month, u.started, results, versions, u.absent_message(month), [e for _, e in recorded.published]))
+        runs.append(
+            audit.run_row(
+                u.run_id, "load", u.force, month, u.started, results, versions, u.absent_message(month), [e for _, e in recorded.published], batch.source
+            )
+        )
     out = Writes(writes, runs, pl.concat(checks), curated, references)
     _log_stage(batch, "build_writes", started, f"{len(writes)} table write(s), {sum(w.frame.height for w in writes)} row(s), {len(runs)} audit run(s)")
     return out
@@ -379,7 +383,7 @@ def compute_measures(batch: CheckedBatch, writes: Writes, wh: Warehouse) -> Writ
     """The batch forces' measures and control charts, from the tables as they will be after the commit."""
     started = time.perf_counter()
     month, live, forces = batch.month, batch.live, batch.forces
-    tables = tables_with_month(wh, writes.curated, forces, month)
+    tables = tables_with_month(wh, writes.curated, forces, month, writes.references)
     new = pl.DataFrame(
         [(u.force, month, r.contract.extract) for u in live for r in u.results],
         schema={"force_id": pl.Utf8, "month": pl.Utf8, "extract": pl.Utf8},
@@ -388,7 +392,7 @@ def compute_measures(batch: CheckedBatch, writes: Writes, wh: Warehouse) -> Writ
     absent = pl.DataFrame([(u.force, c.extract) for u in live for c in u.absent], schema={"force_id": pl.Utf8, "extract": pl.Utf8}, orient="row")
     kept = batch.previous.join(absent.with_columns(pl.lit(month).alias("month")), on=["force_id", "month", "extract"], how="anti")
     loaded = pl.concat([kept, new]).unique()
-    population, external = (reference_after(wh, name, writes.references[name]) for name in REFERENCE_EXTRACTS)
+    population, external = (reference_after(wh, name, writes.references[name]) for name in ("population", "external_statistics"))
     measures = measure_writes(
         tables, loaded, population, run_id=batch.first.run_id, published=batch.all_published, external=external, replace=_in_forces(forces)
     )
@@ -501,7 +505,7 @@ def _loaded_report(u: ForceMonth, run: dict, month: str) -> MonthReport:
         rows_quarantined=run["rows_quarantined"],
         message=u.absent_message(month),
         files=json.loads(run["source_files"]),
-        warnings=[f"{r.contract.extract}: {c.detail}" for r in u.results for c in r.checks if c.severity == "warning" and not c.passed and c.detail],
+        warnings=[f"{r.contract.extract}: {c.detail}" for r in u.results for c in r.checks if c.severity == "warning" and c.passed is False and c.detail],
     )
 
 

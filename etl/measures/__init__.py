@@ -6,6 +6,7 @@
 | `components` | how an extract's rows become each measure's monthly sums per force and month |
 | `windows` | window arithmetic: which months a (period, comparison) window covers, its sums, completeness and medians |
 | `external` | figures from elsewhere: population estimates, published baselines, [EXTERNAL] measures |
+| `samples` | per-sample shares (an audit's compliance rates): sample counts, rows, national benchmarks |
 | `judgement` | a row's value, change, status (target rules) and notes |
 | `engine` | putting the parts together: `compute_measures` |
 | `xmr` | the XmR rules (limits, runs), shared by the control charts and the volume check |
@@ -36,6 +37,7 @@ from etl.measures.definitions import (
 )
 from etl.measures.engine import compute_measures
 from etl.measures.judgement import MEASURE_SCHEMA
+from etl.measures.samples import load_benchmarks, sample_counts
 from etl.measures.spc import SPC_SCHEMA, control_charts, describe, month_label
 
 __all__ = [
@@ -51,9 +53,11 @@ __all__ = [
     "control_charts",
     "definition_signature",
     "describe",
+    "load_benchmarks",
     "load_definitions",
     "month_label",
     "monthly_components",
     "monthly_counts",
+    "sample_counts",
     "skipped_proxies",
 ]

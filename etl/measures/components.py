@@ -250,7 +250,8 @@ def monthly_components(tables: dict[str, pl.LazyFrame | None], defs: Definitions
     started = time.perf_counter()
     membership = defs.groups.membership
     parts, hists = [], []
-    computed = [m for m in (defs.measures if measures is None else measures) if m.kind in COMPUTED_KINDS]
+    # a per-sample share (an audit) has no monthly components: `etl.measures.samples` computes it per sample
+    computed = [m for m in (defs.measures if measures is None else measures) if m.kind in COMPUTED_KINDS and not m.sample_period]
     for extract in sorted({m.extract for m in computed}):
         lf = tables.get(extract)
         if lf is None:

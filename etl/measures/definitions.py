@@ -7,6 +7,7 @@ Two layers:
 
 * the file as written (``MeasuresFile``, ``MeasureSpec``, ``FilterSpec``, ``TargetSpec`` ...): the YAML
   shape with its shorthands - one key naming the kind (``count: {...}``, ``share: {denominator, numerator}``),
+  a share computed per sample (``sample_period``, ``sums``: an audit's compliance rates),
   ``where`` values given as one value or a list, ``status`` defaulting to ``recorded`` on recorded_crime,
   a target given as free text, ``defaults`` for family and periods;
 * what the engine reads (``Measure``, ``Filter``, ``Target``, ``Definitions``): one frozen model per
@@ -37,7 +38,7 @@ from pydantic import (
 )
 
 from etl.core.paths import require_regular_file
-from etl.core.periods import COMPARISON_TOKENS, PERIOD_TOKENS
+from etl.core.periods import BENCHMARK_TOKENS, COMPARISON_TOKENS, PERIOD_TOKENS
 from etl.core.reference import (
     OffenceGroups,
     contracts_dir,
@@ -170,6 +171,10 @@ class Measure(_Frozen):
     reason: str | None = None  # no_data: why it cannot be computed yet
     basis: str | None = None  # stated basis (e.g. outcome-rate cohort basis)
     snapshot: bool = False
+    # a share computed per sample (an audit): once per value of this YYYY-MM column, not over monthly windows
+    sample_period: str | None = None
+    numerator_sum: str | None = None  # per-sample share: column summed over the numerator rows (else the rows)
+    denominator_sum: str | None = None  # per-sample share: column summed over the denominator rows (else the rows)
 
     @model_validator(mode="after")
     def _consistent(self) -> Measure:
@@ -191,6 +196,10 @@ class Measure(_Frozen):
             return "no_data needs a reason"
         if self.snapshot and set(self.periods) - {"month"}:
             return "a snapshot cannot be summed over months; use period month only"
+        if (self.numerator_sum or self.denominator_sum) and not self.sample_period:
+            return "sums (a share of column sums) are computed per sample only; give sample_period"
+        if self.sample_period:
+            return self._sample_problem()
         unknown = [p for p in self.periods if p not in PERIOD_TOKENS]
         if unknown:
             return f"unknown period(s) {unknown} (known: {', '.join(PERIOD_TOKENS)})"
@@ -200,6 +209,22 @@ class Measure(_Frozen):
                     return "comparison target needs a numeric target"
                 if c != "target" and c not in COMPARISON_TOKENS:
                     return f"unknown comparison '{c}' (known: {', '.join(COMPARISON_TOKENS)}, target)"
+        return None
+
+    def _sample_problem(self) -> str | None:
+        """The rules of a per-sample measure: a share, reported at its sample's month, compared with
+        its target or a benchmark (there are no monthly windows to compare), no offence groups."""
+        if self.kind != "share":
+            return f"sample_period: only a share is computed per sample, not a {self.kind}"
+        if set(self.periods) != {"month"}:
+            return "a per-sample measure is reported at its sample's month: use period month only"
+        if any(f.groups for f in self.filters):
+            return "a per-sample measure cannot filter on offence groups"
+        for c in self.periods["month"]:
+            if c == "target" and not (self.target and self.target.value is not None):
+                return "comparison target needs a numeric target"
+            if c != "target" and c not in BENCHMARK_TOKENS:
+                return f"a per-sample measure compares with target or {', '.join(BENCHMARK_TOKENS)} only, not '{c}'"
         return None
 
     @property
@@ -377,11 +402,23 @@ class RowsSpec(_SourceSpec, FilterSpec):
     """count / sum / mean / median: the extract's rows matching the filter."""
 
 
+class SumsSpec(_Spec):
+    """sums of a per-sample share: the column summed over the numerator rows and over the denominator
+    rows (either omitted: those rows are counted). A boolean column sums as its true rows."""
+
+    numerator: str | None = None
+    denominator: str | None = None
+
+
 class ShareSpec(_SourceSpec):
-    """share: numerator rows (within the denominator) / denominator rows x 100."""
+    """share: numerator rows (within the denominator) / denominator rows x 100. With ``sample_period``
+    (a YYYY-MM column of the extract) the share is computed per sample - once per force and value of that
+    column, e.g. an audit's month - and ``sums`` may divide column sums instead of rows."""
 
     numerator: Annotated[FilterSpec, EmptyMapping] = Field(default_factory=FilterSpec)
     denominator: Annotated[FilterSpec, EmptyMapping] = Field(default_factory=FilterSpec)
+    sample_period: str | None = None
+    sums: SumsSpec | None = None
 
 
 class RateSpec(_KindSpec):
@@ -515,6 +552,9 @@ class MeasureSpec(_Spec):
             reason=spec.reason if isinstance(spec, NoDataSpec) else None,
             basis=self.basis,
             snapshot=self.snapshot,
+            sample_period=spec.sample_period if isinstance(spec, ShareSpec) else None,
+            numerator_sum=spec.sums.numerator if isinstance(spec, ShareSpec) and spec.sums else None,
+            denominator_sum=spec.sums.denominator if isinstance(spec, ShareSpec) and spec.sums else None,
         )
 
 

@@ -11,6 +11,8 @@ rule, direction of good; `etl.measures.definitions`). The engine knows a few kin
 * ``mean`` / ``median``  of a column or a duration (``seconds_between`` two timestamps)
 * ``rate``   another measure / population x 1,000 | 100,000 | 1,000,000
 * ``external`` figures published elsewhere, read from the ``external_statistics`` reference extract
+* a ``share`` with ``sample_period``: computed once per sample (an audit's month), not over monthly
+  windows, compared with its target and a national benchmark (`samples`)
 * ``no_data``  declared (with its definition and the reason) but not computable: always ``incomplete``
 
 For every force and every period end month between its first and last loaded month, each measure
@@ -63,6 +65,7 @@ from etl.measures.definitions import (
 )
 from etl.measures.external import external_rows, published_baselines, with_population
 from etl.measures.judgement import MEASURE_SCHEMA, computed_rows, declared_rows
+from etl.measures.samples import Benchmarks, sample_rows
 from etl.measures.windows import (
     component_slots,
     cumulative,
@@ -108,6 +111,7 @@ def compute_measures(
     external: pl.DataFrame | None = None,
     *,
     components: MonthlyComponents | None = None,
+    benchmarks: Benchmarks | None = None,
 ) -> pl.DataFrame:
     """The measures table for every force with loaded months.
 
@@ -115,6 +119,7 @@ def compute_measures(
     ``loaded``: force_id, month (and extract; without it, recorded_crime) of every loaded month.
     ``components``: the monthly components of ``tables`` (`monthly_components`) when the caller
     already has them, e.g. to compute the control charts of the same tables too; computed here otherwise.
+    ``benchmarks``: the national benchmarks of per-sample measures (default: `samples.load_benchmarks`).
 
     Rows come force by force (in the order of ``loaded``), measure by measure (in definition order),
     then by period end, period and comparison.
@@ -137,8 +142,9 @@ def compute_measures(
     measures = _measure_table(defs)
     forces = _force_table(loaded)
     plan = _plan(measures, forces, loaded)
-    specs = spec_frame(list(defs.measures), int(loaded["idx"].min()), int(loaded["idx"].max()))  # type: ignore[arg-type]
-    out = external_rows(defs, measures, forces, run_id, external)
+    windowed = [m for m in defs.measures if not m.sample_period]  # a per-sample measure has no monthly windows
+    specs = spec_frame(windowed, int(loaded["idx"].min()), int(loaded["idx"].max())) if windowed else pl.DataFrame()  # type: ignore[arg-type]
+    out = external_rows(defs, measures, forces, run_id, external) + sample_rows(defs, measures, forces, run_id, tables, benchmarks)
     if specs.height:
         months = month_range(specs)
         out.append(declared_rows(plan, specs, months, run_id))
@@ -200,6 +206,7 @@ def _measure_table(defs: Definitions) -> pl.DataFrame:
                 "measure_id": m.id,
                 "m_rank": rank,
                 "kind": m.kind,
+                "per_sample": m.sample_period is not None,
                 "source_id": source.id,
                 "source_kind": source.kind,
                 "public_source": source.extract.startswith("police_uk"),
@@ -225,6 +232,7 @@ def _measure_table(defs: Definitions) -> pl.DataFrame:
             "measure_id": pl.Utf8,
             "m_rank": pl.Int64,
             "kind": pl.Utf8,
+            "per_sample": pl.Boolean,
             "source_id": pl.Utf8,
             "source_kind": pl.Utf8,
             "public_source": pl.Boolean,
@@ -275,12 +283,12 @@ def _force_table(loaded: pl.DataFrame) -> pl.DataFrame:
 
 
 def _plan(measures: pl.DataFrame, forces: pl.DataFrame, loaded: pl.DataFrame) -> pl.DataFrame:
-    """One row per force and each measure of its profile (external measures excepted): first..last,
+    """One row per force and each measure of its profile (external and per-sample measures excepted): first..last,
     the loaded months of the extract deciding completeness (null when it is not loaded), and for a
     measure that cannot be computed the reason its rows are declared incomplete."""
     extents = loaded.group_by("force_id", "extract").agg(pl.col("idx").min().alias("first"), pl.col("idx").max().alias("last"))
     plan = (
-        measures.filter(pl.col("kind") != "external")
+        measures.filter((pl.col("kind") != "external") & ~pl.col("per_sample"))
         .join(forces, how="cross")
         .filter(pl.when(pl.col("public_source")).then(pl.col("public")).otherwise(pl.col("force_profile")))
         .join(extents, left_on=["force_id", "needs_extract"], right_on=["force_id", "extract"], how="left")

@@ -16,7 +16,7 @@ from etl.reporting.figures import Figure
 from etl.reporting.formatting import format_change_abs, format_change_pct, format_value
 from etl.reporting.layout import ScorecardLayout
 from etl.reporting.national import NationalRow
-from etl.reporting.scorecard import KpiRow, comparison_entry
+from etl.reporting.scorecard import KpiRow, Restated, comparison_entry
 
 _SCORECARD_TEXT = (
     "objective",
@@ -58,12 +58,14 @@ def _scorecard_schema(nslots: int) -> dict[str, Any]:
                 f"{p}_text": pl.Utf8,
             }
         )
+    schema["restated"] = pl.Utf8
     return schema
 
 
-def scorecard_frame(layout: ScorecardLayout, rows: list[KpiRow]) -> pl.DataFrame:
+def scorecard_frame(layout: ScorecardLayout, rows: list[KpiRow], restated: Restated | None = None) -> pl.DataFrame:
     """scorecard.csv: a row per figure of each KPI row (one for a row without figures), with as many
-    comparison column groups as the layout's longest list of comparisons."""
+    comparison column groups as the layout's longest list of comparisons, and ``restated``: the figure's
+    earlier value and the run that changed it when ``restated`` lists it (else empty)."""
     nslots = layout.max_comparisons
     records = []
     for r in rows:
@@ -108,6 +110,8 @@ def scorecard_frame(layout: ScorecardLayout, rows: list[KpiRow]) -> pl.DataFrame
                 rec[f"{p}_change_pct"] = c.change_pct if c and c.shows_change else None
                 rec[f"{p}_status"] = c.status if c else None
                 rec[f"{p}_text"] = comparison_entry(f, c).text if (c and f) else None
+            items = restated.of(f) if (restated is not None and f is not None) else []
+            rec["restated"] = f"restated since {restated.since}: " + "; ".join(i.text(f.unit) for i in items) if (items and restated and f) else None
             records.append(rec)
     return pl.DataFrame(records, schema=_scorecard_schema(nslots))
 

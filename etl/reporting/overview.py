@@ -1,7 +1,9 @@
 """The index page's view model: changes when the report's overview (status counts, data quality) does.
 
-The data-quality summary counts the checks run and failed per extract from an ``audit_checks``
-frame: counts and check names only, never a check's detail text (it may quote a value). The one
+The data-quality summary counts the checks run, failed and not run per extract from an ``audit_checks``
+frame: counts and check names only, never a check's detail text (it may quote a value). A check that
+did not run (``passed`` null, or a detail starting "not checked") is counted apart, never as failed or passed.
+The whole data-quality report is quality.html (`etl.reporting.quality`), linked from the index. The one
 exception is the published-statistics reconciliation, whose detail holds aggregate counts only: its
 verdicts for the latest year checked are summed up beside the link to the national page.
 """
@@ -17,6 +19,7 @@ from etl.core.periods import Month
 from etl.reporting.formatting import mon_yy
 from etl.reporting.layout import ScorecardLayout
 from etl.reporting.national import NationalRow
+from etl.reporting.quality import check_state
 from etl.reporting.reconciliation import reconciliation
 from etl.reporting.scorecard import KpiRow
 
@@ -28,18 +31,20 @@ _DQ_HEADINGS = {
     "failed": "Checks failed",
     "failed_errors": "Failed (errors)",
     "failed_warnings": "Failed (warnings)",
+    "not_run": "Not run",
     "failing_rows": "Failing rows",
     "failed_checks": "Failed checks",
 }
-_DQ_NUMERIC = {"runs", "checks", "failed", "failed_errors", "failed_warnings", "failing_rows"}
+_DQ_NUMERIC = {"runs", "checks", "failed", "failed_errors", "failed_warnings", "not_run", "failing_rows"}
 
 
 def data_quality_summary(checks: pl.DataFrame) -> pl.DataFrame:
-    """Checks run and failed per extract (counts and check names only - never a check's detail text)."""
+    """Checks run, failed and not run per extract (counts and check names only - never a check's detail text)."""
     cols = set(checks.columns)
     ex = pl.col("extract").fill_null("(run)") if "extract" in cols else pl.lit("(all)")
-    failed = (~pl.col("passed").fill_null(False)) if "passed" in cols else pl.lit(False)
-    aggs = [pl.len().alias("checks"), failed.sum().cast(pl.Int64).alias("failed")]
+    state = check_state(cols)
+    failed = state == "failed"
+    aggs = [pl.len().alias("checks"), failed.sum().cast(pl.Int64).alias("failed"), (state == "not_run").sum().cast(pl.Int64).alias("not_run")]
     if "severity" in cols:
         aggs.append((failed & (pl.col("severity") == "error")).sum().cast(pl.Int64).alias("failed_errors"))
         aggs.append((failed & (pl.col("severity") != "error")).sum().cast(pl.Int64).alias("failed_warnings"))
@@ -108,6 +113,7 @@ class IndexPage:
     public: bool = False  # a public-data warehouse: its national measures are proxies
     n_not_shown: int = 0  # national measures the public files cannot give, not on the page
     reconciliation: str = ""  # 'year ending Jun 19 (5% tolerance): ...'; '' when none was checked
+    n_valued: int = 0  # KPI rows with a value in the measures table (what a public-data warehouse can show)
 
 
 def index_page(
@@ -141,6 +147,7 @@ def index_page(
         public=bool(getattr(nrows, "public", False)),
         n_not_shown=len(getattr(nrows, "not_shown", [])),
         reconciliation=(rec.summary() if (rec := reconciliation(checks, force_id, month)) else ""),
+        n_valued=sum(1 for r in rows if any(f.state == "ok" and f.value is not None for f in r.figures)),
     )
 
 

@@ -3,7 +3,8 @@
 
 At every load the ``reconcile_published`` check (`etl.core.cross_month.reconcile_published`) compares the
 force's records for the 12 months ending the loaded month with ONS PFA Table P1 (``published_statistics``),
-offence group by offence group, and records one ``audit_checks`` row: ``passed``, the tolerance in its
+total recorded crime and every offence group named as a published heading, and records one ``audit_checks``
+row: ``passed`` (null when the comparison could not be made: not run, never a pass), the tolerance in its
 ``description`` ("... within 5%", from the contract's ``tolerancePercent``) and, in ``detail``, either
 ``not checked: <why>`` or ``year ending <YYYY-MM> (<start>..<end>), <workbook>: <group>: records <n> vs
 published <n> (<+d.d>%[ OUTSIDE tolerance]); <group>: records <n>, not published; ...``. This module reads

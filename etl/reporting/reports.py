@@ -17,8 +17,19 @@
   (force, month, provenance, rounding) and a sheet per objective, with the page's values as numbers
   formatted to the displayed rounding beside the page's text, statuses coloured as on the page
   (`etl.reporting.excel`, openpyxl).
-* ``index.html`` - links to both pages, and a data-quality summary (checks failed per extract) when
+* ``quality.html`` - the auditor's data-quality report for the month (`etl.reporting.quality`): each
+  source file of the month's load with its sha256, rows in / loaded / quarantined by rule, every check
+  passed, failed or not run with its plain description, the contract and definition versions, the
+  published-statistics reconciliation, the last 12 months' quarantine rates and check failures, and the
+  crime data integrity audit; with ``data_quality.csv`` (a row per source file, the full sha256) and
+  ``data_quality_checks.csv`` (every other row of the page). Every page's navigation links it and the
+  Great Expectations Data Docs (relative to the report folder), or says they are not built.
+* ``index.html`` - links to the pages, and a data-quality summary (checks failed per extract) when
   an ``audit_checks`` frame is given.
+
+With ``restated`` (the figures a later run moved, e.g. `etl.trail.changes.restated`) the scorecard marks
+each such figure "restated", with its earlier value and the run that changed it in a footnote, and says
+what it is compared with (``restated_since``). With ``as_of`` every page says the figures are as of then.
 
 How it is built, one reason to change per module: `formatting` (rounding, units, labels), `layout`
 (the scorecard layout file), `figures` (reading the measures table), the view models `scorecard`,
@@ -46,10 +57,11 @@ from etl.reporting.excel import write_scorecard_workbook
 from etl.reporting.exports import write_csv, write_text
 from etl.reporting.figures import MeasureIndex, provenance
 from etl.reporting.layout import ScorecardLayout, load_scorecard_layout
-from etl.reporting.national import build_national_rows, national_page
+from etl.reporting.national import build_national_rows, is_public_data, national_page
 from etl.reporting.overview import data_quality_summary, index_page
-from etl.reporting.render import index_html, national_html, scorecard_html
-from etl.reporting.scorecard import build_scorecard_rows, scorecard_page
+from etl.reporting.quality import data_docs_link, quality_checks_frame, quality_files_frame, quality_page
+from etl.reporting.render import Nav, index_html, national_html, quality_html, scorecard_html
+from etl.reporting.scorecard import build_scorecard_rows, restated_marks, scorecard_page
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +73,8 @@ class ReportPaths:
     national: Path
     csv: list[Path]
     workbook: Path
+    quality: Path | None = None  # quality.html
+    quality_csv: list[Path] | None = None  # data_quality.csv, data_quality_checks.csv
 
 
 def write_report(
@@ -73,8 +87,15 @@ def write_report(
     defs=None,
     data_quality: pl.DataFrame | None = None,
     layout: ScorecardLayout | str | Path | None = None,
+    audit_runs: pl.DataFrame | None = None,
+    quarantine: pl.DataFrame | None = None,
+    data_docs: Path | None = None,
+    restated: pl.DataFrame | None = None,
+    restated_since: str | None = None,
+    as_of: str | None = None,
 ) -> ReportPaths:
-    """Write index.html, scorecard.html, national.html, scorecard.csv, national_measures.csv and scorecard.xlsx into ``out_dir``.
+    """Write index.html, scorecard.html, national.html, quality.html, scorecard.csv, national_measures.csv,
+    data_quality.csv, data_quality_checks.csv and scorecard.xlsx into ``out_dir``.
 
     ``measures``: the measures table (MEASURE_SCHEMA columns; extra columns are ignored).
     ``month``: the report month ``YYYY-MM``: current windows end at it (or at the latest period end
@@ -82,6 +103,12 @@ def write_report(
     ``force_id``: required when the table holds several forces. ``defs``: measure definitions (names,
     units, extracts; default ``load_definitions()``). ``data_quality``: an ``audit_checks`` frame.
     ``layout``: the scorecard layout or its file (default ``contracts/definitions/scorecard.yaml``).
+    ``audit_runs`` and ``quarantine``: the warehouse tables of those names, for the data-quality report
+    (of the quarantine only its extract, month, file and failed_checks columns are read). ``data_docs``:
+    the Great Expectations Data Docs index (linked when the file exists). ``restated``: rows with
+    measure_id, period, comparison, old_value, new_value, changed_by_run, changed_at - the figures
+    restated since ``restated_since`` (words such as "the report of run load-... (2024-01-02)"; default
+    "the last report"). ``as_of``: the time or run the tables were read as of, said on every page.
     """
     started = time.perf_counter()
     Month.parse(month)  # a clear PeriodError for a bad month
@@ -105,25 +132,47 @@ def write_report(
         rows_all = measures.filter((pl.col("force_id") == force_id) & (pl.col("period_end") <= month)).to_dicts()
     idx = MeasureIndex(rows_all)
     prov = provenance([r for r in rows_all if r.get("period_end") == month] or rows_all)
+    if as_of:
+        prov = f"{prov}; as of {as_of}" if prov else f"as of {as_of}"
+    nav = Nav(quality=True, data_docs=data_docs_link(data_docs, out_dir))
+    marks = restated_marks(restated, restated_since, month)
 
     krows = build_scorecard_rows(layout, idx, month, defs)
     nrows = build_national_rows(idx, rows_all, month, force_id, spc, defs)
     dq = data_quality_summary(data_quality) if data_quality is not None else None
 
+    quality, quality_csv = out_dir / "quality.html", [out_dir / "data_quality.csv", out_dir / "data_quality_checks.csv"]
     paths = ReportPaths(
         out_dir / "index.html",
         out_dir / "scorecard.html",
         out_dir / "national.html",
         [out_dir / "scorecard.csv", out_dir / "national_measures.csv"],
         out_dir / "scorecard.xlsx",
+        quality,
+        quality_csv,
     )
-    page = scorecard_page(layout, krows, force_id, month, prov)
-    write_text(paths.scorecard, scorecard_html(page))
-    write_text(paths.national, national_html(national_page(nrows, force_id, month, prov, spc is not None, checks=data_quality)))
-    write_csv(paths.csv[0], scorecard_frame(layout, krows))
+    page = scorecard_page(layout, krows, force_id, month, prov, marks, public=is_public_data(rows_all))
+    write_text(paths.scorecard, scorecard_html(page, nav))
+    write_text(paths.national, national_html(national_page(nrows, force_id, month, prov, spc is not None, checks=data_quality), nav))
+    write_csv(paths.csv[0], scorecard_frame(layout, krows, marks))
     write_csv(paths.csv[1], national_frame(nrows))
+    qpage = quality_page(
+        force_id,
+        month,
+        audit_runs=audit_runs,
+        checks=data_quality,
+        quarantine=quarantine,
+        measure_rows=rows_all,
+        defs=defs,
+        data_docs_href=nav.data_docs,
+        as_of=as_of,
+        provenance=prov,
+    )
+    write_text(quality, quality_html(qpage, nav))
+    write_csv(quality_csv[0], quality_files_frame(qpage))
+    write_csv(quality_csv[1], quality_checks_frame(qpage))
     write_scorecard_workbook(paths.workbook, page)
-    write_text(paths.index, index_html(index_page(force_id, month, krows, nrows, layout, dq, data_quality, prov)))
+    write_text(paths.index, index_html(index_page(force_id, month, krows, nrows, layout, dq, data_quality, prov), nav))
     logger.info(
         "report for %s: %d measure rows, %d KPI rows, %d national measures, written to %s in %.2f s",
         month,

@@ -8,8 +8,10 @@ from, so the page and scorecard.csv cannot drift apart. Plain text throughout: n
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 from etl.core.periods import Month
 from etl.reporting.figures import Comparison, Figure, MeasureIndex, resolve_figure
@@ -18,6 +20,7 @@ from etl.reporting.formatting import (
     format_change_abs,
     format_change_pct,
     format_value,
+    humanise_tokens,
     mon_yy,
 )
 from etl.reporting.layout import KpiSpec, ScorecardLayout
@@ -223,6 +226,95 @@ class ObjectiveTable:
     groups: list[RowGroup]
 
 
+# --------------------------------------------------------------------------------------------------
+# Restated figures (issue 12): a figure a later run moved since the state the caller names
+
+
+@dataclass(frozen=True)
+class Restatement:
+    """One restated value of a figure: what it was at the earlier state, what it is now, and the run that changed it."""
+
+    measure_id: str
+    period: str | None
+    comparison: str | None
+    old_value: float | None
+    new_value: float | None
+    run: str | None
+    at: str | None
+
+    def text(self, unit: str | None) -> str:
+        """'was 12, now 14 (run load-..., 2024-01-02 10:00 UTC)'; the comparison's value is named."""
+        what = "" if not self.comparison else f"{humanise_tokens(self.comparison)} value "
+        old = "not available" if self.old_value is None else format_value(self.old_value, unit)
+        new = "not available" if self.new_value is None else format_value(self.new_value, unit)
+        by = ", ".join(x for x in (f"run {self.run}" if self.run else "", self.at or "") if x)
+        return f"{what}was {old}, now {new}" + (f" ({by})" if by else "")
+
+
+@dataclass
+class RestatedNote:
+    """A footnote of the page: the KPI's figure and its restatements."""
+
+    number: int
+    kpi: str
+    figure: str  # the figure's measure id and period label
+    lines: list[str]
+
+    @property
+    def text(self) -> str:
+        return f"[{self.number}] {self.kpi} ({self.figure}): " + "; ".join(self.lines)
+
+
+@dataclass
+class Restated:
+    """The figures restated since ``since`` (the text the caller gives: the earlier run or time compared with)."""
+
+    since: str
+    by_figure: dict[tuple[str, str | None], list[Restatement]] = field(default_factory=dict)
+
+    def of(self, f: Figure) -> list[Restatement]:
+        if f.state != "ok":
+            return []
+        return self.by_figure.get((f.measure_id, f.period), []) or self.by_figure.get((f.measure_id, None), [])
+
+
+def _clean(v: Any) -> Any:
+    return None if isinstance(v, float) and math.isnan(v) else v
+
+
+def restated_marks(frame: Any, since: str | None, period_end: str | None = None) -> Restated | None:
+    """`Restated` from a frame with measure_id, period, comparison, old_value, new_value, changed_by_run,
+    changed_at (e.g. `etl.trail.changes.restated`); None when no frame is given. Rows of another window
+    end (a ``period_end`` column) than ``period_end`` are left out; a value restated on several
+    comparison rows alike is listed once."""
+    if frame is None:
+        return None
+    out = Restated(since or "the last report")
+    cols = set(frame.columns)
+    seen: set[tuple] = set()
+    for r in frame.to_dicts():  # a few rows: the figures a re-run moved
+        if period_end is not None and "period_end" in cols and r.get("period_end") not in (None, period_end):
+            continue
+        at = r.get("changed_at")
+        item = Restatement(
+            str(r.get("measure_id")),
+            r.get("period"),
+            r.get("comparison") or None,
+            _clean(r.get("old_value")),
+            _clean(r.get("new_value")),
+            r.get("changed_by_run"),
+            f"{at:%Y-%m-%d %H:%M} UTC" if hasattr(at, "strftime") else (str(at) if at else None),
+        )
+        key = (item.measure_id, item.period, item.old_value, item.new_value)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.by_figure.setdefault((item.measure_id, item.period), []).append(item)
+    for items in out.by_figure.values():  # the figure's own value first, then its comparisons
+        items.sort(key=lambda x: (x.comparison is not None, x.comparison or ""))
+    return out
+
+
 @dataclass
 class ScorecardPage:
     force_id: str
@@ -234,20 +326,86 @@ class ScorecardPage:
     tables: list[ObjectiveTable]
     rows: list[KpiRow]
     legend_statuses: tuple[str, ...] = LEGEND_STATUSES
+    restated: Restated | None = None
+    notes: list[RestatedNote] = field(default_factory=list)  # the restated figures' footnotes, in page order
+    note_of: dict[tuple[str, int], RestatedNote] = field(default_factory=dict)  # (KPI id, figure index) -> its footnote
+    public: bool = False  # a public-data warehouse (data.police.uk files only: `etl.reporting.national.is_public_data`)
 
     @property
     def n_computed(self) -> int:
         return sum(1 for r in self.rows if r.computed)
 
+    @staticmethod
+    def has_values(row: KpiRow) -> bool:
+        """Whether any figure of the row has a value in the measures table."""
+        return any(f.state == "ok" and f.value is not None for f in row.figures)
 
-def scorecard_page(layout: ScorecardLayout, rows: list[KpiRow], force_id: str, month: str, provenance: str) -> ScorecardPage:
-    """The page: one table per objective of the layout, rows grouped by sub-objective."""
+    @property
+    def shown_tables(self) -> list[ObjectiveTable]:
+        """The tables the page shows: every KPI of the layout; in a public-data warehouse only the KPIs
+        with a value (the others are named in one list, `not_shown`), since none of the force's own
+        extracts is there and a page of rows saying "not available" helps nobody."""
+        if not self.public:
+            return self.tables
+        kept = []
+        for t in self.tables:
+            groups = [RowGroup(g.title, [r for r in g.rows if self.has_values(r)]) for g in t.groups]
+            groups = [g for g in groups if g.rows]
+            if groups:
+                kept.append(ObjectiveTable(t.anchor, t.title, groups))
+        return kept
+
+    @property
+    def not_shown(self) -> list[tuple[str, list[str]]]:
+        """In a public-data warehouse: per objective, the KPIs left out (no value from public data)."""
+        if not self.public:
+            return []
+        out = []
+        for t in self.tables:
+            names = [r.spec.kpi for g in t.groups for r in g.rows if not self.has_values(r)]
+            if names:
+                out.append((t.title, names))
+        return out
+
+    def line_notes(self, row: KpiRow) -> list[RestatedNote | None]:
+        """The footnote of each line of the row's Current cell (a line per figure), None where nothing was restated."""
+        if len(row.current.lines) != len(row.figures):
+            return [None] * len(row.current.lines)
+        return [self.note_of.get((row.spec.id, i)) for i in range(len(row.figures))]
+
+
+def scorecard_page(
+    layout: ScorecardLayout,
+    rows: list[KpiRow],
+    force_id: str,
+    month: str,
+    provenance: str,
+    restated: Restated | None = None,
+    *,
+    public: bool = False,
+) -> ScorecardPage:
+    """The page: one table per objective of the layout, rows grouped by sub-objective. ``restated``: the
+    figures a later run moved since the earlier state it names, marked on the page with a footnote each.
+    ``public``: a public-data warehouse (see `ScorecardPage.shown_tables`)."""
     by_id = {r.spec.id: r for r in rows}
     tables = [
         ObjectiveTable(f"obj-{n + 1}", o.title, [RowGroup(s.title, [by_id[k.id] for k in s.kpis if k.id in by_id]) for s in o.sub_objectives])
         for n, o in enumerate(layout.objectives)
     ]
-    return ScorecardPage(force_id, month, mon_yy(Month.parse(month)), layout.version, layout.source, provenance, tables, rows)
+    page = ScorecardPage(force_id, month, mon_yy(Month.parse(month)), layout.version, layout.source, provenance, tables, rows, restated=restated, public=public)
+    if restated is not None:
+        for table in tables:
+            for group in table.groups:
+                for row in group.rows:
+                    for k, f in enumerate(row.figures):
+                        items = restated.of(f)
+                        if not items:
+                            continue
+                        figure = f"{f.measure_id}, {f.period_label}" if f.period_label else f.measure_id
+                        note = RestatedNote(len(page.notes) + 1, row.spec.kpi, figure, [i.text(f.unit) for i in items])
+                        page.notes.append(note)
+                        page.note_of[(row.spec.id, k)] = note
+    return page
 
 
 __all__ = [
@@ -257,9 +415,13 @@ __all__ = [
     "CurrentLine",
     "KpiRow",
     "ObjectiveTable",
+    "Restated",
+    "RestatedNote",
+    "Restatement",
     "RowGroup",
     "ScorecardPage",
     "build_scorecard_rows",
     "comparison_entry",
+    "restated_marks",
     "scorecard_page",
 ]
