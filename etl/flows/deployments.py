@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -30,6 +31,7 @@ MONTHLY_CRON = "0 6 8 * *"  # 06:00 on the 8th of each month, London time
 MONTHLY_DEPLOYMENT = "scheduled"
 BACKFILL_DEPLOYMENT = "on-demand"
 TAGS = ["police-etl"]
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")  # a scheme of two or more characters (not a drive letter)
 
 
 def previous_month(now: dt.datetime | None = None, timezone: str = TIMEZONE) -> str:
@@ -43,8 +45,7 @@ def previous_month(now: dt.datetime | None = None, timezone: str = TIMEZONE) -> 
 
 def is_url(location: str) -> bool:
     """A location with a scheme (``s3://``, ``file://``) rather than a local path."""
-    head, sep, _ = location.partition("://")
-    return bool(sep) and head.isalpha() and len(head) > 1
+    return _URL.match(location) is not None
 
 
 def warehouse_key(warehouse: str) -> str:

@@ -1,0 +1,195 @@
+"""The deployments on a real Prefect server: `prefect server start` on loopback (SQLite in a temporary
+PREFECT_HOME), `etl serve` in its own process, runs triggered through the API as an operator would.
+
+A month loads and publishes its artifacts and library logs; a broken extract ends in a Failed state
+naming the month, the file and the rule; two runs triggered at once never interleave (the second waits
+in AwaitingConcurrencySlot)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from etl.core.warehouse import Warehouse
+from tests.conftest import CRIME_HEADER, crime, write_month, write_population
+
+pytestmark = pytest.mark.slow
+
+STARTUP = 180.0  # seconds a cold server may take on two busy cores
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(what: str, ready, timeout: float, proc: subprocess.Popen | None = None, log: Path | None = None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = ready()
+        if found:
+            return found
+        if proc is not None and proc.poll() is not None:
+            break
+        time.sleep(1.0)
+    raise AssertionError(f"{what} not ready after {timeout:.0f} s" + (f":\n{log.read_text()[-3000:]}" if log and log.exists() else ""))
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    home = tmp_path_factory.mktemp("prefect-home")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_URL": "",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+    }
+    log = home / "server.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def healthy():
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    try:
+        _wait("prefect server", healthy, STARTUP, proc, log)
+        yield url, home
+    finally:
+        _stop(proc)
+
+
+@pytest.fixture(scope="module")
+def served(server, tmp_path_factory):
+    url, home = server
+    tmp = tmp_path_factory.mktemp("served")
+    source, warehouse = tmp / "landing", tmp / "warehouse"
+    write_population(source, {2019: 100_000})
+    for m in ("2019-01", "2019-02", "2019-03", "2019-04"):
+        write_month(source, m, [crime(f"{m}-a", f"{m}-03", "34B"), crime(f"{m}-b", f"{m}-04", "BAD")])
+    broken = source / "2019-05"
+    broken.mkdir()
+    (broken / "recorded_crime.csv").write_text(",".join(CRIME_HEADER) + "\nA,test-force,2019-05-01,,8N,recorded,N1", encoding="utf-8")  # cut off mid-row
+    env = {**os.environ, "PREFECT_API_URL": url, "PREFECT_HOME": str(home), "DO_NOT_TRACK": "1"}
+    log = tmp / "serve.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "etl", "serve", "--source", str(source), "--warehouse", str(warehouse)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    os.environ["PREFECT_API_URL"], old_home = url, os.environ.get("PREFECT_HOME")
+    os.environ["PREFECT_HOME"] = str(home)
+    try:
+        from prefect.client.orchestration import get_client
+
+        def deployed():
+            with get_client(sync_client=True) as client:
+                try:
+                    client.read_deployment_by_name("monthly-load/scheduled")
+                    client.read_deployment_by_name("backfill/on-demand")
+                    return True
+                except Exception:
+                    return False
+
+        _wait("etl serve", deployed, STARTUP, proc, log)
+        yield source, warehouse, log
+    finally:
+        _stop(proc)
+        os.environ.pop("PREFECT_API_URL", None)
+        if old_home is None:
+            os.environ.pop("PREFECT_HOME", None)
+        else:
+            os.environ["PREFECT_HOME"] = old_home
+
+
+def _run(month: str, *, wait: bool = True):
+    from prefect.deployments import run_deployment
+
+    return run_deployment("monthly-load/scheduled", parameters={"month": month}, timeout=300 if wait else 0)
+
+
+def _finished(flow_run_id):
+    from prefect.client.orchestration import get_client
+
+    def done():
+        with get_client(sync_client=True) as client:
+            run = client.read_flow_run(flow_run_id)
+            return run if run.state is not None and run.state.is_final() else None
+
+    return _wait(f"flow run {flow_run_id}", done, 300)
+
+
+def test_a_triggered_month_completes_with_its_artifacts_and_the_librarys_logs(served):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, LogFilter, LogFilterFlowRunId
+
+    _, warehouse, _ = served
+    run = _run("2019-01")
+    assert run.state is not None and run.state.is_completed(), run.state
+    with get_client(sync_client=True) as client:
+        keys = {a.key for a in client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id])))}
+        logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))
+    assert {"monthly-load", "monthly-load-headline-measures"} <= keys
+    assert any(rec.name == "etl.loading.stages" and "2019-01 commit: 1 force-month(s) loaded" in rec.message for rec in logs)
+    assert Warehouse(warehouse).read("recorded_crime")["month"].unique().to_list() == ["2019-01"]
+
+
+def test_a_broken_extract_ends_in_a_failed_state_naming_month_file_and_rule(served):
+    source, warehouse, _ = served
+    before = Warehouse(warehouse).read("audit_runs").height
+    run = _run("2019-05")
+    assert run.state is not None and run.state.is_failed()
+    message = run.state.message or ""
+    assert message.startswith(f"2019-05 source {source} failed: 2019-05/recorded_crime.csv") and "truncated" in message, message
+    assert Warehouse(warehouse).read("audit_runs").height == before  # nothing written
+
+
+def test_two_runs_triggered_at_once_never_interleave(served):
+    from prefect.client.orchestration import get_client
+
+    _, warehouse, _ = served
+    first, second = _run("2019-02", wait=False), _run("2019-03", wait=False)
+    runs = [_finished(first.id), _finished(second.id)]
+    assert all(r.state.is_completed() for r in runs), [r.state for r in runs]
+    with get_client(sync_client=True) as client:
+        histories = [[s.name for s in client.read_flow_run_states(r.id)] for r in runs]
+    assert any("AwaitingConcurrencySlot" in h for h in histories), histories  # one waited for the other
+    runs_table = Warehouse(warehouse).read("audit_runs")
+    assert {"2019-02", "2019-03"} <= set(runs_table.filter(runs_table["kind"] == "load")["month"].to_list())
+    spans = sorted((r.start_time, r.end_time) for r in runs)
+    assert spans[0][1] <= spans[1][0], spans  # the second started running after the first ended
