@@ -2,16 +2,20 @@
 PREFECT_HOME), `etl serve` in its own process, runs triggered through the API as an operator would.
 
 A month loads and publishes its artifacts and library logs; a broken extract ends in a Failed state
-naming the month, the file and the rule; two runs triggered at once never interleave (the second waits
-in AwaitingConcurrencySlot)."""
+naming the month, the file and the rule, and the server's automation POSTs it to the webhook given to
+`etl serve --notify-webhook` (a real HTTP server on loopback); two runs triggered at once never
+interleave (the second waits in AwaitingConcurrencySlot)."""
 
 from __future__ import annotations
 
+import http.server
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -91,8 +95,32 @@ def server(tmp_path_factory):
         _stop(proc)
 
 
+class _Hook(http.server.BaseHTTPRequestHandler):
+    received: list[dict] = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        type(self).received.append(json.loads(body))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
 @pytest.fixture(scope="module")
-def served(server, tmp_path_factory):
+def webhook():
+    """A webhook receiver on loopback: the JSON bodies POSTed to it."""
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), _Hook)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/hook", _Hook.received
+    finally:
+        httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def served(server, webhook, tmp_path_factory):
     url, home = server
     tmp = tmp_path_factory.mktemp("served")
     source, warehouse = tmp / "landing", tmp / "warehouse"
@@ -106,7 +134,7 @@ def served(server, tmp_path_factory):
     log = tmp / "serve.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "etl", "serve", "--source", str(source), "--warehouse", str(warehouse)],
+            [sys.executable, "-m", "etl", "serve", "--source", str(source), "--warehouse", str(warehouse), "--notify-webhook", webhook[0]],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -169,7 +197,7 @@ def test_a_triggered_month_completes_with_its_artifacts_and_the_librarys_logs(se
     assert Warehouse(warehouse).read("recorded_crime")["month"].unique().to_list() == ["2019-01"]
 
 
-def test_a_broken_extract_ends_in_a_failed_state_naming_month_file_and_rule(served):
+def test_a_broken_extract_ends_in_a_failed_state_naming_month_file_and_rule_and_the_webhook_is_told(served, webhook):
     source, warehouse, _ = served
     before = Warehouse(warehouse).read("audit_runs").height
     run = _run("2019-05")
@@ -177,6 +205,8 @@ def test_a_broken_extract_ends_in_a_failed_state_naming_month_file_and_rule(serv
     message = run.state.message or ""
     assert message.startswith(f"2019-05 source {source} failed: 2019-05/recorded_crime.csv") and "truncated" in message, message
     assert Warehouse(warehouse).read("audit_runs").height == before  # nothing written
+    told = _wait("the failure webhook", lambda: [m for m in webhook[1] if m.get("flow_run") == run.name], 120)
+    assert told[0]["state"] == "Failed" and told[0]["deployment"] == "monthly-load/scheduled" and told[0]["message"] == message
 
 
 def test_two_runs_triggered_at_once_never_interleave(served):

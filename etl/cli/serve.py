@@ -65,6 +65,9 @@ def serve(
     cron: str | None = typer.Option(None, "--cron", help="When the monthly load runs (default: 06:00 on the 8th)"),
     timezone: str | None = typer.Option(None, "--timezone", help="The cron's time zone (default Europe/London)"),
     paused: bool = typer.Option(False, "--paused", help="Register the schedule paused (resume it in the UI)"),
+    notify_webhook: str | None = typer.Option(
+        None, "--notify-webhook", help="POST a JSON message to this URL when a deployed run fails (a Prefect automation and webhook block)"
+    ),
 ) -> None:
     """Serve the monthly load (on a cron, Europe/London) and the backfill (on demand) against the Prefect server in PREFECT_API_URL."""
     from zoneinfo import ZoneInfoNotFoundError
@@ -84,12 +87,21 @@ def serve(
         raise ServeError(f"--timezone {timezone}: not a time zone (e.g. Europe/London)") from None
     except ValueError as exc:
         raise ServeError(f"--cron {cron}: {exc}") from None
+    if notify_webhook is not None and not notify_webhook.startswith(("http://", "https://")):
+        raise ServeError(f"--notify-webhook {notify_webhook}: not an http(s) URL")
     limit = d.ensure_warehouse_limit(str(setting.path))
+    notified = ""
+    if notify_webhook:
+        from etl.flows.notify import AUTOMATION_NAME, ensure_failure_webhook
+
+        ensure_failure_webhook(notify_webhook, [deployment.apply() for deployment in built])
+        notified = f"  a failed or crashed run POSTs to the webhook (automation '{AUTOMATION_NAME}')\n"
     typer.echo(
         f"Serving against {url}:\n"
         f"  monthly-load/{d.MONTHLY_DEPLOYMENT}: cron '{cron}' ({timezone}){' paused' if paused else ''}, loads the previous month of {source}\n"
         f"  backfill/{d.BACKFILL_DEPLOYMENT}: on demand (parameters first, last)\n"
         f"  warehouse {setting.path}, one run at a time (global concurrency limit {limit})\n"
+        f"{notified}"
         f"Trigger a month by hand: prefect deployment run 'monthly-load/{d.MONTHLY_DEPLOYMENT}' --param month=YYYY-MM\n"
         f"Watch the runs in the UI ({url.removesuffix('/api')}); stop serving with Ctrl+C."
     )
