@@ -4,6 +4,7 @@ Failed state's message and `etl serve`'s refusals - without a server (the real s
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -98,3 +99,20 @@ def test_serve_without_a_server_says_what_to_do_and_exits_2(tmp_path, monkeypatc
     assert r.exit_code == 2 and "no Prefect server is configured" in r.output and "prefect server start" in r.output and "Traceback" not in r.output
     r = CliRunner().invoke(app, ["serve", "--source", str(tmp_path / "nowhere"), "--warehouse", str(tmp_path / "wh")])
     assert r.exit_code == 2 and "no such folder" in r.output
+
+
+def test_prefect_yaml_declares_the_same_deployments_for_a_work_pool():
+    import yaml
+
+    declared = yaml.safe_load((Path(__file__).resolve().parents[1] / "prefect.yaml").read_text(encoding="utf-8"))
+    by_name = {d["name"]: d for d in declared["deployments"]}
+    monthly, filling = deployments.build_deployments("S", "W")
+    scheduled, on_demand = by_name[monthly.name], by_name[filling.name]
+    assert scheduled["entrypoint"] == "etl/flows/monthly.py:monthly_load" and on_demand["entrypoint"] == "etl/flows/monthly.py:backfill"
+    (schedule,) = scheduled["schedules"]
+    assert (schedule["cron"], schedule["timezone"]) == (monthly.schedules[0].schedule.cron, monthly.schedules[0].schedule.timezone)
+    assert set(scheduled["parameters"]) == set(monthly.parameters) - {"force_id"} and scheduled["parameters"]["month"] == "previous"
+    assert set(on_demand["parameters"]) == set(filling.parameters) - {"force_id"}
+    for d in (scheduled, on_demand):
+        assert d["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"} and d["work_pool"]["name"] == "police-etl"
+    assert declared["prefect-version"].split(".")[:2] == __import__("prefect").__version__.split(".")[:2]  # the release line pyproject allows
