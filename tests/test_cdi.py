@@ -77,6 +77,15 @@ def loaded(*forces, month="2014-05"):
     return pl.DataFrame({"force_id": list(forces), "month": [month] * len(forces), "extract": ["recorded_crime"] * len(forces)})
 
 
+@pytest.fixture
+def no_benchmarks(monkeypatch):
+    """The measures as if no national benchmark were recorded (the shipped file records one: see
+    test_the_shipped_benchmarks_file_records_the_published_national_rate_only)."""
+    from etl.measures import samples
+
+    monkeypatch.setattr(samples, "load_benchmarks", lambda *a, **k: Benchmarks(version="test"))
+
+
 def cdi_rows(t: pl.DataFrame) -> pl.DataFrame:
     return t.filter(pl.col("measure_id").str.starts_with("ml_cdi_"))
 
@@ -102,7 +111,7 @@ def validate(data: bytes, name="reference/cdi_audit.csv") -> ExtractResult:
 # The seed's audit, computed from its rows
 
 
-def test_the_seed_audit_gives_the_reports_rates_from_its_counts():
+def test_the_seed_audit_gives_the_reports_rates_from_its_counts(no_benchmarks):
     sample = seed_sample()
     counts = sample_counts({"cdi_audit": sample.lazy()}, load_definitions())
     assert counts.sort("measure_id").select("measure_id", "period", "numerator", "denominator", "items", "inconsistent").rows() == [
@@ -114,7 +123,7 @@ def test_the_seed_audit_gives_the_reports_rates_from_its_counts():
     ]
     t = compute_measures({"cdi_audit": sample.lazy()}, loaded("f"), None, run_id="r1")
     expected = {CDI[0]: (328, 332, 341), CDI[1]: (121, 124, 100), CDI[2]: (24, 30, 30), CDI[3]: (25, 31, 31), CDI[4]: (21, 31, 31)}
-    # one row per measure: the target (no national benchmark is recorded in the shipped file)
+    # one row per measure: the target (with no national benchmark recorded)
     assert sorted(cdi_rows(t).select("measure_id", "comparison").rows()) == sorted((m, "target") for m in CDI)
     for mid, (num, den, n) in expected.items():
         r = one(t, mid)
@@ -141,7 +150,7 @@ def test_a_perfect_audit_meets_the_aspiration_and_an_empty_sample_is_incomplete(
     assert "sample counts 0 / 0 from 4 audited item(s); no rows in the denominator" in r["note"]
 
 
-def test_each_audit_and_force_is_its_own_row_and_other_measures_are_untouched():
+def test_each_audit_and_force_is_its_own_row_and_other_measures_are_untouched(no_benchmarks):
     a = seed_sample("2014-05", "f")
     b = pl.DataFrame(items("incident", 10, 1, 1, "theft", month="2015-05") + items("incident", 10, 1, 0, "theft", month="2015-05", start=10), schema=SCHEMA)
     other = seed_sample("2014-05", "g")  # a force without loaded months: no rows
@@ -205,9 +214,26 @@ def test_the_benchmark_chosen_covers_the_audit_month_else_is_the_latest_before_i
     assert b.for_sample("m", "2012-06") is None and b.for_sample("other", "2014-05") is None
 
 
-def test_the_shipped_benchmarks_file_records_no_figure_the_papers_do_not_give():
+def test_the_shipped_benchmarks_file_records_the_published_national_rate_only():
     shipped = load_benchmarks()
-    assert shipped.path is not None and shipped.path.name == "national_benchmarks.yaml" and shipped.benchmarks == ()
+    assert shipped.path is not None and shipped.path.name == "national_benchmarks.yaml"
+    (hmic,) = shipped.benchmarks  # HMIC 2014's national crime-recording rate; nothing for DRC or no-crime decisions
+    assert (hmic.measure_id, hmic.value, hmic.illustrative, hmic.period_start, hmic.period_end) == (
+        "ml_cdi_incident_compliance",
+        81.0,
+        False,
+        "2012-11",
+        "2013-10",
+    )
+    assert "HMIC" in hmic.source and "making the victim count" in hmic.source
+    # the seed's May 2014 audit is compared with it: 328 / 332 = 98.8% against 81% nationally; the others have none
+    t = compute_measures({"cdi_audit": seed_sample().lazy()}, loaded("f"), None, run_id="r1")
+    national = one(t, CDI[0], "national")
+    assert (national["comparison_value"], national["change_abs"]) == (81.0, 328 / 332 * 100 - 81)
+    assert "national benchmark 81% (HMIC, Crime-recording: making the victim count" in national["note"]
+    assert national["definition_version"].endswith("; national_benchmarks 1.1.0")
+    assert sorted(cdi_rows(t).filter(pl.col("comparison") == "national")["measure_id"].to_list()) == [CDI[0]]
+    assert one(t, CDI[1])["note"].endswith("no national benchmark recorded")
 
 
 @pytest.mark.parametrize(
@@ -367,7 +393,7 @@ def test_the_monthly_load_reads_the_audit_file_quarantines_its_bad_rows_and_comp
 # The demo's audit sample
 
 
-def test_the_demo_audit_sample_passes_its_contract_and_gives_the_measures(tmp_path):
+def test_the_demo_audit_sample_passes_its_contract_and_gives_the_measures(tmp_path, no_benchmarks):
     sample = cdi_audit_sample("demo-force", "2017-04", "2019-03")
     assert sample.columns == list(CDI_AUDIT_COLUMNS)
     assert sorted(sample["audit_month"].unique()) == ["2017-05", "2018-05"]
