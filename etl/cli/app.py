@@ -260,8 +260,21 @@ def _month(text: str, option: str) -> str:
         _fail(f"{option}: {exc}", 2)
 
 
-def _source(path: Path) -> Path:
-    return _folder_path(path, "--source", must_exist=True, hint=" (expected SOURCE/YYYY-MM/recorded_crime.csv)")
+def _source(source: str | Path) -> str:
+    """A source folder checked before anything is read, or a landing URL (file://, s3://) as given: the
+    landing zone is checked when it is opened (`etl.loading.landing`)."""
+    from etl.loading.landing import is_landing_url
+
+    if is_landing_url(str(source)):
+        return str(source)
+    _folder_path(Path(source), "--source", must_exist=True, hint=" (expected SOURCE/YYYY-MM/recorded_crime.csv)")
+    return str(source)
+
+
+SOURCE_HELP = (
+    "Source folder (SOURCE/YYYY-MM/<extract>.csv, SOURCE/<force>/YYYY-MM/<extract>.csv or data.police.uk files), "
+    "or a landing zone URL (file:///..., s3://bucket/prefix): its files are copied to the warehouse's raw area first (README: Landing zone)"
+)
 
 
 def _engine(engine: str | None, *, demo: bool = False) -> str:
@@ -348,7 +361,7 @@ def _month_report(data: dict):
     return MonthReport(**{f.name: data[f.name] for f in fields(MonthReport) if f.name in data})
 
 
-def _run_backfill(source: Path, first: str, last: str, warehouse: Path, force_id: str | None, engine: str, tally: WarningTally) -> dict:
+def _run_backfill(source: str | Path, first: str, last: str, warehouse: Path, force_id: str | None, engine: str, tally: WarningTally) -> dict:
     from etl.loading import pipeline
 
     n = len(months_between(first, last))
@@ -411,20 +424,17 @@ def _print_month_table(months) -> None:
 
 @app.command()
 def run(
-    source: Path = typer.Option(
-        ..., "--source", help="Source folder: SOURCE/YYYY-MM/<extract>.csv, SOURCE/<force>/YYYY-MM/<extract>.csv or data.police.uk files"
-    ),
+    source: str = typer.Option(..., "--source", help=SOURCE_HELP),
     month: str = typer.Option(..., "--month", help="Month to load, YYYY-MM"),
     warehouse_option: Path | None = typer.Option(None, "--warehouse", help=WAREHOUSE_HELP),
     force: str | None = typer.Option(None, "--force", help="Force id (default: taken from the extract's force_id column)"),
     engine: str | None = typer.Option(None, "--engine", help=ENGINE_HELP, show_default=False),
 ) -> None:
     """The monthly load of one month, then the force's measures."""
-    from etl.loading import pipeline
 
     month = _month(month, "--month")
     engine = _engine(engine)
-    _source(source)
+    source = _source(source)
     warehouse = _warehouse(warehouse_option).path
     if engine == "prefect":
         from etl.flows.monthly import monthly_load
@@ -442,7 +452,9 @@ def run(
             _fail(state.message or f"the monthly load of {month} failed", 2 if path_only else 1)
         reports = [_month_report(r) for r in state.result()]
     else:
-        reports = pipeline.load_source_month(source, month, warehouse, force_id=force)  # LoadFailed: exit 1 (or 2), one line
+        from etl.loading.landing import load_month_from
+
+        reports = load_month_from(source, month, warehouse, force_id=force)  # LoadFailed: exit 1 (or 2), one line
         summary = _expectations(warehouse)
         for r in reports:
             r.expectations = summary
@@ -472,9 +484,7 @@ def run(
 
 @app.command()
 def backfill(
-    source: Path = typer.Option(
-        ..., "--source", help="Source folder: SOURCE/YYYY-MM/<extract>.csv, SOURCE/<force>/YYYY-MM/<extract>.csv or data.police.uk files"
-    ),
+    source: str = typer.Option(..., "--source", help=SOURCE_HELP),
     first: str = typer.Option(..., "--from", help="First month, YYYY-MM"),
     last: str = typer.Option(..., "--to", help="Last month, YYYY-MM"),
     warehouse_option: Path | None = typer.Option(None, "--warehouse", help=WAREHOUSE_HELP),
@@ -485,7 +495,7 @@ def backfill(
     first, last = _month(first, "--from"), _month(last, "--to")
     engine = _engine(engine)
     months_between(first, last)  # PeriodError (--from after --to): exit 2
-    _source(source)
+    source = _source(source)
     setting = _warehouse(warehouse_option)
     warehouse = setting.path
     tally = WarningTally(SHOW_WARNINGS)

@@ -6,6 +6,8 @@ versions that produced it, and every check that ran with how many rows failed it
 Each ``source_files`` entry (JSON) names its file relative to the run's source folder (``file``) and
 that folder as ``source_root`` (absolute, resolved when the run read it), so the file can be found
 again: ``Path(source_root) / file``. Runs recorded before ``source_root`` existed lack the key.
+A run loaded from a landing zone (`etl.loading.landing`) records the landing URL as ``source_root``
+(the file is ``source_root + "/" + file``) and its copy in the warehouse's raw area as ``raw``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import polars as pl
 
 from etl.core.validation import CheckResult, ExtractResult
 from etl.core.warehouse import AUDIT_CHECKS_SCHEMA
+
+LANDING_MANIFEST = ".landing.json"  # in a staging folder made from a landing zone: its URL and the raw copies
 
 
 def new_run_id(kind: str) -> str:
@@ -85,8 +89,22 @@ def run_row(
 def _rooted(entries: list[dict], source_root: str | Path | None) -> list[dict]:
     if source_root is None:
         return entries
+    landed = landing_origin(source_root)
+    if landed is not None:  # staged from a landing zone: the landing URL is the root, the raw copy is kept
+        raw = landed.get("raw", {})
+        return [{**e, "source_root": landed["source_root"], **({"raw": raw[e["file"]]} if e.get("file") in raw else {})} for e in entries]
     root = str(Path(source_root).resolve())
     return [{**e, "source_root": root} for e in entries]
+
+
+def landing_origin(folder: str | Path) -> dict | None:
+    """The manifest of a staging folder made from a landing zone (`etl.loading.landing`): ``source_root``
+    (the landing URL) and ``raw`` (each file, relative, -> its copy in the warehouse's raw area); None otherwise."""
+    try:
+        found = json.loads((Path(folder) / LANDING_MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) and isinstance(found.get("source_root"), str) else None
 
 
 def checks_frame(

@@ -9,6 +9,11 @@ deployments against the Prefect server in ``PREFECT_API_URL`` (`etl.cli.serve`).
   time), with the landing source, warehouse and forces as parameters.
 * ``backfill/on-demand``: no schedule; triggered by hand with ``first`` and ``last``.
 
+The source may be a landing URL (``file://``, ``s3://``): the monthly run then waits for the month's
+extracts (parameters ``wait_minutes`` or ``deadline``, ``forces``) and copies them to the warehouse's raw
+area before loading (`etl.loading.landing`); ``storage_options`` names a Prefect Secret block of fsspec
+storage options when the AWS_* environment is not to be used.
+
 Both deployments allow one run at a time (a second trigger waits: ``ENQUEUE``), and every run of a
 deployment takes the warehouse's global concurrency limit (``etl-warehouse-<digest>``, one slot, made
 by `etl serve`), so two runs on the same warehouse never interleave whichever deployment started them;
@@ -66,8 +71,17 @@ def build_deployments(
     cron: str = MONTHLY_CRON,
     timezone: str = TIMEZONE,
     paused: bool = False,
+    forces: list[str] | None = None,
+    wait_minutes: float | None = None,
+    storage_options: str | None = None,
 ) -> list:
-    """The two runner deployments (``prefect.deployments.runner.RunnerDeployment``) for one source and warehouse."""
+    """The two runner deployments (``prefect.deployments.runner.RunnerDeployment``) for one source and warehouse.
+
+    For a landing URL (`etl.loading.landing`): ``forces`` expected each month (default: those found),
+    ``wait_minutes`` the monthly run waits for late extracts after it starts (default 0), ``storage_options``
+    the name of a Prefect Secret block of fsspec storage options (default: the AWS_* environment of the
+    process that runs the flows). Each is a parameter of the deployments only when given, and can be set
+    per run (``--param``)."""
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
     from prefect.deployments.runner import EntrypointType
     from prefect.schedules import Cron
@@ -76,12 +90,13 @@ def build_deployments(
 
     ZoneInfo(timezone)  # an unknown zone fails here, before anything is registered
     one_at_a_time = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE)
-    common = {"source": source, "warehouse": warehouse, "force_id": force_id}
+    landing = {k: v for k, v in (("forces", forces), ("storage_options", storage_options)) if v}
+    common = {"source": source, "warehouse": warehouse, "force_id": force_id, **landing}
     monthly = monthly_load.to_deployment(
         name=MONTHLY_DEPLOYMENT,
         schedule=Cron(cron, timezone=timezone),
         paused=paused,
-        parameters={**common, "month": "previous"},
+        parameters={**common, "month": "previous", **({"wait_minutes": wait_minutes} if wait_minutes else {})},
         concurrency_limit=one_at_a_time,
         description=f"The monthly load of the previous calendar month ({timezone}), on the cron '{cron}'.",
         tags=TAGS,

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from typing import cast
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
@@ -26,9 +27,9 @@ from prefect.states import Failed
 
 from etl.core import progress
 from etl.core.periods import months_between
-from etl.errors import EtlError
+from etl.errors import ConfigError, EtlError
 from etl.flows.artifacts import publish
-from etl.flows.deployments import previous_month, warehouse_limit_name
+from etl.flows.deployments import is_url, previous_month, warehouse_limit_name
 from etl.loading import pipeline
 
 
@@ -80,6 +81,73 @@ def expectations_task(warehouse: str) -> dict:
     return {"run_id": report.run_id, "total": report.total, "failed": report.failed, "data_docs": str(report.data_docs) if report.data_docs else None}
 
 
+@task(name="land-month", cache_policy=NO_CACHE, retries=RETRIES, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=is_transient)
+def land_month_task(
+    source: str, month: str, warehouse: str, force_id: str | None, forces: list[str] | None, deadline: str | None, storage_options: str | None
+) -> dict:
+    """A month of a landing zone (URL): wait for its expected extracts until the deadline, copy the complete
+    ones to the warehouse's raw area and stage them (`etl.loading.landing`). Listing or reading errors retry."""
+    from etl.loading import landing
+
+    when = landing.parse_deadline(deadline)
+    return landing.land_month(
+        source, month, warehouse, force_id=force_id, forces=forces, deadline=when, storage_options=landing_options(storage_options)
+    ).to_dict()
+
+
+@task(name="load-landed", cache_policy=NO_CACHE, retries=RETRIES, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=is_transient)
+def load_landed_task(landed: dict, warehouse: str, force_id: str | None, compute: bool) -> list[dict]:
+    """Load a landed month from its staging folder; force-months missing a required extract are failed reports."""
+    from etl.loading import landing
+
+    rule = None
+    month = landed["month"]
+    try:
+        reports = landing.load_landed(landing.Landed.from_dict(landed), warehouse, force_id=force_id, compute=compute)
+    except pipeline.LoadFailed as exc:
+        reports = [pipeline.MonthReport(month=month, outcome="missing" if exc.rule == "missing_month" else "failed", message=exc.message)]
+        rule = exc.rule
+    for report in reports:
+        progress.emit("month", report=report)
+    return [r.to_dict() | ({"rule": rule} if rule else {}) for r in reports]
+
+
+def landing_options(block: str | None) -> dict | None:
+    """fsspec storage options from the Prefect Secret block named BLOCK (a JSON object, e.g. ``{"key": ...,
+    "secret": ..., "endpoint_url": ...}``); None (the environment's AWS_* settings) without a name."""
+    if not block:
+        return None
+    import json
+
+    from prefect.blocks.system import Secret
+
+    try:
+        value = cast(Secret, Secret.load(block, _sync=True)).get()  # type: ignore[call-arg]
+    except ValueError:
+        raise ConfigError(f"storage_options {block}: no Prefect Secret block of that name (create one holding the storage options as JSON)") from None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            value = None
+    if not isinstance(value, dict):
+        raise ConfigError(f"storage_options {block}: the Secret block must hold a JSON object of fsspec storage options")
+    return value
+
+
+def month_reports(
+    source: str, month: str, warehouse: str, force_id: str | None, compute: bool, forces: list[str] | None, deadline: str | None, storage_options: str | None
+) -> list[dict]:
+    """A month's reports: a local folder loaded where it lies, or a landing URL landed (waited for, copied to
+    the raw area, staged) then loaded."""
+    if not is_url(source):
+        if forces or storage_options:
+            raise ConfigError(f"{source}: forces and storage_options apply to a landing URL (file://..., s3://...); a local folder is loaded as it is")
+        return load_month_task(source, month, warehouse, force_id, compute)
+    landed = land_month_task(source, month, warehouse, force_id, forces, deadline, storage_options)
+    return load_landed_task(landed, warehouse, force_id, compute)
+
+
 @contextlib.contextmanager
 def warehouse_slot(warehouse: str) -> Iterator[None]:
     """Inside a deployment's run: the library's INFO logs (run ids, counts, timings, lock waits) go to
@@ -122,13 +190,37 @@ def failure_message(failed: list[dict], month: str, n_loaded: int, source: str =
 
 
 @flow(name="monthly-load", log_prints=False)
-def monthly_load(source: str, month: str, warehouse: str, force_id: str | None = None):
+def monthly_load(
+    source: str,
+    month: str,
+    warehouse: str,
+    force_id: str | None = None,
+    forces: list[str] | None = None,
+    deadline: str | None = None,
+    wait_minutes: float = 0,
+    storage_options: str | None = None,
+):
     """Load one month of the source's forces and recompute their measures (month 'previous' = the
-    previous calendar month in Europe/London time)."""
+    previous calendar month in Europe/London time).
+
+    A landing URL (``file://``, ``s3://``) is waited for until ``deadline`` (ISO time; without a zone,
+    London time) or ``wait_minutes`` after the run starts (default: no waiting), expecting ``forces``
+    (default: those found); ``storage_options`` names a Prefect Secret block of fsspec storage options
+    (default: the AWS_* environment). The waiting happens before the run takes its warehouse's slot."""
     if month == "previous":
         month = previous_month()
+    landed = None
+    if is_url(source):
+        from etl.loading.landing import parse_deadline
+
+        until = parse_deadline(deadline, wait_minutes).isoformat()
+        landed = land_month_task(source, month, warehouse, force_id, forces, until, storage_options)
+    elif forces or deadline or wait_minutes or storage_options:
+        raise ConfigError(
+            f"{source}: forces, deadline, wait_minutes and storage_options apply to a landing URL (file://..., s3://...); a local folder is loaded as it is"
+        )
     with warehouse_slot(warehouse):
-        reports = load_month_task(source, month, warehouse, force_id, True)
+        reports = load_landed_task(landed, warehouse, force_id, True) if landed is not None else load_month_task(source, month, warehouse, force_id, True)
         failed = [r for r in reports if r["outcome"] != "loaded"]
         loaded = [r for r in reports if r["outcome"] == "loaded"]
         if loaded:  # a source of several forces loads the forces that pass even when one fails
@@ -142,10 +234,13 @@ def monthly_load(source: str, month: str, warehouse: str, force_id: str | None =
 
 
 @flow(name="backfill", log_prints=False)
-def backfill(source: str, first: str, last: str, warehouse: str, force_id: str | None = None) -> dict:
-    """Load every month from first to last in order, then recompute the measures once."""
+def backfill(
+    source: str, first: str, last: str, warehouse: str, force_id: str | None = None, forces: list[str] | None = None, storage_options: str | None = None
+) -> dict:
+    """Load every month from first to last in order, then recompute the measures once. A landing URL's
+    months are taken as they are (no waiting), each copied to the raw area and staged before it loads."""
     with warehouse_slot(warehouse):
-        reports = [r for m in months_between(first, last) for r in load_month_task(source, str(m), warehouse, force_id, False)]
+        reports = [r for m in months_between(first, last) for r in month_reports(source, str(m), warehouse, force_id, False, forces, None, storage_options)]
         forces = sorted({r["force_id"] for r in reports if r.get("force_id")}) or None
         measures = refresh_measures_task(warehouse, forces)
         expectations = expectations_task(warehouse)

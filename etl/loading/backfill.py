@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from etl.core.periods import months_between
-from etl.loading.load import load_source_month
+from etl.loading.landing import load_month_from
 from etl.loading.refresh import refresh_measures
 from etl.loading.results import BackfillReport, LoadFailed, MonthReport
 
@@ -33,7 +33,7 @@ def backfill(
     reports = []
     for m in months_between(first, last):
         try:
-            reps = load_source_month(source, str(m), warehouse, force_id=force_id, compute=False)
+            reps = load_month_from(source, str(m), warehouse, force_id=force_id, compute=False)  # a landing URL: copied to raw, staged
         except LoadFailed as exc:
             reps = [MonthReport(month=str(m), outcome="missing" if exc.rule == "missing_month" else "failed", message=exc.message)]
         for rep in reps:
