@@ -116,3 +116,15 @@ def test_prefect_yaml_declares_the_same_deployments_for_a_work_pool():
     for d in (scheduled, on_demand):
         assert d["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"} and d["work_pool"]["name"] == "police-etl"
     assert declared["prefect-version"].split(".")[:2] == __import__("prefect").__version__.split(".")[:2]  # the release line pyproject allows
+
+
+def test_serve_refuses_landing_options_for_a_folder_and_a_negative_wait(tmp_path, monkeypatch):
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")  # never reached: the options are refused first
+    for extra, fragment in (
+        (["--forces", "a,b"], "--forces, --wait-minutes and --storage-options are for a landing URL source"),
+        (["--wait-minutes", "5"], "are for a landing URL source"),
+    ):
+        r = CliRunner().invoke(app, ["serve", "--source", str(tmp_path), "--warehouse", str(tmp_path / "wh"), *extra])
+        assert r.exit_code == 2 and fragment in r.output, r.output
+    r = CliRunner().invoke(app, ["serve", "--source", "s3://bucket/landing", "--warehouse", str(tmp_path / "wh"), "--wait-minutes", "-1"])
+    assert r.exit_code == 2 and "--wait-minutes -1.0: must be 0 or more" in r.output

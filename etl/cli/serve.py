@@ -65,6 +65,11 @@ def serve(
     cron: str | None = typer.Option(None, "--cron", help="When the monthly load runs (default: 06:00 on the 8th)"),
     timezone: str | None = typer.Option(None, "--timezone", help="The cron's time zone (default Europe/London)"),
     paused: bool = typer.Option(False, "--paused", help="Register the schedule paused (resume it in the UI)"),
+    forces: str | None = typer.Option(None, "--forces", help="A landing URL: the forces expected every month, comma-separated (default: those found)"),
+    wait_minutes: float | None = typer.Option(None, "--wait-minutes", help="A landing URL: how long the monthly run waits for late extracts"),
+    storage_options: str | None = typer.Option(
+        None, "--storage-options", help="A landing URL: the name of a Prefect Secret block holding its fsspec storage options (JSON)"
+    ),
     notify_webhook: str | None = typer.Option(
         None, "--notify-webhook", help="POST a JSON message to this URL when a deployed run fails (a Prefect automation and webhook block)"
     ),
@@ -77,12 +82,27 @@ def serve(
     setting = resolve_warehouse(warehouse_option)
     if not d.is_url(source) and not Path(source).expanduser().is_dir():
         raise ServeError(f"--source {source}: no such folder")
+    if (forces or wait_minutes is not None or storage_options) and not d.is_url(source):
+        raise ServeError("--forces, --wait-minutes and --storage-options are for a landing URL source (file://, s3://); a folder is read as it is")
+    if wait_minutes is not None and not wait_minutes >= 0:
+        raise ServeError(f"--wait-minutes {wait_minutes}: must be 0 or more")
+    expected = [f.strip() for f in forces.split(",") if f.strip()] if forces else None
     cron = cron or d.MONTHLY_CRON
     timezone = timezone or d.TIMEZONE
     _log_runs_at_info()  # before Prefect reads its settings
     url = check_server()
     try:
-        built = d.build_deployments(source, str(setting.path), force_id=force, cron=cron, timezone=timezone, paused=paused)
+        built = d.build_deployments(
+            source,
+            str(setting.path),
+            force_id=force,
+            cron=cron,
+            timezone=timezone,
+            paused=paused,
+            forces=expected,
+            wait_minutes=wait_minutes,
+            storage_options=storage_options,
+        )
     except ZoneInfoNotFoundError:
         raise ServeError(f"--timezone {timezone}: not a time zone (e.g. Europe/London)") from None
     except ValueError as exc:
