@@ -142,7 +142,27 @@ def sizes() -> dict[str, Size]:
             "backfill",
             f"one force ({largest[0]}, ~{largest[1] // 1000}k a month) x 120 months (2017-04..2027-03)",
         ),
+        **{name: large_file_size(name, n) for name, n in LARGE_FILES.items()},
     }
+
+
+# One force-month in one file of at least this many bytes (benchmarks/data.py generates it in slices): peak
+# memory per input byte of the load, which reads a file above ETL_CHUNK_BYTES in chunks (etl/core/chunks.py).
+LARGE_FILES = {"large-file-200mb": 200_000_000, "large-file-2gb": 2_000_000_000}
+LARGE_FILE_MONTH = "2018-10"
+
+
+def large_file_size(name: str, n_bytes: int) -> Size:
+    return Size(
+        name,
+        (("metropolitan", 0),),  # rows follow from the bytes
+        LARGE_FILE_MONTH,
+        1,
+        name,
+        f"one force-month in one file of {n_bytes / 1e6:,.0f} MB (~{n_bytes // 87 / 1e6:.1f}M rows): peak memory per input byte",
+        sides=("floor", "project"),
+        extra={"large_file_bytes": n_bytes},
+    )
 
 
 GROWTH_MULTIPLES = (1, 2, 4, 8)

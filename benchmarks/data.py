@@ -122,6 +122,8 @@ class Dataset:
 
 def ensure(size: Size, workers: int = 2, log=print) -> Dataset:
     """The size's extracts, generating the forces whose cached folders do not cover it."""
+    if size.extra.get("large_file_bytes"):
+        return ensure_large(size, log)
     months = month_range(size.first_month, size.months)
     todo, markers = [], {}
     for force_id, cpm in size.forces:
@@ -158,3 +160,108 @@ def ensure(size: Size, workers: int = 2, log=print) -> Dataset:
                 }
             )
     return Dataset(size, files, round(generated, 2), len(todo))
+
+
+# --- one large file ---------------------------------------------------------------------------------
+#
+# The large-file sizes hold one force-month in a single file of at least `large_file_bytes` (200 MB, 2 GB):
+# a large force's full-detail month, or a year sent as one file. The demo generator holds a month in
+# memory (~0.75 kB a row), so the file is generated in slices of at most LARGE_SLICE_ROWS crimes, each a
+# `generate_demo` month of the same force with its own seed, appended to one file with the crime
+# references renumbered to run on across the slices (the first slice's rows keep theirs). The last slice
+# carries the month's deliberately invalid rows (BAD_ROWS_PER_MONTH), so bad rows sit near the end of the
+# file; their references (9,000,001 on in a month) move past every valid one.
+
+LARGE_SLICE_ROWS = 2_000_000
+LARGE_BYTES_PER_ROW = 87  # a generated recorded_crime row, for the number of slices (the marker records the real size)
+_BAD_SEQUENCE_START = 9_000_001  # etl.demo.generator.BAD_ROW_SEQUENCE_START
+_BAD_SEQUENCE_MOVED = 99_000_001
+
+
+def _renumbered(frame, offset: int):
+    """A slice's rows with their crime reference sequence moved on by ``offset`` (the invalid rows' past every
+    valid one), and the slice's highest valid sequence number."""
+    import polars as pl
+
+    parts = pl.col("crime_ref").str.split_exact("/", 1)
+    seq = parts.struct.field("field_1").cast(pl.Int64)
+    new = pl.when(seq >= _BAD_SEQUENCE_START).then(seq - _BAD_SEQUENCE_START + _BAD_SEQUENCE_MOVED).otherwise(seq + offset)
+    top = frame.select(seq.filter(seq < _BAD_SEQUENCE_START).max()).item() or 0
+    return frame.with_columns((parts.struct.field("field_0") + "/" + new.cast(pl.String).str.zfill(7)).alias("crime_ref")), int(top)
+
+
+def _generate_large(folder: Path, wanted: dict) -> dict:
+    import shutil
+    import tempfile
+
+    import polars as pl
+
+    from etl.demo.generator import generate_demo
+
+    started = time.perf_counter()
+    month = wanted["month"]
+    slices = max(1, -(-wanted["bytes"] // (LARGE_SLICE_ROWS * LARGE_BYTES_PER_ROW)))
+    per_slice = -(-wanted["bytes"] // (LARGE_BYTES_PER_ROW * slices))
+    target = folder / month / "recorded_crime.csv"
+    shutil.rmtree(folder, ignore_errors=True)
+    target.parent.mkdir(parents=True)
+    offset = rows = k = 0
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="large-slice-", dir=CACHE_DIR) as tmp, open(target, "wb") as out:
+        while k < slices or out.tell() < wanted["bytes"]:  # a short file gets one more slice
+            piece = Path(tmp) / f"slice{k}"
+            generate_demo(
+                piece,
+                force_id=wanted["force_id"],
+                first_month=month,
+                last_month=month,
+                seed=wanted["seed"] + 7919 * k,
+                bad_rows_per_month=wanted["bad_rows_per_month"] if k == slices - 1 else 0,
+                crimes_per_month=per_slice,
+            )
+            frame, top = _renumbered(pl.read_csv(piece / month / "recorded_crime.csv", infer_schema=False), offset)
+            frame.write_csv(out, include_header=k == 0, line_terminator="\n", quote_style="necessary", null_value="")
+            offset += top
+            rows += frame.height
+            if k == 0:
+                shutil.copytree(piece / "reference", folder / "reference")
+            shutil.rmtree(piece)
+            k += 1
+    ext = folder / "reference" / "external_statistics.csv"
+    if ext.exists() and len([ln for ln in ext.read_text(encoding="utf-8").splitlines() if ln.strip()]) <= 1:
+        ext.unlink()  # header only: see _generate_force
+    marker = dict(wanted, rows={month: rows}, file_bytes=target.stat().st_size, slices=k, generated_seconds=round(time.perf_counter() - started, 2))
+    (folder / MARKER).write_text(json.dumps(marker, indent=1))
+    return marker
+
+
+def ensure_large(size: Size, log=print) -> Dataset:
+    """The size's one large file (``size.extra["large_file_bytes"]``), generated unless the cache holds it."""
+    (force_id, _), month = size.forces[0], size.first_month
+    folder = force_dir(size, force_id)
+    wanted = {
+        "force_id": force_id,
+        "month": month,
+        "bytes": int(size.extra["large_file_bytes"]),
+        "seed": force_seed(force_id),
+        "bad_rows_per_month": BAD_ROWS_PER_MONTH,
+        "generator": "etl.demo.generator.generate_demo, in slices (benchmarks/data.py)",
+        "generator_sha256": generator_fingerprint(),
+        "outcomes": "deleted",
+    }
+    marker = None
+    try:
+        marker = json.loads((folder / MARKER).read_text())
+    except (OSError, ValueError):
+        pass
+    target = folder / month / "recorded_crime.csv"
+    fresh = marker is None or any(marker.get(k) != v for k, v in wanted.items()) or not target.exists() or target.stat().st_size != marker.get("file_bytes")
+    started = time.perf_counter()
+    if fresh:
+        log(f"  generating one {wanted['bytes'] / 1e6:,.0f} MB file into {folder} ...")
+        marker = _generate_large(folder, wanted)
+    assert marker is not None
+    files = [
+        {"force_id": force_id, "month": month, "source": str(folder), "path": str(target), "rows": int(marker["rows"][month]), "bytes": marker["file_bytes"]}
+    ]
+    return Dataset(size, files, round(time.perf_counter() - started, 2) if fresh else 0.0, 1 if fresh else 0)

@@ -183,6 +183,8 @@ def measure_size(size: Size, args, sides: tuple[str, ...] | None = None, series:
     if "alternative" in s and "floor" in s:
         ratios["alternative_over_floor"] = _r(s["alternative"]["seconds"] / s["floor"]["seconds"], 2)
     entry["ratios"] = ratios
+    if size.extra.get("large_file_bytes"):
+        entry.update(_large_file(files, s))
     entry["run_seconds"] = round(time.perf_counter() - started, 1)
     if machine.code_fingerprint() != code_at_start:
         entry["code_changed_during_run"] = True
@@ -190,6 +192,19 @@ def measure_size(size: Size, args, sides: tuple[str, ...] | None = None, series:
     if not args.keep:
         shutil.rmtree(run_dir, ignore_errors=True)
     return entry
+
+
+def _large_file(files: list[dict], sides: dict) -> dict:
+    """One large file: its bytes, the chunk size the load read it in, wall time and peak RSS per input byte."""
+    from etl.core.chunks import chunk_bytes
+
+    n = sum(int(f.get("bytes") or Path(f["path"]).stat().st_size) for f in files)
+    per_byte: dict = {}
+    if "floor" in sides:
+        per_byte["floor"] = {"peak_rss_per_byte": _r(sides["floor"]["peak_rss_bytes"] / n, 2), "seconds_per_GB": _r(sides["floor"]["seconds"] / n * 1e9, 2)}
+    for phase, d in (sides.get("project") or {}).get("phases", {}).items():
+        per_byte[f"project_{phase}"] = {"peak_rss_per_byte": _r(d["peak_rss_bytes"] / n, 2), "seconds_per_GB": _r(d["seconds"] / n * 1e9, 2)}
+    return {"bytes": n, "chunk_bytes": chunk_bytes(), "per_input_byte": per_byte}
 
 
 # ------------------------------------------------------------------------------------------------

@@ -174,6 +174,30 @@ def growth_table(r: dict) -> str:
     return "\n".join(rows)
 
 
+def large_files_table(r: dict) -> str:
+    rows = [
+        "| size | file | rows | chunk | floor s, peak | project load s, peak | measures s, peak | expectations s, peak | peak RSS per input byte: floor / load / measures / expectations | measured |",
+        "|---|---:|---:|---:|---|---|---|---|---|---|",
+    ]
+    for name in ("large-file-200mb", "large-file-2gb"):
+        e = r["sizes"].get(name)
+        if not e or "per_input_byte" not in e:
+            continue
+        f, p = e["sides"].get("floor"), e["sides"].get("project")
+        ph = p["phases"] if p else {}
+        pb = e["per_input_byte"]
+
+        def cell(d):
+            return f"{sec(d['seconds'])}, {mem(d['peak_rss_bytes'])}" if d else "-"
+
+        per = " / ".join(f"{pb[k]['peak_rss_per_byte']:.2f}" if k in pb else "-" for k in ("floor", "project_load", "project_measures", "project_expectations"))
+        rows.append(
+            f"| {name} | {e['bytes'] / 1e6:,.0f} MB | {e['rows']:,} | {e['chunk_bytes'] / MiB:.0f} MiB | {cell(f)} | {cell(ph.get('load'))} | "
+            f"{cell(ph.get('measures'))} | {cell(ph.get('expectations'))} | {per} | {e['measured_at']} |"
+        )
+    return "\n".join(rows)
+
+
 def targets_table(r: dict) -> str:
     rows = ["| target | measured | target | ratio | met | source |", "|---|---:|---:|---:|---|---|"]
     for t in r["targets"]:
@@ -194,6 +218,7 @@ def main(argv: list[str]) -> int:
         ("Alternative stages (s)", alt_table),
         ("Prefect", prefect_table),
         ("Growth", growth_table),
+        ("Large files", large_files_table),
         ("Targets", targets_table),
     ):
         print(f"### {title}\n\n{fn(r)}\n")

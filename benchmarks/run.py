@@ -1,4 +1,4 @@
-"""Benchmark entry point: ``python -m benchmarks.run --size small|force-month|national-year|backfill-10y|growth|measures-10y|all``.
+"""Benchmark entry point: ``python -m benchmarks.run --size small|force-month|national-year|backfill-10y|growth|measures-10y|large-files|all``.
 
 For each size it generates (or reuses) synthetic extracts, then times, one after the other on the same
 files and each in its own process (so peak memory is per side):
@@ -13,6 +13,9 @@ files and each in its own process (so peak memory is per side):
                results with row numbers, quarantine), then Parquet;
 * prefect      (small, force-month) one force-month through `flows.monthly.monthly_load` against the
                plain functions it calls, plus the ephemeral server start-up.
+
+The large-file sizes (``large-file-200mb``, ``large-file-2gb``; ``large-files`` runs both) hold one force-month
+in one file of 200 MB / 2 GB and measure floor and project only, reporting peak RSS and seconds per input byte.
 
 Results: a table on stdout, ``<out>/<timestamp>.json`` and ``<out>/latest.json`` (latest.json keeps the
 sizes not re-measured in this run from the previous latest.json, each with its own timestamp).
@@ -48,6 +51,11 @@ TARGETS = {
         "target": 2.0,
         "unit": "s",
         "what": "one large force-month end to end through flows.monthly.monthly_load, server already started",
+    },
+    "large_file_2gb_load_peak_rss_under_4GiB": {
+        "target": 4.0,
+        "unit": "GiB",
+        "what": "one 2 GB extract file: peak RSS of the project's load (read, validation, quarantine, checks across months, Delta write, audit)",
     },
 }
 
@@ -125,6 +133,21 @@ def targets(results: dict) -> list[dict]:
         add("force_month_e2e_under_2s", fm["sides"]["project"]["seconds"], f"force-month ({fm['measured_at']}), without Prefect")
     else:
         add("force_month_e2e_under_2s", None, "force-month")
+    big = sizes.get("large-file-2gb")
+    if big and "project" in big["sides"]:
+        ph = big["sides"]["project"]["phases"]
+        add(
+            "large_file_2gb_load_peak_rss_under_4GiB",
+            ph["load"]["peak_rss_bytes"] / GiB,
+            f"large-file-2gb ({big['measured_at']})",
+            {
+                "file_bytes": big.get("bytes"),
+                "chunk_bytes": big.get("chunk_bytes"),
+                "peak_by_phase_GiB": {k: _r(v["peak_rss_bytes"] / GiB, 2) for k, v in ph.items()},
+            },
+        )
+    else:
+        add("large_file_2gb_load_peak_rss_under_4GiB", None, "large-file-2gb")
     return out
 
 
@@ -183,6 +206,13 @@ def print_size(e: dict) -> None:
     r = e.get("ratios", {})
     if r:
         log("  ratios: " + ", ".join(f"{k.replace('_over_', '/')} {v:.2f}x" for k, v in r.items()))
+    if "per_input_byte" in e:
+        log(
+            f"  one file of {e['bytes'] / 1e6:,.0f} MB (read in chunks of {e['chunk_bytes'] / MiB:.0f} MiB): peak RSS per input byte "
+            + ", ".join(f"{k} {v['peak_rss_per_byte']:.2f}" for k, v in e["per_input_byte"].items())
+            + "; seconds per GB "
+            + ", ".join(f"{k} {v['seconds_per_GB']:.1f}" for k, v in e["per_input_byte"].items())
+        )
     if "prefect" in e:
         p = e["prefect"]
         log(
@@ -226,7 +256,11 @@ def print_targets(ts: list[dict]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--size", default="small", choices=["small", "force-month", "national-year", "backfill-10y", "growth", "measures-10y", "all"])
+    ap.add_argument(
+        "--size",
+        default="small",
+        choices=["small", "force-month", "national-year", "backfill-10y", "growth", "measures-10y", *config.LARGE_FILES, "large-files", "all"],
+    )
     ap.add_argument("--out", default=str(RESULTS_DIR), help="results folder (default benchmarks/results)")
     ap.add_argument(
         "--growth-max",
@@ -277,7 +311,9 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     sz = config.sizes()
-    todo = ["small", "force-month", "national-year", "backfill-10y", "measures-10y", "growth"] if args.size == "all" else [args.size]
+    todo = ["small", "force-month", "national-year", "backfill-10y", "measures-10y", "growth", *config.LARGE_FILES] if args.size == "all" else [args.size]
+    if args.size == "large-files":
+        todo = list(config.LARGE_FILES)
     for name in todo:
         if name == "measures-10y":
             results["sizes"][name] = measure_measures_10y(args)

@@ -17,6 +17,9 @@ Values arrive exactly or not at all: a file that cannot be read exactly (NUL byt
 quoted field that never closes, a lone CR in the middle of a row of an LF file, the wrong delimiter,
 not a regular file, ...) fails as a whole with one `ExtractError` naming the rule and, where there is
 one, the line.
+
+A file larger than ``ETL_CHUNK_BYTES`` (`etl.core.chunks`) is read in chunks split at row boundaries,
+with the same rows, row numbers, malformed rows and errors as this whole-file reading, in bounded memory.
 """
 
 from __future__ import annotations
@@ -105,10 +108,34 @@ def read_extract(path: str | Path, data: bytes | None = None) -> RawExtract:
     data rows, cannot be decoded exactly, is not comma-separated, has a quoted field that never closes
     or whose header is unusable. A last line cut short (no final newline and too few fields) is a
     truncated file. Other rows with the wrong number of fields are returned in ``malformed``.
+
+    A file (or ``data``) larger than ``ETL_CHUNK_BYTES`` comes back as an `etl.core.chunks.ChunkedExtract`:
+    the same extract, its rows staged on disk chunk by chunk instead of held in memory.
     """
+    from etl.core import chunks  # builds on this module
+
     path = Path(path)
+    limit = chunks.chunk_bytes()
     if data is None:
-        data = _read_bytes(path)
+        fd = _open_file(path)
+        try:
+            if os.fstat(fd).st_size > limit:
+                return chunks.read_chunked(path, fd=fd, chunk=limit)
+            held = [_read_fd(fd, path)]
+        finally:
+            os.close(fd)
+    elif len(data) > limit:
+        return chunks.read_chunked(path, data=data, chunk=limit)
+    else:
+        held = [data]
+        del data
+    return _read_whole(path, held)
+
+
+def _read_whole(path: Path, held: list[bytes]) -> RawExtract:
+    """`read_extract` of a file held in memory (passed in a list it takes it from, so that its bytes
+    are freed once converted to UTF-8)."""
+    data = held.pop()
     digest = sha256_of(data)
     if not data or data.isspace():
         raise ExtractError(path, "empty_file", "is empty (no header and no rows)")
@@ -118,13 +145,34 @@ def read_extract(path: str | Path, data: bytes | None = None) -> RawExtract:
         raise ExtractError(path, "empty_file", "is empty (no header and no rows)")
 
     layout = _Layout(raw, path)
+    if layout.stray is not None:
+        raise layout.stray
     header_text = raw[: layout.rec_end[0]].decode("utf-8")
     header = _parse_header(header_text, path)
-    body_at = int(layout.rec_start[1]) if len(layout.rec_start) > 1 else len(raw)
+    body_at = layout.body_at
     if _NOT_SPACE.search(memoryview(raw)[body_at:]) is None:
         raise ExtractError(path, "empty_file", "has a header but no data rows")
     ends_with_newline = raw.endswith((b"\n", b"\r"))
 
+    frame, malformed, physical = _parse_records(raw, body_at, layout, header, path)
+    if not ends_with_newline and malformed:
+        _refuse_truncated(path, malformed[-1], int(physical[-1]))
+    if frame.height == 0 and not malformed:
+        raise ExtractError(path, "empty_file", "has a header but no data rows")
+    return RawExtract(path, digest, encoding, header, frame, malformed, ends_with_newline)
+
+
+def _parse_records(
+    raw: bytes, body_at: int, layout: _Layout, header: list[str], path: Path, keep_bom: bool = False
+) -> tuple[pl.DataFrame, list[MalformedRow], np.ndarray]:
+    """The records of ``raw[body_at:layout.end]`` parsed into trimmed text columns numbered by their line, the
+    malformed rows (wrong field count; a line of spaces is blank, not a row) and every record's line.
+
+    pyarrow drops a byte order mark at the start of what it parses; ``keep_bom`` keeps one there as text
+    (a chunk of a file that starts with U+FEFF in the middle of the file's body)."""
+    body = pa.py_buffer(raw).slice(body_at, layout.end - body_at)
+    if keep_bom and raw.startswith(_BOM, body_at):
+        body = pa.py_buffer(b"\n" + raw[body_at : layout.end])  # an empty line first: skipped, not numbered
     invalid: list[MalformedRow] = []
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
@@ -134,7 +182,7 @@ def read_extract(path: str | Path, data: bytes | None = None) -> RawExtract:
 
     try:
         table = pacsv.read_csv(
-            pa.BufferReader(pa.py_buffer(raw).slice(body_at)),
+            pa.BufferReader(body),
             read_options=pacsv.ReadOptions(use_threads=False, block_size=layout.block_size, column_names=header),
             parse_options=pacsv.ParseOptions(
                 # Only a file whose quoted fields hold line breaks needs the slower quote-aware block splitting.
@@ -161,23 +209,23 @@ def read_extract(path: str | Path, data: bytes | None = None) -> RawExtract:
         )
     invalid = [MalformedRow(int(physical[m.row_number - 1]), m.expected_fields, m.actual_fields, m.text) for m in invalid]
     malformed = [m for m in invalid if m.text.strip() != ""]  # a line of spaces is blank, not a row
-    if not ends_with_newline and malformed:
-        cut = malformed[-1]
-        if cut.row_number == int(physical[-1]) and cut.actual_fields < cut.expected_fields:
-            raise ExtractError(
-                path,
-                "truncated_file",
-                f"looks truncated: the last line ({cut.row_number}) ends without a newline and has "
-                f"{cut.actual_fields} of {cut.expected_fields} fields; the export was probably cut off",
-            )
     skipped = np.array(sorted(m.row_number for m in invalid), dtype=np.int64)
     row_numbers = np.setdiff1d(physical, skipped, assume_unique=True) if len(skipped) else physical
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
     frame = frame.with_columns(pl.Series(ROW_NUMBER, row_numbers, dtype=pl.Int64)).with_columns([pl.col(c).str.strip_chars().replace("", None) for c in header])
-    if frame.height == 0 and not malformed:
-        raise ExtractError(path, "empty_file", "has a header but no data rows")
-    return RawExtract(path, digest, encoding, header, frame, malformed, ends_with_newline)
+    return frame, malformed, physical
+
+
+def _refuse_truncated(path: Path, last: MalformedRow, last_line: int) -> None:
+    """A file without a final newline whose last record is a malformed row with too few fields was cut off."""
+    if last.row_number == last_line and last.actual_fields < last.expected_fields:
+        raise ExtractError(
+            path,
+            "truncated_file",
+            f"looks truncated: the last line ({last.row_number}) ends without a newline and has "
+            f"{last.actual_fields} of {last.expected_fields} fields; the export was probably cut off",
+        )
 
 
 # --- the file itself ------------------------------------------------------------------------------
@@ -210,6 +258,16 @@ def _not_a_file(path: Path, mode: int) -> ExtractError:
 
 def _read_bytes(path: Path) -> bytes:
     """The file's bytes; anything but a readable regular file is an `ExtractError` (never a hang)."""
+    fd = _open_file(path)
+    try:
+        return _read_fd(fd, path)
+    finally:
+        os.close(fd)
+
+
+def _open_file(path: Path) -> int:
+    """An open descriptor of the regular file at ``path`` (the caller closes it); anything but a readable
+    regular file is an `ExtractError` (never a hang)."""
     try:
         mode = os.stat(path).st_mode  # before opening: opening a FIFO would block
     except (FileNotFoundError, NotADirectoryError) as exc:
@@ -238,14 +296,27 @@ def _read_bytes(path: Path) -> bytes:
             raise _not_a_file(path, mode)
         if hasattr(os, "O_NONBLOCK"):
             os.set_blocking(fd, True)
+    except BaseException as exc:
+        os.close(fd)
+        if isinstance(exc, OSError):
+            raise _read_error(path, exc) from exc
+        raise
+    return fd
+
+
+def _read_error(path: Path | str, exc: OSError) -> ExtractError:
+    if isinstance(exc, PermissionError):
+        return ExtractError(path, "unreadable_file", "cannot be read: permission denied")
+    return ExtractError(path, "unreadable_file", f"cannot be read: {_os_reason(exc)}")
+
+
+def _read_fd(fd: int, path: Path) -> bytes:
+    """Every byte of an open file (from its current position)."""
+    try:
         with os.fdopen(fd, "rb", closefd=False) as f:
             return f.read()
-    except PermissionError as exc:
-        raise ExtractError(path, "unreadable_file", "cannot be read: permission denied") from exc
     except OSError as exc:
-        raise ExtractError(path, "unreadable_file", f"cannot be read: {_os_reason(exc)}") from exc
-    finally:
-        os.close(fd)
+        raise _read_error(path, exc) from exc
 
 
 # --- encoding -------------------------------------------------------------------------------------
@@ -303,48 +374,95 @@ class _Layout:
 
     Record 0 is the header. ``rec_start``/``rec_end``: byte range of each record without its line end;
     ``rec_line``: the physical line each record starts on.
+
+    For the chunked reader (`etl.core.chunks`) the buffer can be a piece of a file that starts at a row
+    boundary: ``first_line`` is the line it starts on, ``header`` whether it starts with the header,
+    ``cr_file``/``mixed`` what the whole file's line ends are (see `_stray_line_break`). A piece that is
+    not ``final`` ends at ``end``, its last line end outside quoted fields (the rest belongs to the next
+    piece; 0: none yet), and a quoted field still open at its end is not an error: ``unclosed`` is where
+    it opens. Lines and records are then those before ``end``.
     """
 
-    def __init__(self, raw: bytes, path: Path | str):
+    def __init__(
+        self,
+        raw: bytes,
+        path: Path | str,
+        *,
+        header: bool = True,
+        final: bool = True,
+        first_line: int = 1,
+        cr_file: bool | None = None,
+        mixed: bool | None = None,
+    ):
         buf = np.frombuffer(raw, dtype=np.uint8)
         n = len(buf)
+        self.first_line = first_line
+        self.header = header
         starts, ends = _line_ends(buf, raw)
-        self.line_ends = ends
+        self.unclosed: int | None = None
         quoted = _quoted_spans(buf, raw)
         if quoted is None:
             out = np.arange(len(ends))
-            self.multiline = False
+            inside = None
         else:
             edges, unclosed = quoted
-            if unclosed is not None:
-                line = self.line_of(unclosed)
+            if unclosed is not None and final:
                 raise ExtractError(
                     path,
                     "unreadable",
-                    f'has a quoted field that opens on line {line} and never closes (an unmatched " character): '
+                    f'has a quoted field that opens on line {first_line - 1 + _line_number(ends, unclosed)} and never closes (an unmatched " character): '
                     "a quote is missing or the file was cut off; nothing was loaded",
                 )
+            self.unclosed = unclosed
             # A line end is inside a quoted field when an odd number of opening/closing quotes precede it.
             inside = (np.searchsorted(edges, starts) & 1).astype(bool)
             out = np.flatnonzero(~inside)
-            self.multiline = bool(inside.any())
-        if raw.find(b"\r") >= 0 and raw.find(b"\n") >= 0:
-            _refuse_stray_line_breaks(buf, starts[out], ends[out], out, path)
+        if final:
+            self.end = n
+        else:
+            # The last row boundary before the buffer's last byte: the byte after a line end tells whether
+            # it is whole (a CR may be the first half of a CRLF) and whether it is a stray line break.
+            bounds = out[ends[out] < n]
+            self.end = int(ends[bounds[-1]]) if len(bounds) else 0
+        k = int(np.searchsorted(ends, self.end, side="right"))  # line ends before the piece's end
+        self.all_line_ends = ends
+        self.line_ends = ends[:k]
+        self.multiline = bool(inside is not None and inside[:k].any())
+        if cr_file is None:  # the header's line end sets the file's kind
+            cr_file = bool(len(out) and ends[out[0]] - starts[out[0]] == 1 and buf[starts[out[0]]] == _CR)
+        self.cr_file = cr_file
+        if mixed is None:
+            mixed = raw.find(b"\r") >= 0 and raw.find(b"\n") >= 0
+        out = out[: int(np.searchsorted(out, k))]
+        self.stray = _stray_line_break(buf, starts[out], ends[out], out, path, cr_file, first_line) if mixed else None
         self.rec_start = np.concatenate(([0], ends[out])).astype(np.int64)
-        self.rec_end = np.concatenate((starts[out], [n])).astype(np.int64)
-        self.rec_line = np.concatenate(([1], out + 2)).astype(np.int64)
-        if len(self.rec_start) > 1 and self.rec_start[-1] == n:  # nothing after the last line end
+        self.rec_end = np.concatenate((starts[out], [self.end])).astype(np.int64)
+        self.rec_line = np.concatenate(([first_line], out + first_line + 1)).astype(np.int64)
+        if len(self.rec_start) > 1 and self.rec_start[-1] == self.end:  # nothing after the last line end
             self.rec_start, self.rec_end, self.rec_line = self.rec_start[:-1], self.rec_end[:-1], self.rec_line[:-1]
         longest = int((self.rec_end - self.rec_start).max())
         self.block_size = _BLOCK_SIZE if 2 * longest + 2 < _BLOCK_SIZE else min(_MAX_BLOCK_SIZE, 2 * longest + 2)
 
+    @property
+    def body_at(self) -> int:
+        """Where the records after the header start (the piece's end when there are none)."""
+        if not self.header:
+            return 0
+        return int(self.rec_start[1]) if len(self.rec_start) > 1 else self.end
+
     def body_lines(self) -> np.ndarray:
         """Start line of every non-empty record after the header (pyarrow skips empty lines)."""
-        keep = self.rec_end[1:] > self.rec_start[1:]
-        return self.rec_line[1:][keep]
+        first = 1 if self.header else 0
+        keep = self.rec_end[first:] > self.rec_start[first:]
+        return self.rec_line[first:][keep]
 
     def line_of(self, offset: int) -> int:
-        return int(np.searchsorted(self.line_ends, offset, side="right")) + 1
+        return self.first_line - 1 + _line_number(self.all_line_ends, offset)
+
+
+def _line_number(line_ends: np.ndarray, offset: int) -> int:
+    """1-based line of a byte offset, given the (exclusive) end offsets of the line ends before it."""
+    return int(np.searchsorted(line_ends, offset, side="right")) + 1
 
 
 def _line_ends(buf: np.ndarray, raw: bytes) -> tuple[np.ndarray, np.ndarray]:
@@ -362,34 +480,36 @@ def _line_ends(buf: np.ndarray, raw: bytes) -> tuple[np.ndarray, np.ndarray]:
     return starts[order], ends[order]
 
 
-def _refuse_stray_line_breaks(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, index: np.ndarray, path: Path | str) -> None:
-    """Refuse a line break of the other kind in the middle of a row.
+def _stray_line_break(
+    buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, index: np.ndarray, path: Path | str, cr_file: bool, first_line: int = 1
+) -> ExtractError | None:
+    """The error for a line break of the other kind in the middle of a row (None: there is none).
 
-    The header's line end sets the file's kind: LF (or CRLF), or CR alone (old Mac exports). A CR alone in
+    The header's line end sets the file's kind (``cr_file``): LF (or CRLF), or CR alone (old Mac exports). A CR alone in
     an LF file (or an LF alone in a CR file) outside quotes, with more of the row after it, is a stray
     character, yet every CSV reader (pyarrow too) breaks the row there: its values would be cut in two and
     the second part could load as a row of its own. One just before a line end (``\\r\\r\\n``) only
     makes an empty line and is harmless. ``starts``/``ends``: the line ends outside quoted fields;
-    ``index``: their positions among all line ends.
+    ``index``: their positions among all line ends (the first on line ``first_line``).
     """
     n = len(buf)
     if len(starts) == 0:
-        return
-    cr_file = ends[0] - starts[0] == 1 and buf[starts[0]] == _CR
+        return None
     stray_byte, words, file_words = (_LF, "line feed (\\n)", "carriage returns") if cr_file else (_CR, "carriage return (\\r)", "line feeds")
     lone = (ends - starts == 1) & (buf[starts] == stray_byte) & (ends < n)
     if not lone.any():
-        return
+        return None
     after = buf[np.minimum(ends, n - 1)]
     stray = np.flatnonzero(lone & (after != _LF) & (after != _CR))
-    if len(stray):
-        line = int(index[stray[0]]) + 1
-        raise ExtractError(
-            path,
-            "unreadable",
-            f"has a {words} alone inside line {line} while its lines end with {file_words}: the row would "
-            "be split in two there; remove the character or quote the field; nothing was loaded",
-        )
+    if not len(stray):
+        return None
+    line = int(index[stray[0]]) + first_line
+    return ExtractError(
+        path,
+        "unreadable",
+        f"has a {words} alone inside line {line} while its lines end with {file_words}: the row would "
+        "be split in two there; remove the character or quote the field; nothing was loaded",
+    )
 
 
 def _quoted_spans(buf: np.ndarray, raw: bytes) -> tuple[np.ndarray, int | None] | None:

@@ -24,11 +24,15 @@ import difflib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import cast
 
 import pandera.polars as pa
 import polars as pl
 from pandera.errors import SchemaError, SchemaErrors
 
+from etl.core import staging
+from etl.core.chunks import ChunkedExtract
 from etl.core.contracts import Column, Contract
 from etl.core.extracts import ROW_NUMBER, ExtractError, RawExtract
 from etl.core.periods import Month
@@ -169,10 +173,14 @@ class _SchemaBuilder:
     at once. ``applies`` records the files a file-dependent rule applies to (others report no row for it).
     """
 
-    def __init__(self, contract: Contract, ctxs: list[ValidationContext], forces: list[str | None]):
+    def __init__(self, contract: Contract, ctxs: list[ValidationContext], forces: list[str | None], chunked: bool = False):
         self.contract = contract
         self.ctxs = ctxs
         self.forces = forces
+        # A file validated chunk by chunk: the unique rules also read a helper column saying that the row's key
+        # is in an earlier chunk (helper column -> the key, see `_SeenKeys` and `_first_in_file`).
+        self.chunked = chunked
+        self.seen_keys: dict[str, pl.Expr] = {}
         self.rules: dict[str, RuleInfo] = {}
         self.applies: dict[str, set[int]] = {}
         self.helpers: dict[str, pl.DataFrame] = {}  # helper column -> (__file, key column, value) to join
@@ -260,13 +268,24 @@ class _SchemaBuilder:
             n,
         )
 
+    def _first_in_file(self, rid: str, first_here: pl.Expr, key: pl.Expr) -> pl.Expr:
+        """The row is the first with its key in the file: ``first_here`` (the first in the frame validated), and,
+        for a file validated in chunks, its key (an exact text) is in no earlier chunk."""
+        if not self.chunked:
+            return first_here
+        helper = f"__seen_{rid}"
+        self.seen_keys[helper] = key
+        return first_here & ~pl.col(helper)
+
     def _unique_check(self, c: Column) -> pa.Check | None:
         if not c.unique:
             return None
         n = c.name
+        rid = f"{n}.unique"
+        first = self._first_in_file(rid, pl.col(n).is_first_distinct().over(_FILE), pl.col(n))
         return self._check(
-            RuleInfo(f"{n}.unique", n, f"{n} must be unique in the file (the first occurrence is kept, repeats are rejected)", "repeats an earlier row"),
-            lambda: pl.col(n).is_null() | pl.col(n).is_first_distinct().over(_FILE),
+            RuleInfo(rid, n, f"{n} must be unique in the file (the first occurrence is kept, repeats are rejected)", "repeats an earlier row"),
+            lambda: pl.col(n).is_null() | first,
             n,
         )
 
@@ -382,9 +401,11 @@ class _SchemaBuilder:
                 checks.append(self._check(RuleInfo(r.id, a, r.description, f"before the crime's {other}", r.severity), expr, None))
         for k in self.contract.unique_keys:
             cols = list(k.columns)
+            # across chunks the key is compared as one exact text, a null value included (as is_first_distinct does)
+            first = self._first_in_file(k.id, pl.struct(cols).is_first_distinct().over(_FILE), pl.struct(cols).struct.json_encode())
 
-            def first_of_key(cols: list[str] = cols) -> pl.Expr:
-                return pl.struct(cols).is_first_distinct().over(_FILE)
+            def first_of_key(first: pl.Expr = first) -> pl.Expr:
+                return first
 
             checks.append(
                 self._check(RuleInfo(k.id, None, f"only one row per {', '.join(cols)} (the first is kept)", "repeats an earlier row"), first_of_key, None)
@@ -432,29 +453,31 @@ def _missing_columns_message(contract: Contract, header: list[str], path: str) -
     )
 
 
-def infer_force(contract: Contract, frame: pl.DataFrame) -> str | None:
+def infer_force(contract: Contract, frame: pl.DataFrame | pl.LazyFrame) -> str | None:
     """The force an extract belongs to: the most frequent value of its force column."""
     col = contract.force_column
-    if not col or col not in frame.columns:
+    if not col or col not in frame.collect_schema().names():
         return None
-    counts = frame.select(pl.col(col).drop_nulls().value_counts(sort=True)).unnest(col)
+    counts = frame.lazy().select(pl.col(col).drop_nulls().value_counts(sort=True)).unnest(col).collect()
     if counts.height == 0:
         return None
     top = counts.filter(pl.col("count") == pl.col("count").max()).sort(col)
     return top[col][0]
 
 
-def check_month(contract: Contract, frame: pl.DataFrame, month: Month, path: str) -> CheckResult | None:
-    """File rule: every row of a monthly extract is dated inside its month."""
+def check_month(contract: Contract, frame: pl.DataFrame | pl.LazyFrame, month: Month, path: str, rows: int | None = None) -> CheckResult | None:
+    """File rule: every row of a monthly extract is dated inside its month (``rows``: how many rows a lazy ``frame`` holds)."""
     col = contract.month_column
     if not col:
         return None
-    parsed = frame.select(pl.col(ROW_NUMBER), _temporal(contract.column(col)).cast(pl.Date).alias("d")).drop_nulls("d")
+    if rows is None:
+        rows = frame.height if isinstance(frame, pl.DataFrame) else int(frame.select(pl.len()).collect().item())
+    parsed = frame.lazy().select(pl.col(ROW_NUMBER), _temporal(contract.column(col)).cast(pl.Date).alias("d")).drop_nulls("d")
     start = pl.date(month.year, month.month, 1)
     nxt = month + 1
     end = pl.date(nxt.year, nxt.month, 1)
-    outside = parsed.filter((pl.col("d") < start) | (pl.col("d") >= end))
-    result = CheckResult(f"{col}.in_extract_month", col, f"every {col} must be inside {month}", "error", outside.height == 0, outside.height, frame.height)
+    outside = parsed.filter((pl.col("d") < start) | (pl.col("d") >= end)).collect()
+    result = CheckResult(f"{col}.in_extract_month", col, f"every {col} must be inside {month}", "error", outside.height == 0, outside.height, rows)
     if outside.height:
         months = outside.select(pl.col("d").dt.strftime("%Y-%m").unique().sort()).to_series().to_list()
         first = outside.sort(ROW_NUMBER).row(0, named=True)
@@ -481,20 +504,26 @@ class ExtractInput:
         return self.source_file or str(self.raw.path)
 
 
-def validate_extract(contract: Contract, raw: RawExtract, ctx: ValidationContext, source_file: str | None = None) -> ExtractResult:
-    """Validate one extract read by `etl.core.extracts.read_extract`. Raises `FileFailure` for file failures."""
-    (outcome,) = validate_extracts(contract, [ExtractInput(raw, ctx, source_file)])
+def validate_extract(contract: Contract, raw: RawExtract, ctx: ValidationContext, source_file: str | None = None, *, spill: bool = False) -> ExtractResult:
+    """Validate one extract read by `etl.core.extracts.read_extract`. Raises `FileFailure` for file failures.
+    ``spill``: see `validate_extracts`."""
+    (outcome,) = validate_extracts(contract, [ExtractInput(raw, ctx, source_file)], spill=spill)
     if isinstance(outcome, FileFailure):
         raise outcome
     return outcome
 
 
-def validate_extracts(contract: Contract, inputs: list[ExtractInput]) -> list[ExtractResult | FileFailure]:
+def validate_extracts(contract: Contract, inputs: list[ExtractInput], *, spill: bool = False) -> list[ExtractResult | FileFailure]:
     """Validate several files of one contract together (e.g. every force's file of a month).
 
     Each file is judged on its own - uniqueness within the file, its own force and month, its own
     reject limit - exactly as if validated alone; the row rules just run once over all of them.
     Returns, per input in order, its `ExtractResult` or the `FileFailure` that stops that file.
+
+    A file read in chunks (`etl.core.chunks.ChunkedExtract`) is validated chunk by chunk with the same
+    result (`_validate_chunked`). With ``spill`` its curated and quarantined rows stay on disk: the
+    result's ``clean`` and ``quarantine`` are `etl.core.staging.StagedFrame`s (for a loader that writes
+    them with `etl.core.staging`); without, they are read into DataFrames.
     """
     outcomes: list[ExtractResult | FileFailure | None] = [None] * len(inputs)
     frames: dict[int, pl.DataFrame] = {}
@@ -502,6 +531,9 @@ def validate_extracts(contract: Contract, inputs: list[ExtractInput]) -> list[Ex
     month_checks: dict[int, CheckResult] = {}
     rename = {c.source_name: c.name for c in contract.columns}
     for i, item in enumerate(inputs):
+        if isinstance(item.raw, ChunkedExtract):
+            outcomes[i] = _validate_chunked(contract, item, spill)
+            continue
         message = _missing_columns_message(contract, item.raw.header, item.path)
         if message:
             outcomes[i] = FileFailure(item.path, "columns_present", message)
@@ -512,7 +544,7 @@ def validate_extracts(contract: Contract, inputs: list[ExtractInput]) -> list[Ex
             try:
                 mc = check_month(contract, frame, item.ctx.month, item.path)
             except FileFailure as exc:
-                outcomes[i] = exc
+                outcomes[i] = exc.with_traceback(None)  # its frames would keep the file's rows alive
                 continue
             if mc:
                 month_checks[i] = mc
@@ -520,9 +552,43 @@ def validate_extracts(contract: Contract, inputs: list[ExtractInput]) -> list[Ex
     if not frames:
         return outcomes  # type: ignore[return-value]
 
-    builder = _SchemaBuilder(contract, [item.ctx for item in inputs], forces)
+    builder = _SchemaBuilder(contract, [item.ctx if i in frames else ValidationContext() for i, item in enumerate(inputs)], forces)
     schema = builder.build()
     batch = pl.concat(list(frames.values()), how="vertical") if len(frames) > 1 else next(iter(frames.values()))
+    judged = _judge(contract, builder, schema, batch, list(frames))
+    for i, frame in frames.items():
+        item = inputs[i]
+        raw, path = item.raw, item.path
+        tally = _Tally()
+        tally.add(judged, i, frame.height)
+        verdict = _verdict(contract, builder, i, path, raw, month_checks.get(i), tally)
+        if isinstance(verdict, FileFailure):
+            outcomes[i] = verdict
+            continue
+        lineage = _lineage(contract, item, forces[i])
+        quarantine = _quarantine_frame(raw, judged.per_row.get(i, judged.empty_per_row), lineage, contract)
+        clean = _clean(judged, i, lineage)
+        outcomes[i] = _result(contract, item, forces[i], lineage, raw.rows_in, clean, quarantine, verdict)
+    return outcomes  # type: ignore[return-value]
+
+
+@dataclass
+class _Judged:
+    """What the row rules found in a frame of one or more files (keyed by the file's position in the batch):
+    failing rows per (file, rule), the rules that could not run, each file's failing rows (row_number,
+    failed_checks, failure_detail), its typed passing rows and the values its typing lost (column -> rows, first row)."""
+
+    counts: dict[tuple[int, str], int]
+    rule_errors: dict[str, str]
+    per_row: dict[int, pl.DataFrame]
+    typed: dict[int, pl.DataFrame]
+    lost: dict[int, dict[str, tuple[int, int]]]
+    empty_typed: pl.DataFrame
+    empty_per_row: pl.DataFrame
+
+
+def _judge(contract: Contract, builder: _SchemaBuilder, schema: pa.DataFrameSchema, batch: pl.DataFrame, files: list[int]) -> _Judged:
+    """Run the row rules over ``batch`` (the renamed text columns, row_number and the helper columns of the files in it)."""
     failures, rule_errors = _run_schema(schema, builder.prepare(batch).drop(ROW_NUMBER))
     # failures: index (position in the batch), rule id -> the file and row number they belong to
     position = batch.select(pl.int_range(pl.len()).cast(pl.Int64).alias("index"), pl.col(_FILE), pl.col(ROW_NUMBER))
@@ -545,103 +611,249 @@ def validate_extracts(contract: Contract, inputs: list[ExtractInput]) -> list[Ex
     per_row_by_file = per_row.partition_by(_FILE, as_dict=True, include_key=False) if per_row.height else {}
     passed = batch.filter(~pl.int_range(pl.len(), dtype=pl.Int64).is_in(failures["index"].unique().implode())) if failures.height else batch
     typed = _typed(contract, passed)
-    lost = _lost_values(contract, passed, typed)  # file -> (column, rows, first row): must never happen
-    typed_by_file = typed.partition_by(_FILE, as_dict=True, include_key=False) if len(frames) > 1 else {(i,): typed.drop(_FILE) for i in frames}
-    empty_typed = typed.clear().drop(_FILE)
-    empty_per_row = per_row.clear().drop(_FILE)
+    lost = _lost_values(contract, passed, typed)  # must never find anything
+    typed_by_file = typed.partition_by(_FILE, as_dict=True, include_key=False) if len(files) > 1 else {(i,): typed.drop(_FILE) for i in files}
+    return _Judged(
+        counts,
+        rule_errors,
+        {int(k[0]): v for k, v in per_row_by_file.items()},
+        {int(k[0]): v for k, v in typed_by_file.items()},
+        lost,
+        typed.clear().drop(_FILE),
+        per_row.clear().drop(_FILE),
+    )
 
-    for i, frame in frames.items():
-        item = inputs[i]
-        raw, path = item.raw, item.path
-        rows_in = raw.rows_in
-        broken = sorted(rid for rid in rule_errors if rid not in builder.applies or i in builder.applies[rid])
-        if broken:
-            # A rule that raised judged no row: it must not count as passed (nothing is loaded).
-            rid = broken[0]
-            also = f"; rule(s) {', '.join(broken[1:])} could not be run either" if len(broken) > 1 else ""
-            outcomes[i] = FileFailure(
-                path,
-                rid,
-                f"rule {rid} could not be run ({rule_errors[rid]}){also}; the contract {contract.id} v{contract.version} needs fixing; nothing was loaded",
-            )
+
+@dataclass
+class _Tally:
+    """One file's findings from the row rules over all its rows (summed over the chunks of a file read in chunks)."""
+
+    rows_checked: int = 0  # rows the rules judged (malformed rows apart)
+    failing_rows: int = 0  # rows failing at least one rule
+    counts: dict[str, int] = field(default_factory=dict)  # rule -> failing rows
+    rule_errors: dict[str, str] = field(default_factory=dict)  # rule -> why it could not be run
+    lost: dict[str, tuple[int, int]] = field(default_factory=dict)  # column -> rows whose value typing lost, first row
+
+    def add(self, judged: _Judged, i: int, rows: int) -> None:
+        self.rows_checked += rows
+        self.failing_rows += judged.per_row[i].height if i in judged.per_row else 0
+        for (f, rid), n in judged.counts.items():
+            if f == i:
+                self.counts[rid] = self.counts.get(rid, 0) + n
+        for rid, reason in judged.rule_errors.items():
+            self.rule_errors.setdefault(rid, reason)
+        for col, (n, first) in judged.lost.get(i, {}).items():
+            had = self.lost.get(col)
+            self.lost[col] = (n, first) if had is None else (had[0] + n, min(had[1], first))
+
+
+def _verdict(
+    contract: Contract, builder: _SchemaBuilder, i: int, path: str, raw: RawExtract, month_check: CheckResult | None, tally: _Tally
+) -> list[CheckResult] | FileFailure:
+    """File ``i``'s checks, or the `FileFailure` that stops it: a rule that could not be run, a value typing
+    would lose, more rejected rows than the contract allows."""
+    rows_in = raw.rows_in
+    malformed = raw.malformed_count if isinstance(raw, ChunkedExtract) else len(raw.malformed)
+    broken = sorted(rid for rid in tally.rule_errors if rid not in builder.applies or i in builder.applies[rid])
+    if broken:
+        # A rule that raised judged no row: it must not count as passed (nothing is loaded).
+        rid = broken[0]
+        also = f"; rule(s) {', '.join(broken[1:])} could not be run either" if len(broken) > 1 else ""
+        return FileFailure(
+            path,
+            rid,
+            f"rule {rid} could not be run ({tally.rule_errors[rid]}){also}; the contract {contract.id} v{contract.version} needs fixing; nothing was loaded",
+        )
+    col = next((c.name for c in contract.columns if c.name in tally.lost), None)
+    if col is not None:
+        n_lost, first = tally.lost[col]
+        kind = contract.column(col).logical_type
+        return FileFailure(
+            path,
+            f"{col}.type",
+            f"{n_lost} row(s) (first at row {first}) have a {col} value that passed every rule of the contract "
+            f"{contract.id} v{contract.version} but cannot be stored as {kind}; rather than lose the value nothing was loaded "
+            f"(the {col}.type rule must reject such values: please report this)",
+        )
+    checks = [month_check] if month_check is not None else []
+    for rid, info in builder.rules.items():
+        if rid in builder.applies and i not in builder.applies[rid]:
             continue
-        if i in lost:
-            col, n_lost, first = lost[i]
-            kind = contract.column(col).logical_type
-            outcomes[i] = FileFailure(
-                path,
-                f"{col}.type",
-                f"{n_lost} row(s) (first at row {first}) have a {col} value that passed every rule of the contract "
-                f"{contract.id} v{contract.version} but cannot be stored as {kind}; rather than lose the value nothing was loaded "
-                f"(the {col}.type rule must reject such values: please report this)",
-            )
-            continue
-        checks = [month_checks[i]] if i in month_checks else []
-        for rid, info in builder.rules.items():
-            if rid in builder.applies and i not in builder.applies[rid]:
-                continue
-            n_fail = counts.get((i, rid), 0)
-            description = builder.descriptions[rid](i) if rid in builder.descriptions else info.description
-            checks.append(CheckResult(rid, info.column, description, info.severity, n_fail == 0, n_fail, frame.height))
+        n_fail = tally.counts.get(rid, 0)
+        description = builder.descriptions[rid](i) if rid in builder.descriptions else info.description
+        checks.append(CheckResult(rid, info.column, description, info.severity, n_fail == 0, n_fail, tally.rows_checked))
+    checks.append(CheckResult("row.field_count", None, f"every row has the header's {len(raw.header)} fields", "error", not malformed, malformed, rows_in))
+    if not raw.ends_with_newline:
         checks.append(
-            CheckResult(
-                "row.field_count", None, f"every row has the header's {len(raw.header)} fields", "error", not raw.malformed, len(raw.malformed), rows_in
-            )
+            CheckResult("file.ends_with_newline", None, "the file ends with a newline (a missing one can mean a cut-off export)", "warning", False, 0, rows_in)
         )
-        if not raw.ends_with_newline:
-            checks.append(
-                CheckResult(
-                    "file.ends_with_newline", None, "the file ends with a newline (a missing one can mean a cut-off export)", "warning", False, 0, rows_in
-                )
-            )
-        fallback = raw.encoding == "windows-1252"  # not UTF-8: the reader fell back to Windows-1252
-        checks.append(
-            CheckResult(
-                "file.encoding",
-                None,
-                "the file is UTF-8 (a file read as Windows-1252 may show accented characters wrongly)",
-                "warning",
-                not fallback,
-                0,
-                rows_in,
-                "read as Windows-1252 (not UTF-8); check accented characters" if fallback else None,
-            )
+    fallback = raw.encoding == "windows-1252"  # not UTF-8: the reader fell back to Windows-1252
+    checks.append(
+        CheckResult(
+            "file.encoding",
+            None,
+            "the file is UTF-8 (a file read as Windows-1252 may show accented characters wrongly)",
+            "warning",
+            not fallback,
+            0,
+            rows_in,
+            "read as Windows-1252 (not UTF-8); check accented characters" if fallback else None,
         )
-        rows_failed = per_row_by_file.get((i,), empty_per_row)
-        bad_rows = rows_failed.height + len(raw.malformed)
-        limit = contract.reject_limit(rows_in)
-        if bad_rows > limit:
-            worst = sorted(((n, rid) for (f, rid), n in counts.items() if f == i), key=lambda t: (-t[0], t[1]))[:3]
-            top = ", ".join(f"{rid} ({n} rows)" for n, rid in worst)
-            if raw.malformed:
-                top = (top + ", " if top else "") + f"row.field_count ({len(raw.malformed)} rows)"
-            outcomes[i] = FileFailure(
-                path,
-                "reject_threshold",
-                f"{bad_rows} of {rows_in} rows break the contract, more than the {limit} the contract "
-                f"{contract.id} v{contract.version} allows (max({contract.reject_min_rows}, {contract.reject_fraction:.0%} of rows)); "
-                f"most common: {top}. The export looks broken; nothing was loaded.",
-            )
-            continue
-        month_text = str(item.ctx.month) if item.ctx.month is not None else None
-        lineage = {
-            "extract": contract.extract,
-            "force_id": forces[i],
-            "month": month_text,
-            "source_file": path,
-            "source_sha256": raw.sha256,
-            "contract_version": contract.version,
-        }
-        quarantine = _quarantine_frame(raw, rows_failed, lineage, contract)
-        clean = (
-            typed_by_file.get((i,), empty_typed)
-            .with_columns([pl.lit(lineage[k], dtype=pl.Utf8).alias(k) for k in ("month", "source_file", "source_sha256")])
-            .select([c for c in empty_typed.columns])
+    )
+    bad_rows = tally.failing_rows + malformed
+    limit = contract.reject_limit(rows_in)
+    if bad_rows > limit:
+        worst = sorted(((n, rid) for rid, n in tally.counts.items()), key=lambda t: (-t[0], t[1]))[:3]
+        top = ", ".join(f"{rid} ({n} rows)" for n, rid in worst)
+        if malformed:
+            top = (top + ", " if top else "") + f"row.field_count ({malformed} rows)"
+        return FileFailure(
+            path,
+            "reject_threshold",
+            f"{bad_rows} of {rows_in} rows break the contract, more than the {limit} the contract "
+            f"{contract.id} v{contract.version} allows (max({contract.reject_min_rows}, {contract.reject_fraction:.0%} of rows)); "
+            f"most common: {top}. The export looks broken; nothing was loaded.",
         )
-        result = ExtractResult(contract, path, raw.sha256, raw.encoding, month_text, forces[i], rows_in, clean, quarantine, checks)
-        assert result.rows_loaded + result.rows_quarantined == rows_in, "rows in must equal rows loaded + rows quarantined"
-        outcomes[i] = result
-    return outcomes  # type: ignore[return-value]
+    return checks
+
+
+def _lineage(contract: Contract, item: ExtractInput, force: str | None) -> dict:
+    return {
+        "extract": contract.extract,
+        "force_id": force,
+        "month": str(item.ctx.month) if item.ctx.month is not None else None,
+        "source_file": item.path,
+        "source_sha256": item.raw.sha256,
+        "contract_version": contract.version,
+    }
+
+
+def _clean(judged: _Judged, i: int, lineage: dict) -> pl.DataFrame:
+    """File ``i``'s curated rows: its typed passing rows with their lineage."""
+    return (
+        judged.typed.get(i, judged.empty_typed)
+        .with_columns([pl.lit(lineage[k], dtype=pl.Utf8).alias(k) for k in ("month", "source_file", "source_sha256")])
+        .select(judged.empty_typed.columns)
+    )
+
+
+def _result(
+    contract: Contract, item: ExtractInput, force: str | None, lineage: dict, rows_in: int, clean: pl.DataFrame, quarantine: pl.DataFrame, checks: list
+) -> ExtractResult:
+    result = ExtractResult(contract, item.path, item.raw.sha256, item.raw.encoding, lineage["month"], force, rows_in, clean, quarantine, checks)
+    assert result.rows_loaded + result.rows_quarantined == rows_in, "rows in must equal rows loaded + rows quarantined"
+    return result
+
+
+# --------------------------------------------------------------------------------------------------
+# A file read in chunks
+
+
+class _SeenKeys:
+    """The keys of a file's unique rules in its chunks so far: a row whose key an earlier chunk holds repeats
+    an earlier row (repeats inside a chunk the rule itself finds). The keys' 64-bit hashes stay in memory and
+    the keys themselves on disk; a hash seen before is confirmed against the keys, so the answer is exact."""
+
+    def __init__(self, keys: dict[str, pl.Expr], stage: staging.Stage):
+        self.keys = keys  # helper column -> the key (null: no key, never a repeat)
+        self.stage = stage
+        self.hashes: dict[str, pl.Series] = {}
+        self.files: dict[str, list[Path]] = {h: [] for h in keys}
+
+    def mark(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """``frame`` (a chunk) with a helper column per key: the row's key is in an earlier chunk."""
+        columns = []
+        for helper, key in self.keys.items():
+            k = frame.select(key.alias("key")).to_series()
+            h = k.hash(seed=_KEY_SEED)
+            known = k.is_not_null()
+            seen = pl.repeat(False, len(k), eager=True)
+            earlier = self.hashes.get(helper)
+            if earlier is not None:
+                hits = earlier.filter(earlier.is_in(h.filter(known).implode()))
+                if len(hits):
+                    same_hash = known & h.is_in(hits.unique().implode())
+                    keys = pl.scan_parquet(self.files[helper]).filter(pl.col("hash").is_in(hits.unique().implode())).select("key").collect().to_series()
+                    seen = same_hash & k.is_in(keys.implode())
+            columns.append(seen.alias(helper))
+            new = pl.DataFrame({"hash": h, "key": k}).filter(known)
+            self.hashes[helper] = new["hash"] if earlier is None else earlier.append(new["hash"])
+            self.files[helper].append(self.stage.write(new, "keys"))
+        return frame.with_columns(columns)
+
+
+_KEY_SEED = 20260101
+
+
+def _renamed(lf: pl.LazyFrame, contract: Contract) -> pl.LazyFrame:
+    return lf.select([pl.col(c.source_name).alias(c.name) for c in contract.columns] + [pl.col(ROW_NUMBER)])
+
+
+def _validate_chunked(contract: Contract, item: ExtractInput, spill: bool) -> ExtractResult | FileFailure:
+    """Validate a file read in chunks, one chunk at a time, with the result of validating it whole: its force
+    and month from every row (lazily, a column at a time), the row rules per chunk (a repeated key looked up in
+    the earlier chunks too), the counts summed, the curated and quarantined rows per chunk in file order."""
+    raw = item.raw
+    assert isinstance(raw, ChunkedExtract)
+    path = item.path
+    message = _missing_columns_message(contract, raw.header, path)
+    if message:
+        return FileFailure(path, "columns_present", message)
+    force = item.ctx.force_id or infer_force(contract, _renamed(raw.scan(), contract))
+    month_check = None
+    if item.ctx.month is not None:
+        try:
+            month_check = check_month(contract, _renamed(raw.scan(), contract), item.ctx.month, path, rows=raw.rows)
+        except FileFailure as exc:
+            return exc.with_traceback(None)  # its frames would keep the file's rows alive
+    builder = _SchemaBuilder(contract, [item.ctx], [force], chunked=True)
+    schema = builder.build()
+    seen = _SeenKeys(builder.seen_keys, raw.stage)
+    lineage = _lineage(contract, item, force)
+    limit = contract.reject_limit(raw.rows_in)
+    out = staging.Stage("validated") if spill else None
+    clean: list = []  # DataFrames, or files of `out`
+    quarantine: list = []
+    tally = _Tally()
+    empty_typed = None
+    try:
+        for part in raw.parts:
+            text = part.read()
+            frame = _renamed(text.lazy(), contract).collect().with_columns(pl.lit(0, pl.Int32).alias(_FILE), pl.lit(force, pl.Utf8).alias(_FORCE))
+            judged = _judge(contract, builder, schema, seen.mark(frame), [0])
+            tally.add(judged, 0, frame.height)
+            empty_typed = judged.empty_typed
+            if tally.rule_errors or tally.lost or tally.failing_rows + raw.malformed_count > limit:
+                continue  # the file fails: only the counts for its message are still needed
+            chunk = RawExtract(raw.path, raw.sha256, raw.encoding, raw.header, text, part.malformed_rows(), raw.ends_with_newline)
+            q = _quarantine_frame(chunk, judged.per_row.get(0, judged.empty_per_row), lineage, contract)
+            c = _clean(judged, 0, lineage)
+            del text, frame, judged, chunk
+            if out is not None:
+                quarantine.append((out.write(q, "quarantine"), q.height))
+                clean.append((out.write(c, "clean"), c.height))
+            else:
+                quarantine.append(q)
+                clean.append(c)
+        verdict = _verdict(contract, builder, 0, path, raw, month_check, tally)
+    except BaseException:
+        if out is not None:
+            out.close()
+        raise
+    if isinstance(verdict, FileFailure):
+        if out is not None:
+            out.close()
+        return verdict
+    if empty_typed is None:  # no row parsed (every row malformed)
+        empty_typed = _typed(contract, _renamed(raw.scan(), contract).collect().with_columns(pl.lit(0, pl.Int32).alias(_FILE))).clear().drop(_FILE)
+    clean_schema = empty_typed.schema
+    if out is not None:
+        clean_frame = cast(pl.DataFrame, staging.StagedFrame.of_files([f for f, _ in clean], clean_schema, sum(n for _, n in clean), out))
+        q_frame = cast(pl.DataFrame, staging.StagedFrame.of_files([f for f, _ in quarantine], QUARANTINE_SCHEMA, sum(n for _, n in quarantine), out))
+    else:
+        clean_frame = pl.concat(clean) if clean else pl.DataFrame(schema=clean_schema)
+        q_frame = pl.concat(quarantine) if quarantine else pl.DataFrame(schema=QUARANTINE_SCHEMA)
+    return _result(contract, item, force, lineage, raw.rows_in, clean_frame, q_frame, verdict)
 
 
 def _run_schema(schema: pa.DataFrameSchema, frame: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, str]]:
@@ -820,12 +1032,12 @@ def _typed(contract: Contract, frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(exprs + lin + [pl.col(ROW_NUMBER).alias("source_row"), pl.col(_FILE)])
 
 
-def _lost_values(contract: Contract, passed: pl.DataFrame, typed: pl.DataFrame) -> dict[int, tuple[str, int, int]]:
-    """Guard: per file, a typed column where a non-empty text value became null in the typed frame.
+def _lost_values(contract: Contract, passed: pl.DataFrame, typed: pl.DataFrame) -> dict[int, dict[str, tuple[int, int]]]:
+    """Guard: per file, the typed columns where a non-empty text value became null in the typed frame.
 
     The type rules reject every value that cannot be converted, so this finds nothing; it exists so
-    that no future rule gap can silently turn a value into null. Returns file -> (column, rows, first row).
-    ``passed`` and ``typed`` hold the same rows in the same order.
+    that no future rule gap can silently turn a value into null. Returns file -> column -> (rows, first row),
+    columns in contract order. ``passed`` and ``typed`` hold the same rows in the same order.
     """
     cols = [c.name for c in contract.columns if c.logical_type != "string"]
     if not cols or not passed.height:
@@ -839,11 +1051,11 @@ def _lost_values(contract: Contract, passed: pl.DataFrame, typed: pl.DataFrame) 
     ).select(pl.col(_FILE), pl.col("source_row"), *[(pl.col(f"__text_{k}") & pl.col(f"__null_{k}")).alias(n) for k, n in enumerate(cols)])
     if not flags.select(pl.any_horizontal(pl.col(cols).any())).item():
         return {}
-    out: dict[int, tuple[str, int, int]] = {}
+    out: dict[int, dict[str, tuple[int, int]]] = {}
     for n in cols:
         hits = flags.filter(pl.col(n)).group_by(_FILE).agg(pl.len().alias("rows"), pl.col("source_row").min().alias("first"))
         for r in hits.iter_rows(named=True):
-            out.setdefault(r[_FILE], (n, r["rows"], r["first"]))
+            out.setdefault(r[_FILE], {})[n] = (r["rows"], r["first"])
     return out
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import polars as pl
 
-from etl.core import audit, cross_month, progress
+from etl.core import audit, cross_month, progress, staging
 from etl.core.contracts import Contract
 from etl.core.extracts import RawExtract
 from etl.core.published import PublishedError
@@ -344,7 +344,7 @@ def build_writes(batch: CheckedBatch, wh: Warehouse) -> Writes:
     for contract in batch.contracts:
         frames = [_curated(r.clean, r.contract, u.force) for u in live for r in u.results if r.contract.extract == contract.extract]  # type: ignore[arg-type]
         if frames:
-            curated[contract.extract] = pl.concat(frames) if len(frames) > 1 else frames[0]
+            curated[contract.extract] = staging.concat(frames)  # a file read in chunks stays on disk
             writes.append(Write(contract.extract, curated[contract.extract], month_filter))
         elif wh.has_table(contract.extract):
             writes.append(Write(contract.extract, pl.DataFrame(schema=curated_schema(contract)), month_filter))
@@ -353,7 +353,7 @@ def build_writes(batch: CheckedBatch, wh: Warehouse) -> Writes:
         for u in live
         for r in u.results + batch.recorded(u).results
     ]
-    writes.append(Write("quarantine", pl.concat(quarantined), month_filter))
+    writes.append(Write("quarantine", staging.concat(quarantined), month_filter))
     for frame, entry in batch.published:
         writes.append(Write("published_statistics", frame, predicate(source_sha256=entry["sha256"])))
     references = {name: reference_rows(batch.references, name) for name in REFERENCE_EXTRACTS}
@@ -460,7 +460,7 @@ def _validate_contract(read: ReadBatch, contract: Contract, wh: Warehouse) -> No
     if not inputs:
         return
     with progress.stage("validate", extract=contract.extract, rows=sum(i.raw.rows_in for i in inputs), files=len(inputs)):
-        outcomes = validate_extracts(contract, inputs)
+        outcomes = validate_extracts(contract, inputs, spill=True)
     for u, outcome in zip(owners, outcomes):
         if isinstance(outcome, FileFailure):
             u.fail(month, outcome)
@@ -535,7 +535,7 @@ def _in_forces(forces: list[str]) -> str:
 def _curated(clean: pl.DataFrame, contract: Contract, force: str) -> pl.DataFrame:
     """The rows as stored: force_id set to the run's force, columns in the curated order."""
     schema = curated_schema(contract)
-    return clean.with_columns(pl.lit(force).alias("force_id")).select([pl.col(k).cast(t) for k, t in schema.items()])
+    return staging.transform(clean, lambda f: f.with_columns(pl.lit(force).alias("force_id")).select([pl.col(k).cast(t) for k, t in schema.items()]))
 
 
 def _lookup(wh: Warehouse, force: str | None, args: dict, done: list[ExtractResult]) -> pl.DataFrame:
