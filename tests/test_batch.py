@@ -217,7 +217,7 @@ def test_a_month_followed_stage_by_stage_gives_what_the_load_gives(region: Path,
         ]
         checked = stages.check_across_months(validated, wh)
         writes = stages.build_writes(checked, wh)
-        assert [w.table for w in writes.writes] == ["recorded_crime", "quarantine", "population"]
+        assert [w.table for w in writes.writes] == ["recorded_crime", "quarantine", "population", "key_index", "volume_counts"]
         writes = stages.compute_measures(checked, writes, wh)
         assert [w.table for w in writes.writes][-2:] == ["measures", "spc"]
         staged = stages.commit(checked, writes, wh)
@@ -246,3 +246,34 @@ def test_every_stage_logs_one_line_with_run_id_and_counts_never_a_value(region: 
     assert any(ln.startswith("batch ") and reports[1].run_id in ln and "(north)" in ln for ln in lines)
     text = "\n".join(lines)
     assert "99Z" not in text and "N2019-02-" not in text  # the quarantined code and the crime references are values
+
+
+def test_reference_files_are_validated_again_only_when_their_bytes_change(region: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A later month whose reference files are the same bytes reuses their validation (same tables); a changed
+    file, or a published workbook folder, is read again."""
+    from etl.loading import stages
+
+    stages._REFERENCES_SEEN.clear()
+    calls: list[int] = []
+    original = stages.read_references
+
+    def counting(roots, source, wh):
+        calls.append(len(roots))
+        return original(roots, source, wh)
+
+    monkeypatch.setattr(stages, "read_references", counting)
+    wh = tmp_path / "wh"
+    pipeline.load_source_month(region, "2019-01", wh, compute=False)
+    pipeline.load_source_month(region, "2019-02", wh, compute=False)
+    assert calls == [4]  # SOURCE and the three force folders, read once
+    write_population(region / "north", {2019: 401_000}, force="north")
+    pipeline.load_source_month(region, "2019-03", wh, compute=False)
+    assert calls == [4, 4]
+    assert _table(wh, "population").filter(pl.col("force_id") == "north")["population"].to_list() == [401_000]
+    (region / "reference" / "published").mkdir(parents=True)
+    pipeline.load_source_month(region, "2019-01", wh, compute=False)
+    pipeline.load_source_month(region, "2019-02", wh, compute=False)
+    assert calls == [4, 4, 4, 4]
+    runs = _table(wh, "audit_runs").filter(pl.col("month") == "2019-02").sort("commit_seq")
+    files = [json.loads(s) for s in runs["source_files"].to_list()]
+    assert all(any(f["file"].endswith("reference/population.csv") for f in fs) for fs in files)  # recorded in every run

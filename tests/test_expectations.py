@@ -71,6 +71,7 @@ def test_partitioned_run_gives_the_whole_table_results(tmp_path, warehouse, monk
     for name in ("recorded_crime", "quarantine", "audit_runs"):
         (suites / f"{name}.json").write_text((E.expectations_dir() / f"{name}.json").read_text())
     monkeypatch.setenv("ETL_EXPECTATIONS_DIR", str(suites))
+    monkeypatch.setattr(E, "BY_FILE", False)  # the whole-table plan (file by file: tests/test_expectations_by_file.py)
     whole = run_expectations(warehouse, commit=False)
     assert all(s.partitions == 1 for s in whole.suites)
     by_check = {(t, c): (p, f, n) for t, c, p, f, n in _results(whole)}

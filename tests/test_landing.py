@@ -352,3 +352,21 @@ def test_the_raw_area_keeps_a_copy_already_there(tmp_path):
     copy = landing.copy_to_raw(zone, "2019-01/recorded_crime.csv", zone.listing()["2019-01/recorded_crime.csv"], raw)
     assert copy.reused and copy.path == existing and existing.stat().st_ino == inode
     assert sorted(p.name for p in raw.iterdir()) == [existing.name]  # no temporary file left
+
+
+def test_a_backfill_from_a_landing_url_copies_every_month_to_raw_and_gives_the_local_tables(landed_source, tmp_path, monkeypatch):
+    from etl.loading.backfill import backfill
+
+    monkeypatch.setenv("ETL_LANDING_SETTLE_SECONDS", "0")  # files long delivered: no second listing to wait for
+    write_month(landed_source, "2019-02", [crime("c", "2019-02-03", "34B")])
+    by_url = backfill(url(landed_source), "2019-01", "2019-03", tmp_path / "wh")
+    local = backfill(str(landed_source), "2019-01", "2019-03", tmp_path / "wh-local")
+    # a month with no files: "missing" from a folder; from a landing zone its required extract had not arrived: "failed"
+    assert [(r.month, r.outcome) for r in local.months] == [("2019-01", "loaded"), ("2019-02", "loaded"), ("2019-03", "missing")]
+    assert [(r.month, r.outcome) for r in by_url.months] == [("2019-01", "loaded"), ("2019-02", "loaded"), ("2019-03", "failed")]
+    for table in ("recorded_crime", "quarantine", "measures"):
+        a, b = Warehouse(tmp_path / "wh").read(table), Warehouse(tmp_path / "wh-local").read(table)
+        keep = [c for c in a.columns if c not in ("run_id", "source_file")]
+        assert a.select(keep).sort(keep).equals(b.select(keep).sort(keep)), table
+    raw = {p.name.split(".")[0] for p in (tmp_path / "wh" / "raw").iterdir()}
+    assert sha(landed_source / "2019-02" / "recorded_crime.csv") in raw and sha(landed_source / "2019-01" / "recorded_crime.csv") in raw

@@ -20,6 +20,12 @@ or quarantine rows, so nothing is lost:
                             months (looking back at most ``baselineMonths`` + 12 months), limits = mean +/- 2.66 x mean moving range
                             (`etl.measures.xmr`, the rules of the control charts too; at least ``minimumMonths``
                             months of history, else not checked).
+
+The history is read from the indexes of `etl.core.key_index` (the keys of every loaded force-month, the
+monthly counts by offence code), written with the curated rows in the same commit: a month's checks read
+the index files that can hold its keys and the counts of its chart's months, never the whole history, and
+cost the same whatever the warehouse holds. In a batch of several months of a force (`Pending`) each
+month's checks see the months before it as month-by-month loading would.
 """
 
 from __future__ import annotations
@@ -31,11 +37,13 @@ from typing import cast
 import polars as pl
 import yaml
 
+from etl.core import key_index
 from etl.core.contracts import Contract
+from etl.core.key_index import Pending
 from etl.core.periods import Month, month_index_expr
 from etl.core.reference import load_offence_groups
 from etl.core.validation import CheckResult, ExtractResult
-from etl.core.warehouse import Warehouse
+from etl.core.warehouse import Warehouse, Write
 from etl.measures import xmr
 
 _month_index = month_index_expr
@@ -52,16 +60,54 @@ def declared(contract: Contract) -> list[dict]:
 @dataclass
 class History:
     """What the checks of a batch (one month of one or more forces) need from the committed tables,
-    read with one scan per table for all the batch's forces instead of one per force."""
+    read with one look-up per index for all the batch's forces instead of one per force."""
 
     earlier_keys: dict[tuple[str, str], pl.DataFrame] = field(default_factory=dict)  # (extract, column) -> force_id, column, month
     known_keys: dict[tuple[str, str, str], pl.DataFrame] = field(default_factory=dict)  # (lookup, lookup column, column) -> force_id, column
     volume_checks: dict[tuple[str, str], CheckResult] = field(default_factory=dict)  # (extract, force) -> judged for the batch at once
+    # index rows of loaded force-months the indexes lacked, made from the curated tables: written with the run
+    rebuilt_keys: list[pl.DataFrame] = field(default_factory=list)
+    rebuilt_counts: list[pl.DataFrame] = field(default_factory=list)
+    pending: Pending | None = None  # the months before this one in a multi-month batch
 
 
-def prefetch(wh: Warehouse, month: str, results: list[tuple[str, ExtractResult]]) -> History:
-    """Read what the declared checks of these (force, extract result) pairs need, one scan per table."""
-    history = History()
+class _WithPending:
+    """The warehouse as a month of a multi-month batch sees it (for the checks that read curated rows): the
+    committed rows, with the batch's earlier force-months in place of theirs - as if they were committed."""
+
+    def __init__(self, wh: Warehouse, pending: Pending):
+        self.wh = wh
+        self.pending = pending
+
+    def scan(self, table: str) -> pl.LazyFrame | None:
+        lf = self.wh.scan(table)
+        mine = [(f, m, c) for (e, f, m), c in self.pending.clean.items() if e == table]
+        if not mine:
+            return lf
+        parts = [c.lazy().with_columns(pl.lit(f, pl.Utf8).alias("force_id"), pl.lit(m, pl.Utf8).alias("month")) for f, m, c in mine]
+        if lf is not None:
+            replaced = pl.DataFrame([(f, m) for f, m, _ in mine], schema={"force_id": pl.Utf8, "month": pl.Utf8}, orient="row")
+            parts.insert(0, lf.join(replaced.lazy(), on=["force_id", "month"], how="anti"))
+        return pl.concat(parts, how="diagonal_relaxed")
+
+
+def _loaded_pairs(loaded: pl.DataFrame, extract: str, forces: list[str]) -> set[tuple[str, str]]:
+    rows = loaded.filter((pl.col("extract") == extract) & pl.col("force_id").is_in(forces)).select("force_id", "month")
+    return set(rows.iter_rows())
+
+
+def prefetch(
+    wh: Warehouse, month: str, results: list[tuple[str, ExtractResult]], loaded: pl.DataFrame | None = None, pending: Pending | None = None
+) -> History:
+    """Read what the declared checks of these (force, extract result) pairs need, one look-up per index.
+
+    ``loaded``: force_id, month, extract of the committed loaded extract-months (the audit trail; read here
+    when not given); ``pending``: force-months earlier in a multi-month batch, seen in place of the committed ones."""
+    if loaded is None:
+        from etl.loading.measuring import loaded_months
+
+        loaded = loaded_months(wh)
+    history = History(pending=pending)
     by_extract: dict[str, list[tuple[str, ExtractResult]]] = {}
     for force, r in results:
         by_extract.setdefault(r.contract.extract, []).append((force, r))
@@ -72,52 +118,95 @@ def prefetch(wh: Warehouse, month: str, results: list[tuple[str, ExtractResult]]
             if kind == "key_in_other_months":
                 column = spec["column"]
                 keys = _keys(items, column)
-                lf = wh.scan(extract)
                 frame = keys.clear().with_columns(pl.lit(None, pl.Utf8).alias("month"))
-                if lf is not None and keys.height:
-                    frame = (
-                        lf.filter(pl.col("force_id").is_in(forces) & (pl.col("month") != month))
-                        .select("force_id", column, "month")
-                        .join(keys.lazy(), on=["force_id", column], how="semi")
-                        .collect()
+                if keys.height and (wh.has_table(extract) or pending):
+                    found = key_index.lookup_keys(
+                        wh,
+                        extract,
+                        column,
+                        keys.rename({column: "key"}),
+                        _loaded_pairs(loaded, extract, forces),
+                        pending=pending,
+                        skip_months={f: {month} for f in forces},
                     )
+                    history.rebuilt_keys.append(found.rebuilt)
+                    frame = found.found.select("force_id", pl.col("key").alias(column), "month")
                 history.earlier_keys[(extract, column)] = frame
             elif kind == "key_loaded":
                 column, lookup = spec["column"], spec["lookup"]
                 lookup_column = spec.get("lookupColumn", column)
                 keys = _keys(items, column)
-                lf = wh.scan(lookup)
                 frame = keys.clear()
-                if lf is not None and keys.height:
-                    frame = (
-                        lf.filter(pl.col("force_id").is_in(forces))
-                        .select("force_id", pl.col(lookup_column).alias(column))
-                        .join(keys.lazy(), on=["force_id", column], how="semi")
-                        .unique()
-                        .collect()
+                if keys.height and (wh.has_table(lookup) or pending):
+                    found = key_index.lookup_keys(
+                        wh, lookup, lookup_column, keys.rename({column: "key"}), _loaded_pairs(loaded, lookup, forces), pending=pending
                     )
+                    history.rebuilt_keys.append(found.rebuilt)
+                    frame = found.found.select("force_id", pl.col("key").alias(column)).unique()
                 history.known_keys[(lookup, lookup_column, column)] = frame
             elif kind == "volume_vs_history":
                 baseline, minimum = int(spec.get("baselineMonths", 24)), int(spec.get("minimumMonths", 6))
-                lf = wh.scan(extract)
+                # Only the months the chart can use: the counts of the previous baseline + 12 months.
+                oldest = str(Month(Month.parse(month).index - baseline - 12))
+                got = key_index.monthly_counts(wh, extract, forces, oldest, month, _loaded_pairs(loaded, extract, forces), pending=pending)
                 counts = None
-                if lf is not None:
-                    # Only the months the chart can use: the Delta scan skips the files of older months by their stats.
-                    oldest = str(Month(Month.parse(month).index - baseline - 12))
-                    counts = (
-                        lf.filter(pl.col("force_id").is_in(forces) & (pl.col("month") >= oldest) & (pl.col("month") < month) & (pl.col("status") == "recorded"))
-                        .group_by("force_id", "month", "hocr_code")
-                        .agg(pl.len().cast(pl.Int64).alias("n"))
-                        .collect()
-                    )
+                if got is not None:
+                    history.rebuilt_counts.append(got.rebuilt)
+                    counts = got.counts
                 judged = volume_checks(items, month, baseline, minimum, counts)
                 history.volume_checks.update({(extract, f): c for f, c in judged.items()})
     return history
 
 
 def _keys(items: list[tuple[str, ExtractResult]], column: str) -> pl.DataFrame:
+    """force_id and the non-null keys of the items (repeats kept: each look-up only asks whether a key is there)."""
     parts = [r.clean.select(pl.lit(force, pl.Utf8).alias("force_id"), pl.col(column).cast(pl.Utf8)).drop_nulls() for force, r in items]
-    return pl.concat(parts).unique()
+    return pl.concat(parts)
+
+
+def index_writes(
+    wh: Warehouse,
+    contracts: list[Contract],
+    items: list[tuple[str, str, ExtractResult]],
+    histories: list[History],
+    curated: dict[str, pl.DataFrame] | None = None,
+) -> list[Write]:
+    """The index writes of a run: every indexed column and counted extract of the (force, month, result)
+    items it loads, replacing those force-months, and what the look-ups indexed again from the curated tables.
+    ``curated``: extract -> the run's curated rows of it (force_id and month set), read in one pass each."""
+    indexed, counted = key_index.indexed_columns(contracts), set(key_index.counted_extracts(contracts))
+    keys, counts = [], []
+    by_extract: dict[str, list[tuple[str, str, ExtractResult]]] = {}
+    for force, month, r in items:
+        by_extract.setdefault(r.contract.extract, []).append((force, month, r))
+    for extract, mine in by_extract.items():
+        pairs = [(f, m) for f, m, _ in mine]
+        rows = (curated or {}).get(extract)
+        if rows is not None:
+            contract = mine[0][2].contract
+            keys += [key_index.key_rows_of(extract, column, rows, pairs, distinct=_unique_in_file(contract, column)) for column in indexed.get(extract, [])]
+            if extract in counted:
+                counts.append(key_index.count_rows_of(extract, rows, pairs))
+            continue
+        for force, month, r in mine:
+            keys += [key_index.key_rows(extract, column, force, month, r.clean) for column in indexed.get(extract, [])]
+            if extract in counted:
+                counts.append(key_index.count_rows(extract, force, month, r.clean))
+    return key_index.index_writes(
+        wh,
+        contracts,
+        {(f, m) for f, m, _ in items},
+        keys,
+        counts,
+        [k for h in histories for k in h.rebuilt_keys],
+        [c for h in histories for c in h.rebuilt_counts],
+    )
+
+
+def _unique_in_file(contract: Contract, column: str) -> bool:
+    """Whether the contract quarantines a repeat of the column within a file (so a force-month's values are distinct)."""
+    col = next((c for c in contract.columns if c.name == column), None)
+    return bool(col is not None and col.unique)
 
 
 def run_checks(
@@ -153,7 +242,8 @@ def run_checks(
                 key_loaded(result, force, column, lookup, lookup_column, this_run, known.filter(pl.col("force_id") == force) if known is not None else None)
             )
         elif kind == "reconcile_published":
-            out.append(reconcile_published(result, wh, force, month, loaded, published, float(spec.get("tolerancePercent", 2.0))))
+            seen = cast(Warehouse, _WithPending(wh, history.pending)) if history.pending else wh
+            out.append(reconcile_published(result, seen, force, month, loaded, published, float(spec.get("tolerancePercent", 2.0))))
         elif kind == "volume_vs_history":
             out.append(history.volume_checks[(extract, force)])
         else:
@@ -237,20 +327,19 @@ def volume_checks(
     todo = [(f, r) for f, r in items if f not in out]
     if not todo:
         return out
-    chart = chart.filter(pl.col("force_id").is_in([f for f, _ in todo]))
-    history = history.join(chart, on=["force_id", "idx"], how="semi")
-    current = pl.concat(
-        [
-            r.clean.filter(pl.col("status") == "recorded")
-            .group_by("hocr_code")
-            .agg(pl.len().cast(pl.Int64).alias("n"))
-            .with_columns(pl.lit(f).alias("force_id"))
-            for f, r in todo
-        ]
-    ).with_columns(pl.lit(idx, pl.Int32).alias("idx"))
+    # one lazy query from here to the judged points (a few milliseconds, whatever the number of forces)
+    chart_l = chart.lazy().filter(pl.col("force_id").is_in([f for f, _ in todo]))
+    history_l = history.lazy().join(chart_l, on=["force_id", "idx"], how="semi")
+    current = (
+        pl.concat([r.clean.lazy().select(pl.lit(f, pl.Utf8).alias("force_id"), "status", "hocr_code") for f, r in todo])
+        .filter(pl.col("status") == "recorded")
+        .group_by("force_id", "hocr_code")
+        .agg(pl.len().cast(pl.Int64).alias("n"))
+        .with_columns(pl.lit(idx, pl.Int32).alias("idx"))
+    )
     cols = ["force_id", "idx", "hocr_code", "n"]
-    both = pl.concat([history.select(cols), current.select(cols)])
-    groups = load_offence_groups().membership
+    both = pl.concat([history_l.select(cols), current.select(cols)])
+    groups = load_offence_groups().membership.lazy()
     in_group = both.join(groups, left_on="hocr_code", right_on="code").filter((pl.col("idx") >= pl.col("from_index")) & (pl.col("idx") <= pl.col("to_index")))
     series = pl.concat(
         [
@@ -268,28 +357,30 @@ def volume_checks(
         .join(
             pl.concat(
                 [
-                    chart.select("force_id", pl.col("idx").cast(pl.Int32)),
-                    pl.DataFrame({"force_id": [f for f, _ in todo]}).with_columns(pl.lit(idx, pl.Int32).alias("idx")),
+                    chart_l.select("force_id", pl.col("idx").cast(pl.Int32)),
+                    pl.LazyFrame({"force_id": [f for f, _ in todo]}).with_columns(pl.lit(idx, pl.Int32).alias("idx")),
                 ]
             ),
             on="force_id",
         )
     )
     series = grid.join(series, on=["force_id", "group", "idx"], how="left").with_columns(pl.col("n").fill_null(0)).sort("force_id", "group", "idx")
-    limits = xmr.limits(series.filter(pl.col("idx") != idx), ["force_id", "group"], "n", "idx", no_range="unknown")
+    limits = cast(pl.LazyFrame, xmr.limits(cast(pl.DataFrame, series.filter(pl.col("idx") != idx)), ["force_id", "group"], "n", "idx", no_range="unknown"))
     now = series.filter(pl.col("idx") == idx).join(limits, on=["force_id", "group"])
-    judged = now.with_columns(xmr.outside(pl.col("n")).alias("outside"))
-    by_force = judged.partition_by("force_id", as_dict=True)
+    judged = now.with_columns(xmr.outside(pl.col("n")).alias("outside")).collect()
+    judged_groups = dict(judged.group_by("force_id").agg(pl.len()).iter_rows())
+    outside_all = judged.filter(pl.col("outside")).sort("force_id", "group")
+    outside_by_force = {f: rows for (f,), rows in outside_all.partition_by("force_id", as_dict=True).items()} if outside_all.height else {}
     for f, _ in todo:
-        mine = by_force.get((f,), judged.clear())
-        outside = mine.filter(pl.col("outside")).sort("group")
+        n_groups = int(judged_groups.get(f, 0))
+        outside = outside_by_force.get(f)
         span = f"{Month(months[f][0])}..{Month(months[f][-1])}, {len(months[f])} months"
-        if outside.height == 0:
-            out[f] = CheckResult(check, None, desc, "warning", True, 0, mine.height, f"all {mine.height} groups inside their XmR limits ({span})")
+        if outside is None or outside.height == 0:
+            out[f] = CheckResult(check, None, desc, "warning", True, 0, n_groups, f"all {n_groups} groups inside their XmR limits ({span})")
             continue
         parts = [f"{r['group']}: {r['n']} vs normal range {_limit(r['lower'])}-{_limit(r['upper'])}" for r in outside.iter_rows(named=True)]
         detail = f"{outside.height} group(s) outside their normal range in {month} (XmR over {span}): " + "; ".join(parts)
-        out[f] = CheckResult(check, None, desc, "warning", False, outside.height, mine.height, detail)
+        out[f] = CheckResult(check, None, desc, "warning", False, outside.height, n_groups, detail)
     return out
 
 

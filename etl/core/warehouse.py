@@ -22,6 +22,18 @@ are refused (`WarehouseStateError`) rather than guessed at.
 Loading a force-month replaces exactly that force-month (a Delta overwrite with a predicate), so a
 re-run of a month leaves the same table contents.
 
+The commit keeps its cost flat as the warehouse grows: every table gets a Delta checkpoint each
+``CHECKPOINT_EVERY`` versions (opening a table replays at most that many log entries, where it would
+replay every commit since the last checkpoint Delta writes on its own every 100), and the tables every
+run appends a small file to (``COMPACTED``) are compacted each ``COMPACT_EVERY`` versions into files of
+about ``COMPACT_TARGET_BYTES`` (a full file is left alone, so a compaction rewrites the recent small files,
+never the whole table), inside the run's commit and before its ``audit_runs`` row (the compacted version
+is the committed one; a run cut
+short after it is rolled back like any other). A checkpoint names a version already written, adds no
+version and changes no data; compaction rewrites data files only (the earlier files stay for
+``--as-of`` until a vacuum). `Warehouse.files` lists a table's data files with their Delta statistics
+(read from the log, cached per committed version) for readers that skip files by them.
+
 History is kept for reading the warehouse as it stood (`etl.trail.asof`, ``--as-of``): every table
 carries the Delta properties ``delta.logRetentionDuration`` and ``delta.deletedFileRetentionDuration``
 set to ``interval N days``, N = ``ETL_HISTORY_RETENTION_DAYS`` (default 3650, ten years). A table
@@ -47,9 +59,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote
 
 import filelock
 import polars as pl
+import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
@@ -111,7 +125,12 @@ AUDIT_CHECKS_SCHEMA = {
 }
 
 
-COMPACT_EVERY = 25  # audit_runs commits between compactions of that table
+COMPACT_EVERY = 25  # versions of a COMPACTED table (and of audit_runs) between compactions
+COMPACTED = ("audit_checks", "quarantine")  # tables every run appends a small file to
+CHECKPOINT_EVERY = 10  # versions of a table between the Delta checkpoints a commit writes
+# Compaction packs small files into files of about this size; a file that big is left alone, so a compaction
+# rewrites the recent small files (and one file not yet full), never the whole table: its cost stays flat.
+COMPACT_TARGET_BYTES = 8 * 1024 * 1024
 
 
 class WarehouseError(ConfigError, RuntimeError):
@@ -200,6 +219,13 @@ class Write:
     table: str
     frame: pl.DataFrame
     replace: str | None = None  # Delta predicate of the rows this write replaces; None appends
+    partition_by: tuple[str, ...] = ()  # the table's Delta partition columns (given on every write of a partitioned table)
+
+
+# Data files of a table version with their statistics: (resolved path, version) -> (log entry identity, files).
+_FILES: dict[tuple[str, int], tuple[tuple[int, int], pl.DataFrame]] = {}
+_FILES_MAX = 64
+_SMALL: dict[tuple[str, int], tuple[tuple[int, int], pl.DataFrame]] = {}  # `Warehouse.read_small`: (path, version) -> frame
 
 
 class Warehouse:
@@ -286,12 +312,29 @@ class Warehouse:
     def has_table(self, table: str) -> bool:
         return table in self.committed_versions()
 
+    def run_files(self, after: int | None = None) -> list[str] | None:
+        """The audit_runs data files (its latest Delta version) that hold rows with a commit_seq above ``after``
+        (every file when None), chosen by the Delta statistics of commit_seq; None when a file has none (read all).
+        The table is only ever appended to, so the newest runs are found without reading the older ones."""
+        t = self._table(AUDIT_RUNS)
+        if t is None:
+            return []
+        adds = pl.DataFrame(pl.from_arrow(pa.table(t.get_add_actions(flatten=True))))
+        if adds.height == 0:
+            return []
+        if "max.commit_seq" not in adds.columns or adds.filter(pl.col("num_records") > 0)["max.commit_seq"].null_count():
+            return None
+        if after is not None:
+            adds = adds.filter(pl.col("max.commit_seq") > after)
+        root = self.path(AUDIT_RUNS).resolve()
+        return [str(root / unquote(rel)) for rel in adds["path"].to_list()]
+
     def latest_run(self) -> dict | None:
         try:
             t = self._table(AUDIT_RUNS)
             if t is None:
                 return None
-            runs = pl.DataFrame(pl.from_arrow(t.to_pyarrow_table(columns=["commit_seq", "table_versions", "run_id"])))
+            runs = self._latest_rows(t)
         except Exception as exc:  # a damaged log or data file: refuse, never guess
             raise WarehouseStateError(
                 f"{self.path(AUDIT_RUNS)}: the warehouse's run record cannot be read ({type(exc).__name__}); "
@@ -300,6 +343,18 @@ class Warehouse:
         if runs.height == 0:
             return None
         return runs.sort("commit_seq").row(-1, named=True)
+
+    def _latest_rows(self, t: DeltaTable) -> pl.DataFrame:
+        """commit_seq, table_versions, run_id of the audit_runs file(s) holding the highest commit_seq (its
+        Delta statistics say which; the whole table when a file has none): a constant cost however many runs."""
+        columns = ["commit_seq", "table_versions", "run_id"]
+        adds = pl.DataFrame(pl.from_arrow(pa.table(t.get_add_actions(flatten=True)))).filter(pl.col("num_records") > 0)
+        if adds.height and "max.commit_seq" in adds.columns and not adds["max.commit_seq"].null_count():
+            top = adds["max.commit_seq"].max()
+            root = self.path(AUDIT_RUNS).resolve()
+            paths = [str(root / unquote(rel)) for rel in adds.filter(pl.col("max.commit_seq") == top)["path"].to_list()]
+            return pl.read_parquet(paths, columns=columns)
+        return pl.DataFrame(pl.from_arrow(t.to_pyarrow_table(columns=columns)))
 
     def committed_versions(self) -> dict[str, int]:
         """Version of each table as of the last complete run (tables absent were never committed).
@@ -349,6 +404,63 @@ class Warehouse:
     def history(self, table: str) -> list[dict]:
         t = self._table(table)
         return [] if t is None else t.history()
+
+    def read_small(self, table: str) -> pl.DataFrame | None:
+        """`read` of a small table (audit_runs, published_statistics), kept per committed version: a batch of
+        months reads it once. Never for a curated table (the copy is held until a newer version is read)."""
+        version = self.committed_versions().get(table)
+        if version is None:
+            return None
+        root = self.path(table).resolve()
+        try:
+            st = os.stat(root / "_delta_log" / f"{version:020d}.json")
+            identity = (st.st_ino, st.st_mtime_ns)
+        except OSError:
+            return self.read(table)
+        key = (str(root), version)
+        cached = _SMALL.get(key)
+        if cached is not None and cached[0] == identity:
+            return cached[1]
+        frame = self.read(table)
+        assert frame is not None
+        for k in [k for k in _SMALL if k[0] == key[0]]:
+            del _SMALL[k]  # one version per table
+        _SMALL[key] = (identity, frame)
+        return frame
+
+    def files(self, table: str) -> pl.DataFrame | None:
+        """The table's data files as of the last complete run, with their Delta statistics (None if never
+        written): ``path`` (the file, absolute), ``num_records``, ``min.<column>``, ``max.<column>``,
+        ``null_count.<column>`` and ``partition.<column>``, as `DeltaTable.get_add_actions` gives them.
+
+        Delta's statistics of text are bounds, not always the values (a long text's minimum is cut to a prefix
+        and its maximum rounded up), so a reader may skip a file by them but never take them for the data.
+        Cached per table version (the version's log entry is checked, so a folder made again is not mistaken)."""
+        version = self.committed_versions().get(table)
+        if version is None:
+            return None
+        root = self.path(table).resolve()
+        try:
+            st = os.stat(root / "_delta_log" / f"{version:020d}.json")
+            identity = (st.st_ino, st.st_mtime_ns)
+        except OSError:
+            identity = (0, 0)
+        key = (str(root), version)
+        cached = _FILES.get(key)
+        if cached is not None and cached[0] == identity:
+            return cached[1]
+        t = DeltaTable(str(root), version=version)
+        frame = pl.DataFrame(pl.from_arrow(pa.table(t.get_add_actions(flatten=True))))
+        paths = frame["path"]
+        if paths.str.contains("%", literal=True).any():  # a partition value escaped in the path (Delta URL-encodes it)
+            full = pl.Series("path", [str(root / unquote(rel)) for rel in paths.to_list()], dtype=pl.Utf8)
+        else:
+            full = (str(root) + "/") + paths
+        frame = frame.with_columns(full.alias("path"))
+        _FILES[key] = (identity, frame)
+        while len(_FILES) > _FILES_MAX:
+            _FILES.pop(next(iter(_FILES)))
+        return frame
 
     # ------------------------------------------------------------------ the lock
     def _lock_holder(self) -> str:
@@ -501,17 +613,50 @@ class Warehouse:
         path = str(self.path(w.table))
         data = w.frame.to_arrow()
         exists = self._ensure_retention(w.table, run_id) is not None
+        parts = list(w.partition_by) or None
         if w.replace is not None and exists:
             # schema_mode merge: a table written before a column was added (e.g. spc.phase) takes it on
-            write_deltalake(path, data, mode="overwrite", predicate=w.replace, schema_mode="merge", commit_properties=_props(run_id))
+            write_deltalake(path, data, mode="overwrite", predicate=w.replace, schema_mode="merge", partition_by=parts, commit_properties=_props(run_id))
         elif exists:
-            write_deltalake(path, data, mode="append", schema_mode="merge", commit_properties=_props(run_id))
+            write_deltalake(path, data, mode="append", schema_mode="merge", partition_by=parts, commit_properties=_props(run_id))
         else:
-            write_deltalake(path, data, mode="append", schema_mode="merge", configuration=retention_properties(), commit_properties=_props(run_id))
+            write_deltalake(
+                path, data, mode="append", schema_mode="merge", partition_by=parts, configuration=retention_properties(), commit_properties=_props(run_id)
+            )
         version = self._log_version(w.table)  # the lock is held: the newest commit is this write
         assert version is not None
         _RETAINED[str(self.path(w.table).resolve())] = (version, tuple(sorted(retention_properties().items())))
+        self._checkpoint(w.table, version)
         return version
+
+    def _checkpoint(self, table: str, version: int) -> None:
+        """A Delta checkpoint of the version just written when CHECKPOINT_EVERY versions have passed since
+        the table's last one (it adds no version: readers replay the log from it instead of from the start
+        or from Delta's own checkpoint every 100 versions). Call with the lock held."""
+        try:
+            last = int(json.loads((self.path(table) / "_delta_log" / "_last_checkpoint").read_text(encoding="utf-8"))["version"])
+        except (OSError, ValueError, KeyError, TypeError):
+            last = -1
+        if version - last >= CHECKPOINT_EVERY:
+            DeltaTable(str(self.path(table)), version=version).create_checkpoint()
+
+    def _compact(self, table: str, run_id: str) -> int | None:
+        """Compact a COMPACTED table's small files when COMPACT_EVERY versions have passed (a new version,
+        data unchanged; recorded by the run like its writes). Returns the new version, None when not due."""
+        version = self._log_version(table)
+        if version is None or version % COMPACT_EVERY:
+            return None
+        t = self._table(table)
+        if t is None or len(t.file_uris()) < 2:
+            return None
+        self._invalidate()
+        t.optimize.compact(target_size=COMPACT_TARGET_BYTES, commit_properties=_props(run_id, note=f"compact {table}"))
+        after = self._log_version(table)
+        assert after is not None
+        if after != version:
+            _RETAINED[str(self.path(table).resolve())] = (after, tuple(sorted(retention_properties().items())))
+            self._checkpoint(table, after)
+        return after
 
     def _ensure_audit_runs(self) -> None:
         """Create the (empty) audit_runs table before a new warehouse's first table, so that tables
@@ -556,7 +701,10 @@ class Warehouse:
         if t is not None and t.version() % COMPACT_EVERY == 0:
             # Each commit appends one small file; every run reads the table, so keep it to a few files.
             # Compaction rewrites data only (a new Delta version of audit_runs; history stays readable).
-            t.optimize.compact(commit_properties=_props(ids, note="compact audit_runs"))
+            t.optimize.compact(target_size=COMPACT_TARGET_BYTES, commit_properties=_props(ids, note="compact audit_runs"))
+        version = self._log_version(AUDIT_RUNS)
+        if version is not None:
+            self._checkpoint(AUDIT_RUNS, version)
 
     def commit(self, run_id: str, writes: list[Write], run_row: dict | list[dict], checks: pl.DataFrame | None = None) -> dict[str, int]:
         """Write a run's tables, then its audit_runs row(s) - several when a batch commits several
@@ -594,6 +742,10 @@ class Warehouse:
                         Write(AUDIT_CHECKS, checks.select([pl.col(k).cast(t) for k, t in AUDIT_CHECKS_SCHEMA.items()])), run_id
                     )
                     fault_point("commit.after_write")
+                for table in COMPACTED:
+                    compacted = self._compact(table, run_id) if table in versions else None
+                    if compacted is not None:
+                        versions[table] = compacted
                 fault_point("commit.after_checks")
                 self._append_runs(rows, versions)
             except BaseException:

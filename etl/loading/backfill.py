@@ -1,6 +1,9 @@
 """The backfill: every month of a range loaded in order (a failed or missing month does not stop the
 others), then the measures refreshed once.
 
+Consecutive months are loaded in batches of several months per commit (`etl.loading.batches`): the same
+tables, checks and reports as loading them one by one, for far fewer commits and passes over the rules.
+
 One reason to change: how a range of months is loaded and reported.
 """
 
@@ -12,9 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from etl.core.periods import months_between
-from etl.loading.landing import load_month_from
+from etl.core.warehouse import Warehouse
+from etl.loading.batches import batch_plans, load_months
+from etl.loading.landing import is_landing_url, load_month_from
 from etl.loading.refresh import refresh_measures
 from etl.loading.results import BackfillReport, LoadFailed, MonthReport
+from etl.loading.sources import SourcePlan, plan_source_month
 
 log = logging.getLogger(__name__)
 
@@ -27,21 +33,59 @@ def backfill(
     *,
     force_id: str | None = None,
     on_month: Callable[[MonthReport], None] | None = None,
+    measures: bool = True,
 ) -> BackfillReport:
-    """Load every month in order (a failed or missing month does not stop the others), then measures."""
+    """Load every month in order (a failed or missing month does not stop the others), then measures
+    (unless ``measures`` is false: then no measures run, ``measures_run_id`` None)."""
     started = time.perf_counter()
-    reports = []
+    wh = Warehouse(warehouse)
+    reports: list[MonthReport] = []
+    if is_landing_url(source):  # a landing zone: each month copied to the raw area and staged, then loaded
+        for m in months_between(first, last):
+            try:
+                reps = load_month_from(source, str(m), warehouse, force_id=force_id, compute=False)
+            except LoadFailed as exc:
+                reps = [MonthReport(month=str(m), outcome="missing" if exc.rule == "missing_month" else "failed", message=exc.message)]
+            for rep in reps:
+                reports.append(rep)
+                if on_month:
+                    on_month(rep)
+        return _finish(reports, warehouse, first, last, measures, started)
+    # each month: its plan, or the report of a month that cannot be planned (missing, two files of one extract)
+    items: list[SourcePlan | MonthReport] = []
     for m in months_between(first, last):
         try:
-            reps = load_month_from(source, str(m), warehouse, force_id=force_id, compute=False)  # a landing URL: copied to raw, staged
+            items.append(plan_source_month(source, str(m), force_id))
         except LoadFailed as exc:
-            reps = [MonthReport(month=str(m), outcome="missing" if exc.rule == "missing_month" else "failed", message=exc.message)]
+            items.append(MonthReport(month=str(m), outcome="missing" if exc.rule == "missing_month" else "failed", message=exc.message))
+
+    def emit(reps: list[MonthReport]) -> None:
         for rep in reps:
             reports.append(rep)
             if on_month:
                 on_month(rep)
-    forces = sorted({r.force_id for r in reports if r.force_id}) or None
-    run_id, n = refresh_measures(warehouse, forces)
+
+    plans = [i for i in items if isinstance(i, SourcePlan)]
+    unplanned = {i.month: i for i in items if isinstance(i, MonthReport)}
+    done_until = ""
+    for group in batch_plans(plans):
+        last_month = str(group[-1].month)
+        by_month = [(str(p.month), reps) for p, reps in zip(group, load_months(group, wh))]
+        by_month += [(m, [unplanned[m]]) for m in unplanned if done_until < m < last_month]  # months without a plan, in their place
+        for _, reps in sorted(by_month, key=lambda x: x[0]):
+            emit(reps)
+        done_until = last_month
+    for month in sorted(m for m in unplanned if m > done_until):
+        emit([unplanned[month]])
+    return _finish(reports, warehouse, first, last, measures, started)
+
+
+def _finish(reports: list[MonthReport], warehouse: str | Path, first: str, last: str, measures: bool, started: float) -> BackfillReport:
+    """Refresh the measures of the forces loaded (unless ``measures`` is false) and report."""
+    run_id, n = None, 0
+    if measures:
+        forces = sorted({r.force_id for r in reports if r.force_id}) or None
+        run_id, n = refresh_measures(warehouse, forces)
     outcomes = {o: sum(r.outcome == o for r in reports) for o in ("loaded", "failed", "missing")}
     log.info(
         "backfill %s..%s: %d loaded, %d failed, %d missing force-month(s); measures run %s (%d rows), %.2f s",

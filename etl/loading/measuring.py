@@ -28,22 +28,66 @@ def measure_extracts() -> list[str]:
     return sorted({m.extract for m in measures} | extra)
 
 
-def loaded_months(wh: Warehouse, extract: str | None = None) -> pl.DataFrame:
-    """force_id, month, extract of every successfully loaded extract (failed runs write nothing)."""
-    runs = wh.read("audit_runs")
-    empty = pl.DataFrame(schema={"force_id": pl.Utf8, "month": pl.Utf8, "extract": pl.Utf8})
-    if runs is None:
-        return empty
-    files = pl.List(pl.Struct({"extract": pl.Utf8}))
-    loads = (
+_LOADS_FILES = pl.List(pl.Struct({"extract": pl.Utf8}))
+_EMPTY_LOADED = {"force_id": pl.Utf8, "month": pl.Utf8, "extract": pl.Utf8}
+# warehouse -> (audit_runs version, its log entry's identity, highest commit_seq read, loaded extract-months)
+_LOADED: dict[str, tuple[int, tuple[int, int], int, pl.DataFrame]] = {}
+
+
+def _loads(runs: pl.DataFrame) -> pl.DataFrame:
+    """force_id, month, extract of the load runs among ``runs`` (kind, force_id, month, source_files)."""
+    return (
         runs.filter((pl.col("kind") == "load") & pl.col("month").is_not_null())
-        .select("force_id", "month", pl.col("source_files").str.json_decode(files).alias("f"))
+        .select("force_id", "month", pl.col("source_files").str.json_decode(_LOADS_FILES).alias("f"))
         .explode("f")
         .select("force_id", "month", pl.col("f").struct.field("extract").alias("extract"))
         .filter(~pl.col("extract").is_in([*REFERENCE_EXTRACTS, "published_statistics"]))  # reference data is not a month of the force's data
         .unique()
-        .sort("force_id", "month", "extract")
     )
+
+
+def _log_identity(wh: Warehouse, version: int) -> tuple[int, int]:
+    try:
+        st = (wh.path("audit_runs") / "_delta_log" / f"{version:020d}.json").stat()
+        return (st.st_ino, st.st_mtime_ns)
+    except OSError:
+        return (0, 0)
+
+
+def loaded_months(wh: Warehouse, extract: str | None = None) -> pl.DataFrame:
+    """force_id, month, extract of every successfully loaded extract (failed runs write nothing).
+
+    Kept per warehouse between calls: audit_runs is only ever appended to, so a newer version adds the
+    runs above the highest commit_seq already read (the files holding them found by their statistics)."""
+    empty = pl.DataFrame(schema=_EMPTY_LOADED)
+    version = wh.committed_versions().get("audit_runs")
+    if version is None:
+        return empty
+    key = str(wh.path("audit_runs").resolve())
+    cached = _LOADED.get(key)
+    loads: pl.DataFrame | None = None
+    columns = ["commit_seq", "kind", "force_id", "month", "source_files"]
+    if cached is not None and cached[0] == version and cached[1] == _log_identity(wh, version):
+        loads = cached[3]
+        top = cached[2]
+    elif cached is not None and cached[0] < version and cached[1] == _log_identity(wh, cached[0]):
+        files = wh.run_files(after=cached[2])
+        if files is not None:
+            try:
+                new = pl.read_parquet(files, columns=columns).filter(pl.col("commit_seq") > cached[2]) if files else pl.DataFrame()
+            except (pl.exceptions.PolarsError, OSError):
+                new = None
+            if new is not None:
+                top = max(cached[2], int(new["commit_seq"].max())) if new.height else cached[2]  # type: ignore[arg-type]
+                loads = pl.concat([cached[3], _loads(new)]).unique() if new.height else cached[3]
+    if loads is None:
+        runs = wh.read_small("audit_runs")
+        if runs is None:
+            return empty
+        top = int(runs["commit_seq"].max()) if runs.height else -1  # type: ignore[arg-type]
+        loads = _loads(runs)
+    _LOADED[key] = (version, _log_identity(wh, version), top, loads)
+    loads = loads.sort("force_id", "month", "extract")
     if extract:
         loads = loads.filter(pl.col("extract") == extract)
     return loads if loads.height else empty

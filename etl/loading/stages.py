@@ -8,10 +8,13 @@ the warehouse from its first read to its commit (`Warehouse.run`):
     read_files            ReadBatch       areas lists, required files present, every file read
     validate              ValidatedBatch  each contract's files validated together; force told by the rows
     validate_references   ValidatedBatch  + reference extracts and new published workbooks
-    check_across_months   CheckedBatch    the contracts' checks against months already loaded
-    build_writes          Writes          curated rows, quarantine, reference data, audit rows
+    check_across_months   CheckedBatch    the contracts' checks against months already loaded (their indexes)
+    build_writes          Writes          curated rows, quarantine, reference data, indexes, audit rows
     compute_measures      Writes          + measures and control charts (unless told not to)
     commit                [MonthReport]   one commit; a report per force-month
+
+Several months of a source go through the same stages together in `etl.loading.batches` (the backfill):
+`read_batches`, `validate_batches`, then each month's checks in order, one commit.
 
 A force-month whose files fail is failed (its first failure kept) and nothing of it is written; the
 others go on. A lone force folder (`SourcePlan.single`) raises its failure as `LoadFailed` instead.
@@ -22,6 +25,7 @@ One reason to change: what the batch load does, and in which order.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import time
@@ -33,6 +37,7 @@ import polars as pl
 from etl.core import audit, cross_month, progress, staging
 from etl.core.contracts import Contract
 from etl.core.extracts import RawExtract
+from etl.core.key_index import Pending
 from etl.core.published import PublishedError
 from etl.core.validation import (
     CheckResult,
@@ -163,6 +168,7 @@ class CheckedBatch(ValidatedBatch):
 
     previous: pl.DataFrame = field(default_factory=pl.DataFrame)  # months already loaded of the batch's forces
     all_published: pl.DataFrame | None = None  # published statistics, committed and new
+    history: cross_month.History = field(default_factory=cross_month.History)  # what the checks read (and indexed again)
 
     @property
     def forces(self) -> list[str]:
@@ -234,47 +240,65 @@ def start(plan: SourcePlan) -> Batch:
 def read_files(batch: Batch) -> ReadBatch:
     """Each force-month's areas list (its own reference/areas.csv, else SOURCE's) and required files
     present, then every file of the batch read in one pool of threads."""
+    return read_batches([batch])[0]
+
+
+def read_batches(batches: list[Batch]) -> list[ReadBatch]:
+    """`read_files` for the batches of several months of one source (`etl.loading.batches`): every file of
+    all of them read in one pool of threads."""
     started = time.perf_counter()
-    source, month = batch.source, batch.month
-    try:
-        shared_areas, shared_failure = read_areas(source), None
-    except FileFailure as exc:
-        shared_areas, shared_failure = None, exc
-    for u in batch.units:
+    todo: list[tuple[Batch, ForceMonth, Contract, Path]] = []
+    for batch in batches:
+        source, month = batch.source, batch.month
         try:
-            u.areas = _areas_of(u, source, shared_areas, shared_failure)
-            u.absent = _absent_extracts(u, source, month)
+            shared_areas, shared_failure = read_areas(source), None
         except FileFailure as exc:
-            u.fail(month, exc)
-    todo = [(u, c, path) for u in batch.units if not u.failure for c, path in u.planned.files if path is not None]
+            shared_areas, shared_failure = None, exc
+        for u in batch.units:
+            try:
+                u.areas = _areas_of(u, source, shared_areas, shared_failure)
+                u.absent = _absent_extracts(u, source, month)
+            except FileFailure as exc:
+                u.fail(month, exc)
+        todo += [(batch, u, c, path) for u in batch.units if not u.failure for c, path in u.planned.files if path is not None]
     with progress.stage("read", files=len(todo)):
-        raws = files.read_files([p for _, _, p in todo], source)
-    for (u, c, _), raw in zip(todo, raws):
+        raws = files.read_files([p for *_, p in todo], batches[0].source)
+    for (_, u, c, _), raw in zip(todo, raws):
         u.raws[c.extract] = raw
-    unreadable = sum(isinstance(r, FileFailure) for r in raws)
-    _log_stage(batch, "read", started, f"{len(todo)} file(s), {sum(r.rows_in for r in raws if isinstance(r, RawExtract))} row(s), {unreadable} unreadable")
-    return ReadBatch(batch.plan, batch.units)
+    for batch in batches:
+        mine = [raw for (b, *_), raw in zip(todo, raws) if b is batch]
+        unreadable = sum(isinstance(r, FileFailure) for r in mine)
+        rows = sum(r.rows_in for r in mine if isinstance(r, RawExtract))
+        _log_stage(batch, "read", started, f"{len(mine)} file(s), {rows} row(s), {unreadable} unreadable")
+    return [ReadBatch(batch.plan, batch.units) for batch in batches]
 
 
 def validate(read: ReadBatch, wh: Warehouse) -> ValidatedBatch:
     """Each contract's files of the batch validated in one pass (contracts in order: recorded crime
     first, as the others look crimes up); a force-month's force is told by its rows when not given.
     Two force-months of one force fail the later one."""
+    return validate_batches([read], wh)[0]
+
+
+def validate_batches(reads: list[ReadBatch], wh: Warehouse) -> list[ValidatedBatch]:
+    """`validate` for the batches of several months of one source (`etl.loading.batches`), each contract's
+    files of all the months in one pass; a month's look-ups see the months before it (as loaded)."""
     started = time.perf_counter()
-    for contract in read.contracts:
-        _validate_contract(read, contract, wh)
-    for u in read.units:
-        u.raws = {}  # validated: the text as read is no longer needed
-    _refuse_repeated_forces(read)
-    results = [r for u in read.live for r in u.results]
-    _log_stage(
-        read,
-        "validate",
-        started,
-        f"{len(results)} file(s), {sum(r.rows_loaded for r in results)} row(s) passed, "
-        f"{sum(r.rows_quarantined for r in results)} quarantined, {_failures(read)}",
-    )
-    return ValidatedBatch(read.plan, read.units)
+    for contract in reads[0].contracts:
+        _validate_contract(reads, contract, wh)
+    for read in reads:
+        for u in read.units:
+            u.raws = {}  # validated: the text as read is no longer needed
+        _refuse_repeated_forces(read)
+        results = [r for u in read.live for r in u.results]
+        _log_stage(
+            read,
+            "validate",
+            started,
+            f"{len(results)} file(s), {sum(r.rows_loaded for r in results)} row(s) passed, "
+            f"{sum(r.rows_quarantined for r in results)} quarantined, {_failures(read)}",
+        )
+    return [ValidatedBatch(read.plan, read.units) for read in reads]
 
 
 def validate_references(batch: ValidatedBatch, wh: Warehouse) -> ValidatedBatch:
@@ -286,7 +310,7 @@ def validate_references(batch: ValidatedBatch, wh: Warehouse) -> ValidatedBatch:
         return batch
     started = time.perf_counter()
     owners: list[ForceMonth | None] = [None] + [u for u in live if u.planned.root != batch.source and has_own_reference(u.planned.root)]
-    found = read_references([batch.source if o is None else o.planned.root for o in owners], batch.source, wh)
+    found = _read_references([batch.source if o is None else o.planned.root for o in owners], batch.source, wh)
     shared = References()
     for owner, got in zip(owners, found):
         if not isinstance(got, References):
@@ -307,20 +331,69 @@ def validate_references(batch: ValidatedBatch, wh: Warehouse) -> ValidatedBatch:
     return replace(batch, shared=shared)
 
 
-def check_across_months(batch: ValidatedBatch, wh: Warehouse) -> CheckedBatch:
+# The reference files of the last batch, by content: a later month of the same source whose reference files are
+# byte for byte the same (and that offers no published workbook, whose novelty depends on the warehouse) reuses
+# their validation - the same results - instead of reading and validating them again (43 force folders: ~12 MB a month).
+_REFERENCES_SEEN: dict[tuple, list] = {}
+
+
+def _reference_fingerprint(roots: list[Path], source: Path) -> tuple | None:
+    """sha256 of every reference file the roots offer, or None when one is not a plain file or a root has a
+    published workbook folder (then the references are read as usual)."""
+    from etl.core.contracts import load_contract
+    from etl.loading.sources import PUBLISHED_FOLDER, present
+
+    parts: list[object] = [str(source)]
+    for root in roots:
+        if (root / PUBLISHED_FOLDER).exists():
+            return None
+        found = []
+        for name in REFERENCE_EXTRACTS:
+            path = root / load_contract(name).file_name
+            if not present(path):
+                continue
+            if path.is_symlink() or not path.is_file():
+                return None
+            try:
+                found.append((name, hashlib.sha256(path.read_bytes()).hexdigest()))
+            except OSError:
+                return None
+        parts.append((str(root), tuple(found)))
+    return tuple(parts)
+
+
+def _read_references(roots: list[Path], source: Path, wh: Warehouse) -> list:
+    """`read_references`, reusing the last batch's results when its reference files are the same bytes."""
+    key = _reference_fingerprint(roots, source)
+    if key is not None and key in _REFERENCES_SEEN:
+        return _REFERENCES_SEEN[key]
+    found = read_references(roots, source, wh)
+    if key is not None:
+        _REFERENCES_SEEN.clear()
+        _REFERENCES_SEEN[key] = found
+    return found
+
+
+def check_across_months(batch: ValidatedBatch, wh: Warehouse, pending: Pending | None = None) -> CheckedBatch:
     """The contracts' checks across months (against the months already loaded of each force and the
-    published statistics), added to each extract result's checks."""
+    published statistics), added to each extract result's checks. ``pending``: months earlier in a
+    multi-month batch (`etl.loading.batches`), seen as loaded."""
     started = time.perf_counter()
     checked = CheckedBatch(batch.plan, batch.units, batch.shared)
     month, live = checked.month, checked.live
     checked.previous = loaded_months(wh).filter(pl.col("force_id").is_in(checked.forces))
-    pub_parts = [p for p in [wh.read("published_statistics"), *[f for f, _ in checked.published]] if p is not None]
+    before = pending.loaded(checked.forces) if pending else None
+    earlier = pending.published if pending else []  # workbooks months before this one in the batch load
+    pub_parts = [p for p in [wh.read_small("published_statistics"), *earlier, *[f for f, _ in checked.published]] if p is not None]
     checked.all_published = pl.concat(pub_parts).unique() if pub_parts else None
     failing = 0
     with progress.stage("cross_month", files=sum(len(u.results) for u in live)):
-        history = cross_month.prefetch(wh, month, [(u.force, r) for u in live for r in u.results])  # type: ignore[misc]
+        history = cross_month.prefetch(wh, month, [(u.force, r) for u in live for r in u.results], checked.previous, pending)  # type: ignore[misc]
+        checked.history = history
         for u in live:
             mine = checked.previous.filter(pl.col("force_id") == u.force)
+            if before is not None:
+                mine = pl.concat([mine, before.filter(pl.col("force_id") == u.force)])
             for r in u.results:
                 loaded = sorted(set(mine.filter(pl.col("extract") == r.contract.extract)["month"].to_list()) - {month})
                 added = cross_month.run_checks(r, wh, u.force, month, loaded, u.results, checked.all_published, history)  # type: ignore[arg-type]
@@ -358,6 +431,7 @@ def build_writes(batch: CheckedBatch, wh: Warehouse) -> Writes:
         writes.append(Write("published_statistics", frame, predicate(source_sha256=entry["sha256"])))
     references = {name: reference_rows(batch.references, name) for name in REFERENCE_EXTRACTS}
     writes += reference_writes(references)
+    writes += cross_month.index_writes(wh, batch.contracts, [(u.force, month, r) for u in live for r in u.results], [batch.history], curated)  # type: ignore[misc]
 
     versions = definition_versions()
     checks, runs = [], []
@@ -441,27 +515,30 @@ def _absent_extracts(u: ForceMonth, source: Path, month: str) -> list[Contract]:
     return [c for c, path in planned if path is None]
 
 
-def _validate_contract(read: ReadBatch, contract: Contract, wh: Warehouse) -> None:
-    """Every force-month's file of one contract validated together; a result joins its force-month's results."""
-    source, month = read.source, read.month
+def _validate_contract(reads: list[ReadBatch], contract: Contract, wh: Warehouse) -> None:
+    """Every force-month's file of one contract (in the batches of one or more months) validated together;
+    a result joins its force-month's results."""
     inputs, owners = [], []
-    for u in read.units:
-        path = u.planned.path_of(contract.extract)
-        if u.failure or path is None:
-            continue
-        raw = u.raws[contract.extract]
-        if isinstance(raw, FileFailure):
-            u.fail(month, raw)
-            continue
-        lookups = {r.args["lookup"]: _lookup(wh, u.force, r.args, u.results) for r in contract.rules if r.kind == "not_before_lookup" and u.force}
-        ctx = ValidationContext(month=read.plan.month, force_id=u.force, areas=u.areas if contract.extract == "recorded_crime" else None, lookups=lookups)
-        inputs.append(ExtractInput(raw, ctx, shown(path, source)))
-        owners.append(u)
+    for k, read in enumerate(reads):
+        source, month = read.source, read.month
+        for u in read.units:
+            path = u.planned.path_of(contract.extract)
+            if u.failure or path is None:
+                continue
+            raw = u.raws[contract.extract]
+            if isinstance(raw, FileFailure):
+                u.fail(month, raw)
+                continue
+            before = [(e.month, e.results) for e in _earlier(reads[:k], u.force)]
+            lookups = {r.args["lookup"]: _lookup(wh, u.force, r.args, u.results, before) for r in contract.rules if r.kind == "not_before_lookup" and u.force}
+            ctx = ValidationContext(month=read.plan.month, force_id=u.force, areas=u.areas if contract.extract == "recorded_crime" else None, lookups=lookups)
+            inputs.append(ExtractInput(raw, ctx, shown(path, source)))
+            owners.append((month, u))
     if not inputs:
         return
     with progress.stage("validate", extract=contract.extract, rows=sum(i.raw.rows_in for i in inputs), files=len(inputs)):
         outcomes = validate_extracts(contract, inputs, spill=True)
-    for u, outcome in zip(owners, outcomes):
+    for (month, u), outcome in zip(owners, outcomes):
         if isinstance(outcome, FileFailure):
             u.fail(month, outcome)
             continue
@@ -538,13 +615,30 @@ def _curated(clean: pl.DataFrame, contract: Contract, force: str) -> pl.DataFram
     return staging.transform(clean, lambda f: f.with_columns(pl.lit(force).alias("force_id")).select([pl.col(k).cast(t) for k, t in schema.items()]))
 
 
-def _lookup(wh: Warehouse, force: str | None, args: dict, done: list[ExtractResult]) -> pl.DataFrame:
-    """key -> value from an extract already validated this month plus every month already loaded."""
+@dataclass
+class _Earlier:
+    month: str
+    results: list[ExtractResult]
+
+
+def _earlier(reads: list[ReadBatch], force: str | None) -> list[_Earlier]:
+    """The force's force-months (still in) of the batches of earlier months."""
+    return [_Earlier(read.month, u.results) for read in reads for u in read.live if force and u.force == force]
+
+
+def _lookup(
+    wh: Warehouse, force: str | None, args: dict, done: list[ExtractResult], earlier: list[tuple[str, list[ExtractResult]]] | None = None
+) -> pl.DataFrame:
+    """key -> value from an extract already validated this month plus every month already loaded (``earlier``:
+    months before this one in a multi-month batch, seen in place of what they replace)."""
     extract, key, other = args["lookup"], args["key"], args["other"]
     parts = [r.clean.select(key, other) for r in done if r.contract.extract == extract]
     lf = wh.scan(extract)
+    replaced = [m for m, _ in earlier or []]
     if lf is not None:
-        parts.append(lf.filter(pl.col("force_id") == force).select(key, other).collect())
+        mine = pl.col("force_id") == force
+        parts.append(lf.filter(mine & ~pl.col("month").is_in(replaced) if replaced else mine).select(key, other).collect())
+    parts += [r.clean.select(key, other) for _, results in earlier or [] for r in results if r.contract.extract == extract]
     if not parts:
         return pl.DataFrame()
     return pl.concat(parts).unique(key, keep="first")

@@ -1,0 +1,391 @@
+"""Indexes the checks across months read instead of the whole history of a curated table.
+
+Two Delta tables of the warehouse, written by the load in the same commit as the curated rows they
+describe (so they are all or nothing with them, rolled back with them and read at the same committed
+version), each replacing exactly the force-months the run replaces:
+
+* ``key_index`` - the distinct values of each indexed column (``crime_ref`` of ``recorded_crime``: the
+  columns a contract's ``key_in_other_months`` names, and the lookup columns of ``key_loaded``), one
+  row per (indexed, force_id, month, key), partitioned by indexed column, force and month (one file
+  per force-month), plus a row with a null key marking the force-month as indexed;
+* ``volume_counts`` - for the extracts with a ``volume_vs_history`` check, each force-month's count of
+  ``recorded`` rows by offence code (``hocr_code``), plus a row with a null code and ``n`` 0 marking the
+  force-month as counted.
+
+A look-up reads only what can answer it: the keys of a month are compared with the Delta statistics of
+each indexed force-month (the smallest and largest key, from the Delta log) and only the files whose
+range holds one of them are read - with crime references numbered in sequence, that is none but the
+months a repeated reference really is in, whatever the size of the history; the volume chart reads the
+counts of its own months. So a month's checks cost the same in the first year and the tenth.
+
+The audit trail says which force-months are loaded; a loaded force-month the index lacks (a warehouse
+loaded before the index existed) is indexed from the curated table by the next run that needs it and
+written with that run, so a look-up is always exact.
+
+Loading several months of a force in one commit (`etl.loading.batches`), a month's checks must see
+the months before it in the batch as month-by-month loading would: `Pending` holds them; the committed
+rows of those force-months are set aside and the pending rows used instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from etl.core.contracts import Contract
+from etl.core.warehouse import Warehouse, Write, sql_literal
+
+KEY_INDEX = "key_index"
+VOLUME_COUNTS = "volume_counts"
+KEY_PARTITIONS = ("indexed", "force_id", "month")
+KEY_SCHEMA = {"indexed": pl.Utf8, "force_id": pl.Utf8, "month": pl.Utf8, "key": pl.Utf8}
+COUNT_SCHEMA = {"extract": pl.Utf8, "force_id": pl.Utf8, "month": pl.Utf8, "hocr_code": pl.Utf8, "n": pl.Int64}
+_PAIR = {"force_id": pl.Utf8, "month": pl.Utf8}
+
+
+def _declared(contract: Contract) -> list[dict]:
+    model = contract.model
+    for p in (model.customProperties or []) if model else []:
+        if p.property == "crossMonthChecks":
+            return list(p.value or [])
+    return []
+
+
+def indexed_columns(contracts: Iterable[Contract]) -> dict[str, list[str]]:
+    """extract -> its columns the checks of these contracts look keys up in."""
+    out: dict[str, set[str]] = {}
+    for c in contracts:
+        for spec in _declared(c):
+            if spec.get("check") == "key_in_other_months":
+                out.setdefault(c.extract, set()).add(spec["column"])
+            elif spec.get("check") == "key_loaded":
+                out.setdefault(spec["lookup"], set()).add(spec.get("lookupColumn", spec["column"]))
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def counted_extracts(contracts: Iterable[Contract]) -> list[str]:
+    """Extracts whose monthly counts by offence code a volume check reads."""
+    return sorted({c.extract for c in contracts for spec in _declared(c) if spec.get("check") == "volume_vs_history"})
+
+
+def indexed_name(extract: str, column: str) -> str:
+    return f"{extract}.{column}"
+
+
+# ----------------------------------------------------------------------------------------------------
+# rows of the indexes
+
+
+def key_rows(extract: str, column: str, force: str, month: str, clean: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    """The index rows of one force-month: its distinct non-null keys and the null-key row marking it indexed."""
+    keys = clean.lazy().select(pl.col(column).cast(pl.Utf8).alias("key")).drop_nulls().unique().collect()
+    return _key_frame(extract, column, [(force, month, pl.concat([keys, pl.DataFrame({"key": [None]}, schema={"key": pl.Utf8})]))])
+
+
+def _key_frame(extract: str, column: str, parts: list[tuple[str, str, pl.DataFrame]]) -> pl.DataFrame:
+    name = indexed_name(extract, column)
+    frames = [k.select(pl.lit(name).alias("indexed"), pl.lit(f).alias("force_id"), pl.lit(m).alias("month"), pl.col("key")) for f, m, k in parts]
+    return pl.concat(frames) if frames else pl.DataFrame(schema=KEY_SCHEMA)
+
+
+def count_rows(extract: str, force: str, month: str, clean: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    """The volume counts of one force-month: recorded rows by offence code, and the row marking it counted."""
+    counts = clean.lazy().filter(pl.col("status") == "recorded").group_by(pl.col("hocr_code").cast(pl.Utf8)).agg(pl.len().cast(pl.Int64).alias("n")).collect()
+    marker = pl.DataFrame({"hocr_code": [None], "n": [0]}, schema={"hocr_code": pl.Utf8, "n": pl.Int64})
+    return pl.concat([counts, marker]).select(pl.lit(extract).alias("extract"), pl.lit(force).alias("force_id"), pl.lit(month).alias("month"), "hocr_code", "n")
+
+
+def key_rows_of(extract: str, column: str, rows: pl.DataFrame | pl.LazyFrame, pairs: Iterable[tuple[str, str]], *, distinct: bool = False) -> pl.DataFrame:
+    """`key_rows` of several force-months at once, from their curated rows (force_id and month set).
+    ``distinct``: the column's values are already unique within a force-month (its contract makes them so)."""
+    lazy = rows.lazy().select(pl.col("force_id"), pl.col("month"), pl.col(column).cast(pl.Utf8).alias("key")).drop_nulls("key")
+    keys = (lazy if distinct else lazy.unique()).collect()
+    marks = _pairs_frame(pairs).with_columns(pl.lit(None, pl.Utf8).alias("key"))
+    return pl.concat([keys, marks]).select(pl.lit(indexed_name(extract, column)).alias("indexed"), "force_id", "month", "key")
+
+
+def count_rows_of(extract: str, rows: pl.DataFrame | pl.LazyFrame, pairs: Iterable[tuple[str, str]]) -> pl.DataFrame:
+    """`count_rows` of several force-months at once, from their curated rows (force_id and month set)."""
+    counts = (
+        rows.lazy()
+        .filter(pl.col("status") == "recorded")
+        .group_by("force_id", "month", pl.col("hocr_code").cast(pl.Utf8))
+        .agg(pl.len().cast(pl.Int64).alias("n"))
+        .collect()
+    )
+    marks = _pairs_frame(pairs).with_columns(pl.lit(None, pl.Utf8).alias("hocr_code"), pl.lit(0, pl.Int64).alias("n"))
+    return pl.concat([counts, marks]).select(pl.lit(extract).alias("extract"), "force_id", "month", "hocr_code", "n")
+
+
+def replace_predicate(column: str, rows: Iterable[tuple[str, str, str]]) -> str:
+    """Delta predicate of the given (``column`` value, force, month) triples, grouped by value and month."""
+    grouped: dict[tuple[str, str], set[str]] = {}
+    for v, f, m in rows:
+        grouped.setdefault((v, m), set()).add(f)
+    clauses = [
+        f"({column} = {sql_literal(v)} AND month = {sql_literal(m)} AND force_id IN ({', '.join(sql_literal(f) for f in sorted(fs))}))"
+        for (v, m), fs in sorted(grouped.items())
+    ]
+    return " OR ".join(clauses)
+
+
+def _triples(frame: pl.DataFrame, column: str) -> set[tuple[str, str, str]]:
+    return set(frame.select(column, "force_id", "month").unique().iter_rows())
+
+
+def _index_write(
+    wh: Warehouse, table: str, column: str, fresh: list[pl.DataFrame], rebuilt: list[pl.DataFrame], names: list[str], pairs: set[tuple[str, str]], schema: dict
+) -> Write | None:
+    """One index table's write: the run's rows, replacing every (``names`` x ``pairs``) force-month - so a
+    force-month whose extract is absent this time loses its old rows, as the curated table does - and the
+    rows indexed again from the curated table (never for a force-month the run writes itself)."""
+    frames = [f.select(list(schema)) for f in fresh if f.height]
+    written = set().union(*(_triples(f, column) for f in frames)) if frames else set()
+    triples = pl.DataFrame(sorted(written), schema=[column, "force_id", "month"], orient="row")
+    for r in rebuilt:
+        if r.height:
+            again = r.select(list(schema)).unique().join(triples, on=[column, "force_id", "month"], how="anti")
+            if again.height:
+                frames.append(again)
+                triples = pl.concat([triples, again.select(column, "force_id", "month").unique()])
+    targets = {(v, f, m) for v in names for f, m in pairs} | set(triples.iter_rows())
+    if not targets or (not frames and wh.files(table) is None):
+        return None
+    frame = pl.concat(frames) if frames else pl.DataFrame(schema=schema)
+    return Write(table, frame, replace_predicate(column, targets), KEY_PARTITIONS if table == KEY_INDEX else ())
+
+
+def index_writes(
+    wh: Warehouse,
+    contracts: Iterable[Contract],
+    pairs: set[tuple[str, str]],
+    keys: list[pl.DataFrame],
+    counts: list[pl.DataFrame],
+    rebuilt_keys: list[pl.DataFrame],
+    rebuilt_counts: list[pl.DataFrame],
+) -> list[Write]:
+    """The writes of a run's index rows: ``keys`` and ``counts`` of its force-months ``pairs`` (which they replace
+    for every indexed column and counted extract of the contracts) and the rows indexed again from the curated tables."""
+    contracts = list(contracts)
+    names = [indexed_name(e, c) for e, cols in indexed_columns(contracts).items() for c in cols]
+    out = [
+        _index_write(wh, KEY_INDEX, "indexed", keys, rebuilt_keys, names, pairs, KEY_SCHEMA),
+        _index_write(wh, VOLUME_COUNTS, "extract", counts, rebuilt_counts, counted_extracts(contracts), pairs, COUNT_SCHEMA),
+    ]
+    return [w for w in out if w is not None]
+
+
+# ----------------------------------------------------------------------------------------------------
+# the batch's force-months not committed yet
+
+
+@dataclass
+class Pending:
+    """Force-months validated earlier in a multi-month batch, not committed yet: (extract, force, month) -> clean rows."""
+
+    clean: dict[tuple[str, str, str], pl.DataFrame] = field(default_factory=dict)
+    published: list[pl.DataFrame] = field(default_factory=list)  # published statistics workbooks the earlier months load
+    _keys: dict[tuple[str, str, str, str], pl.DataFrame] = field(default_factory=dict)  # (extract, force, month, column) -> key
+    _counts: dict[tuple[str, str, str], pl.DataFrame] = field(default_factory=dict)  # (extract, force, month) -> count_rows
+
+    def add(self, extract: str, force: str, month: str, clean: pl.DataFrame) -> None:
+        self.clean[(extract, force, month)] = clean
+
+    def keys(self, extract: str, force: str, month: str, column: str) -> pl.DataFrame:
+        """The force-month's distinct non-null keys of a column (made once)."""
+        k = (extract, force, month, column)
+        if k not in self._keys:
+            clean = self.clean[(extract, force, month)]
+            self._keys[k] = clean.lazy().select(pl.col(column).cast(pl.Utf8).alias("key")).drop_nulls().unique().collect()
+        return self._keys[k]
+
+    def bounds(self, extract: str, force: str, month: str, column: str) -> tuple[str | None, str | None]:
+        """The smallest and largest key of the force-month (None, None without one)."""
+        k = self.keys(extract, force, month, column)["key"]
+        return (k.min(), k.max()) if k.len() else (None, None)  # type: ignore[return-value]
+
+    def counts(self, extract: str, force: str, month: str) -> pl.DataFrame:
+        """The force-month's `count_rows` (made once)."""
+        k = (extract, force, month)
+        if k not in self._counts:
+            self._counts[k] = count_rows(extract, force, month, self.clean[k])
+        return self._counts[k]
+
+    def pairs(self, extract: str, forces: Iterable[str]) -> set[tuple[str, str]]:
+        wanted = set(forces)
+        return {(f, m) for e, f, m in self.clean if e == extract and f in wanted}
+
+    def frames(self, extract: str, forces: Iterable[str]) -> list[tuple[str, str, pl.DataFrame]]:
+        wanted = set(forces)
+        return [(f, m, c) for (e, f, m), c in self.clean.items() if e == extract and f in wanted]
+
+    def loaded(self, forces: Iterable[str]) -> pl.DataFrame:
+        """force_id, month, extract of the pending force-months of these forces (as `loaded_months` gives them)."""
+        wanted = set(forces)
+        rows = sorted({(f, m, e) for e, f, m in self.clean if f in wanted})
+        return pl.DataFrame(rows, schema={"force_id": pl.Utf8, "month": pl.Utf8, "extract": pl.Utf8}, orient="row")
+
+    def __bool__(self) -> bool:
+        return bool(self.clean)
+
+
+# ----------------------------------------------------------------------------------------------------
+# look-ups
+
+
+def _pairs_frame(pairs: Iterable[tuple[str, str]]) -> pl.DataFrame:
+    return pl.DataFrame(sorted(set(pairs)), schema=_PAIR, orient="row")
+
+
+def _curated_pairs(wh: Warehouse, extract: str, pairs: set[tuple[str, str]], columns: list[str]) -> pl.DataFrame | None:
+    """The committed curated rows of the given force-months (``columns`` with force_id and month)."""
+    lf = wh.scan(extract)
+    if lf is None or not pairs:
+        return None
+    months = sorted({m for _, m in pairs})
+    forces = sorted({f for f, _ in pairs})
+    return (
+        lf.filter(pl.col("month").is_in(months) & pl.col("force_id").is_in(forces))
+        .select("force_id", "month", *columns)
+        .join(_pairs_frame(pairs).lazy(), on=["force_id", "month"], how="semi")
+        .collect()
+    )
+
+
+@dataclass
+class KeyLookup:
+    """What `lookup_keys` found: the committed (and pending) rows holding the keys asked for, and the index
+    rows made for loaded force-months the index lacked (to be written with the run)."""
+
+    found: pl.DataFrame  # force_id, key, month
+    rebuilt: pl.DataFrame  # key_index rows
+
+
+def lookup_keys(
+    wh: Warehouse,
+    extract: str,
+    column: str,
+    keys: pl.DataFrame,
+    loaded: set[tuple[str, str]],
+    *,
+    pending: Pending | None = None,
+    skip_months: dict[str, set[str]] | None = None,
+) -> KeyLookup:
+    """The force-months holding each (force_id, key) of ``keys`` in the committed ``extract.column``, as rows
+    (force_id, key, month), reading only the index files whose key range holds one of the keys.
+
+    ``loaded``: the extract's loaded (force, month) pairs of the keys' forces, from the audit trail (any the
+    index lacks is indexed from the curated table); ``pending``: force-months of the batch that replace the
+    committed ones; ``skip_months``: force -> months not wanted (e.g. the month being checked)."""
+    name = indexed_name(extract, column)
+    forces = sorted(keys["force_id"].unique().to_list())
+    skip = skip_months or {}
+    replaced = pending.pairs(extract, forces) if pending else set()
+    files = wh.files(KEY_INDEX)
+    mine = pl.DataFrame(schema={"path": pl.Utf8, "force_id": pl.Utf8, "month": pl.Utf8, "lo": pl.Utf8, "hi": pl.Utf8})
+    if files is not None and files.height and "partition.indexed" in files.columns:
+        mine = files.filter((pl.col("partition.indexed") == name) & pl.col("partition.force_id").is_in(forces)).select(
+            "path",
+            pl.col("partition.force_id").alias("force_id"),
+            pl.col("partition.month").alias("month"),
+            pl.col("min.key").cast(pl.Utf8).alias("lo") if "min.key" in files.columns else pl.lit(None, pl.Utf8).alias("lo"),
+            pl.col("max.key").cast(pl.Utf8).alias("hi") if "max.key" in files.columns else pl.lit(None, pl.Utf8).alias("hi"),
+        )
+    indexed = set(mine.select("force_id", "month").iter_rows())
+    wanted = {(f, m) for f, m in loaded if f in set(forces)}
+    missing = {p for p in wanted - indexed - replaced if p[1] not in skip.get(p[0], set())}
+    rebuilt = pl.DataFrame(schema=KEY_SCHEMA)
+    parts: list[pl.DataFrame] = []
+    if missing:
+        rows = _curated_pairs(wh, extract, missing, [column])
+        if rows is not None:
+            groups = {(f, m): g for (f, m), g in rows.partition_by("force_id", "month", as_dict=True).items()} if rows.height else {}
+            rebuilt = pl.concat(
+                [key_rows(extract, column, f, m, groups.get((f, m), pl.DataFrame(schema={column: rows.schema[column]}))) for f, m in sorted(missing)]
+            )
+            parts.append(rebuilt.select("force_id", "key", "month"))
+    usable = mine.join(_pairs_frame(replaced | {(f, m) for f, ms in skip.items() for m in ms}), on=["force_id", "month"], how="anti")
+    paths = _files_holding(usable, keys)
+    for path, force, month in paths:
+        parts.append(pl.read_parquet(path, columns=["key"]).drop_nulls().select(pl.lit(force).alias("force_id"), "key", pl.lit(month).alias("month")))
+    if pending:
+        ranges = [(f, m, *pending.bounds(extract, f, m, column)) for f, m, _ in pending.frames(extract, forces) if m not in skip.get(f, set())]
+        holding = pl.DataFrame(ranges, schema={"path": pl.Utf8, "month": pl.Utf8, "lo": pl.Utf8, "hi": pl.Utf8}, orient="row").with_columns(
+            pl.col("path").alias("force_id")
+        )
+        for f, _, m in _files_holding(holding, keys):  # only the pending months whose key range holds one of the keys
+            k = pending.keys(extract, f, m, column)
+            parts.append(k.select(pl.lit(f).alias("force_id"), "key", pl.lit(m).alias("month")))
+    found = pl.concat(parts).drop_nulls("key") if parts else pl.DataFrame(schema={"force_id": pl.Utf8, "key": pl.Utf8, "month": pl.Utf8})
+    if found.height:
+        found = found.join(keys.select("force_id", "key"), on=["force_id", "key"], how="semi")
+    return KeyLookup(found, rebuilt)
+
+
+def _files_holding(files: pl.DataFrame, keys: pl.DataFrame) -> list[tuple[str, str, str]]:
+    """(path, force, month) of the index files whose [smallest, largest] key range holds a key of their force:
+    first the files whose range meets the force's own [smallest, largest] key (with keys numbered in sequence,
+    none), then, for those forces only, key by key."""
+    ranges = files.filter(pl.col("lo").is_not_null() & pl.col("hi").is_not_null())
+    if ranges.height == 0 or keys.height == 0:
+        return []
+    bounds = keys.group_by("force_id").agg(pl.col("key").min().alias("kmin"), pl.col("key").max().alias("kmax"))
+    near = ranges.join(bounds, on="force_id").filter((pl.col("lo") <= pl.col("kmax")) & (pl.col("kmin") <= pl.col("hi")))
+    out = []
+    for (force,), group in near.partition_by("force_id", as_dict=True).items():
+        sorted_keys = keys.filter(pl.col("force_id") == force)["key"].drop_nulls().sort()
+        first = sorted_keys.search_sorted(group["lo"], side="left")
+        after = sorted_keys.search_sorted(group["hi"], side="right")
+        hits = group.filter((after - first) > 0)
+        out += [(r["path"], r["force_id"], r["month"]) for r in hits.iter_rows(named=True)]
+    return out
+
+
+@dataclass
+class CountLookup:
+    counts: pl.DataFrame  # force_id, month, hocr_code, n (recorded rows by code)
+    rebuilt: pl.DataFrame  # volume_counts rows
+
+
+def monthly_counts(
+    wh: Warehouse, extract: str, forces: list[str], first: str, before: str, loaded: set[tuple[str, str]], *, pending: Pending | None = None
+) -> CountLookup | None:
+    """Recorded rows by offence code of the forces' months in [first, before), committed (pending force-months
+    of the batch replacing theirs), or None when the extract was never loaded. Reads the count files of those
+    months only; a loaded force-month the counts lack is counted from the curated table."""
+    if wh.scan(extract) is None and not pending:
+        return None
+    replaced = pending.pairs(extract, forces) if pending else set()
+    files = wh.files(VOLUME_COUNTS)
+    read = pl.DataFrame(schema=COUNT_SCHEMA)
+    if files is not None and files.height:
+        lo = pl.col("min.month") if "min.month" in files.columns else pl.lit(None, pl.Utf8)
+        hi = pl.col("max.month") if "max.month" in files.columns else pl.lit(None, pl.Utf8)
+        chosen = files.filter((hi.is_null() | (hi >= first)) & (lo.is_null() | (lo < before)))["path"].to_list()
+        if chosen:
+            read = (
+                pl.scan_parquet(chosen)
+                .filter((pl.col("extract") == extract) & pl.col("force_id").is_in(forces) & (pl.col("month") >= first) & (pl.col("month") < before))
+                .select(list(COUNT_SCHEMA))
+                .collect()
+            )
+    if replaced:
+        read = read.join(_pairs_frame(replaced), on=["force_id", "month"], how="anti")
+    counted = set(read.select("force_id", "month").unique().iter_rows())
+    wanted = {(f, m) for f, m in loaded if f in set(forces) and first <= m < before}
+    missing = wanted - counted - replaced
+    rebuilt = pl.DataFrame(schema=COUNT_SCHEMA)
+    parts = [read]
+    if missing:
+        rows = _curated_pairs(wh, extract, missing, ["status", "hocr_code"])
+        if rows is not None:
+            groups = {(f, m): g for (f, m), g in rows.partition_by("force_id", "month", as_dict=True).items()} if rows.height else {}
+            empty = pl.DataFrame(schema={"status": pl.Utf8, "hocr_code": pl.Utf8})
+            rebuilt = pl.concat([count_rows(extract, f, m, groups.get((f, m), empty)) for f, m in sorted(missing)])
+            parts.append(rebuilt)
+    if pending:
+        parts += [pending.counts(extract, f, m) for f, m, _ in pending.frames(extract, forces) if first <= m < before]
+    counts = pl.concat(parts).filter(pl.col("n") > 0).select("force_id", "month", "hocr_code", "n")
+    return CountLookup(counts, rebuilt)
