@@ -8,14 +8,12 @@ interleave (the second waits in AwaitingConcurrencySlot)."""
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -28,6 +26,12 @@ from tests.conftest import CRIME_HEADER, crime, write_month, write_population
 pytestmark = pytest.mark.slow
 
 STARTUP = 180.0  # seconds a cold server may take on two busy cores
+
+
+def _clean_environ() -> dict[str, str]:
+    """This process's environment without the Prefect, AWS and project settings earlier tests may have left
+    (a test harness's settings would reach the server and `etl serve` otherwise)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "AWS_", "ETL_"))}
 
 
 def _free_port() -> int:
@@ -64,7 +68,7 @@ def server(tmp_path_factory):
     port = _free_port()
     url = f"http://127.0.0.1:{port}/api"
     env = {
-        **os.environ,
+        **_clean_environ(),
         "PREFECT_HOME": str(home),
         "PREFECT_API_URL": "",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -95,28 +99,34 @@ def server(tmp_path_factory):
         _stop(proc)
 
 
-class _Hook(http.server.BaseHTTPRequestHandler):
-    received: list[dict] = []
-
+_RECEIVER = """
+import http.server, sys
+out = open(sys.argv[1], "ab", buffering=0)
+class Hook(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        type(self).received.append(json.loads(body))
+        out.write(self.rfile.read(int(self.headers.get("Content-Length", 0))).replace(b"\\n", b" ") + b"\\n")
         self.send_response(200)
         self.end_headers()
-
     def log_message(self, *args):
         pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[2])), Hook).serve_forever()
+"""
 
 
 @pytest.fixture(scope="module")
-def webhook():
-    """A webhook receiver on loopback: the JSON bodies POSTed to it."""
-    httpd = http.server.HTTPServer(("127.0.0.1", 0), _Hook)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+def webhook(tmp_path_factory):
+    """A webhook receiver on loopback, in its own process: a function giving the JSON bodies POSTed to it."""
+    received, port = tmp_path_factory.mktemp("hook") / "received.jsonl", _free_port()
+    received.touch()
+    proc = subprocess.Popen([sys.executable, "-c", _RECEIVER, str(received), str(port)], start_new_session=True)
+
+    def bodies() -> list[dict]:
+        return [json.loads(line) for line in received.read_text(encoding="utf-8").splitlines() if line.strip()]
+
     try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/hook", _Hook.received
+        yield f"http://127.0.0.1:{port}/hook", bodies
     finally:
-        httpd.shutdown()
+        _stop(proc)
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +140,7 @@ def served(server, webhook, tmp_path_factory):
     broken = source / "2019-05"
     broken.mkdir()
     (broken / "recorded_crime.csv").write_text(",".join(CRIME_HEADER) + "\nA,test-force,2019-05-01,,8N,recorded,N1", encoding="utf-8")  # cut off mid-row
-    env = {**os.environ, "PREFECT_API_URL": url, "PREFECT_HOME": str(home), "DO_NOT_TRACK": "1"}
+    env = {**_clean_environ(), "PREFECT_API_URL": url, "PREFECT_HOME": str(home), "DO_NOT_TRACK": "1"}
     log = tmp / "serve.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
@@ -206,7 +216,7 @@ def test_a_broken_extract_ends_in_a_failed_state_naming_month_file_and_rule_and_
     assert message.startswith(f"2019-05 source {source} failed: 2019-05/recorded_crime.csv") and "truncated" in message, message
     assert Warehouse(warehouse).read("audit_runs").height == before  # nothing written
     told = _wait(
-        "the failure webhook", lambda: [m for m in webhook[1] if m.get("flow_run") == run.name], 300
+        "the failure webhook", lambda: [m for m in webhook[1]() if m.get("flow_run") == run.name], 300
     )  # the server's automation services lag on a busy machine
     assert told[0]["state"] == "Failed" and told[0]["deployment"] == "monthly-load/scheduled" and told[0]["message"] == message
 
