@@ -719,18 +719,24 @@ def demo(
     dir: Path = typer.Option(Path("demo"), "--dir", help="Where to write the demo source and warehouse"),
     first: str = typer.Option("2018-07", "--from", help="First month of synthetic extracts"),
     last: str | None = typer.Option(None, "--to", help="Last month (default: last complete month)"),
-    crimes_per_month: int = typer.Option(25000, "--crimes-per-month", help="Average recorded crimes a month"),
+    size: str = typer.Option("small", "--size", help="small (~6k crimes a month: under a minute) or full (a large metropolitan force, ~25k a month)"),
+    crimes_per_month: int | None = typer.Option(None, "--crimes-per-month", help="Average recorded crimes a month (default: the size's)", show_default=False),
     bad_rows: int = typer.Option(3, "--bad-rows", help="Deliberately invalid rows per month, to show quarantine"),
     extracts_scale: float | None = typer.Option(
-        None, "--extracts-scale", help="Volume of the other extracts (calls, incidents, ...) vs a large force; default 0.25"
+        None, "--extracts-scale", help="Volume of the other extracts (calls, incidents, ...) vs a large force (default: the size's)", show_default=False
     ),
     engine: str | None = typer.Option(None, "--engine", help="prefect (default; ETL_ENGINE overrides) or local", show_default=False),
 ) -> None:
     """Make synthetic extracts for a demo force, run the pipeline over them and show the latest measures."""
     from etl.core.warehouse import Warehouse
+    from etl.demo.extracts import DEMO_SIZES
     from etl.demo.generator import EARLIEST_MONTH, generate_demo, prepare_demo_dir
 
     engine = _engine(engine, demo=True)
+    if size not in DEMO_SIZES:
+        _fail(f"--size {size}: choose one of {', '.join(DEMO_SIZES)}", 2)
+    crimes_per_month = DEMO_SIZES[size].crimes_per_month if crimes_per_month is None else crimes_per_month
+    extracts_scale = DEMO_SIZES[size].extracts_scale if extracts_scale is None else extracts_scale
     first = _month(first, "--from")
     if last:
         last = _month(last, "--to")
@@ -746,7 +752,7 @@ def demo(
         _fail("--crimes-per-month must be a positive whole number", 2)
     if bad_rows < 0:
         _fail("--bad-rows must be 0 or more", 2)
-    if extracts_scale is not None and not extracts_scale >= 0:
+    if not extracts_scale >= 0:
         _fail("--extracts-scale must be 0 or more", 2)
     # Only a folder the demo created (or a new or empty one) is used; anything else: exit 2, nothing deleted.
     paths = prepare_demo_dir(dir)
@@ -762,14 +768,14 @@ def demo(
             bad_rows_per_month=bad_rows,
             on_month=lambda m: gen_bar.update(task, advance=1, description=f"generating {m}"),
         )
-        from etl.demo.extracts import RECOMMENDED_DEMO_SCALE, generate_extracts
+        from etl.demo.extracts import generate_extracts
 
         task2 = gen_bar.add_task("other extracts", total=None)
         others = generate_extracts(
             source,
             [str(m) for m in months_between(first, last)],
             force_id=summary.force_id,
-            scale=RECOMMENDED_DEMO_SCALE if extracts_scale is None else extracts_scale,
+            scale=extracts_scale,
             bad_rows_per_month=min(bad_rows, 1),
         )
         gen_bar.update(task2, total=1, completed=1)

@@ -56,10 +56,26 @@ import yaml
 PROFILE_PATH = Path(__file__).with_name("extracts_profile.yaml")
 CRIME_PROFILE_PATH = Path(__file__).with_name("profile.yaml")
 
-# Scale recommended for `etl demo` (July 2018 to last month): ~38k calls, 18k incidents and 3k
-# workforce rows a month, ~4 MB a month for all twelve extracts (~400 MB and ~10 s to generate for
-# 100 months; scale 1.0 is ~16 MB a month, 1.6 GB and ~30 s for 100 months).
+# Scale of the full-size demo (`etl demo --size full`, July 2018 to last month): ~38k calls, 18k
+# incidents and 3k workforce rows a month, ~4 MB a month for all twelve extracts (~400 MB and ~10 s to
+# generate for 100 months; scale 1.0 is ~16 MB a month, 1.6 GB and ~30 s for 100 months).
 RECOMMENDED_DEMO_SCALE = 0.25
+
+
+@dataclass(frozen=True)
+class DemoSize:
+    """A size of `etl demo`: recorded crimes a month and the other extracts' scale (the same proportion)."""
+
+    crimes_per_month: int
+    extracts_scale: float
+
+
+# small (the default): every page of the report populated in under a minute on two cores (~6k crimes
+# and ~0.5 MB of other extracts a month); full: a large metropolitan force (the benchmarks' force size).
+DEMO_SIZES: dict[str, DemoSize] = {
+    "small": DemoSize(crimes_per_month=6000, extracts_scale=0.06),
+    "full": DemoSize(crimes_per_month=25000, extracts_scale=RECOMMENDED_DEMO_SCALE),
+}
 
 # File layouts: the contract property names, in file order.
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -1071,4 +1087,4 @@ def generate_extracts(
     return written
 
 
-__all__ = ["COLUMNS", "EXTRACTS", "FAULTS", "RECOMMENDED_DEMO_SCALE", "generate_extracts"]
+__all__ = ["COLUMNS", "DEMO_SIZES", "EXTRACTS", "FAULTS", "RECOMMENDED_DEMO_SCALE", "DemoSize", "generate_extracts"]

@@ -67,6 +67,15 @@ def load_month_task(source: str, month: str, warehouse: str, force_id: str | Non
     return [r.to_dict() | ({"rule": rule} if rule else {}) for r in reports]
 
 
+@task(name="load-months", cache_policy=NO_CACHE, retries=RETRIES, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=is_transient)
+def load_months_task(plans: list, warehouse: str) -> list[list[pipeline.MonthReport]]:
+    """Consecutive planned months of a local source loaded in one commit (a backfill's batch); the reports per month."""
+    from etl.core.warehouse import Warehouse
+    from etl.loading.batches import load_months
+
+    return load_months(plans, Warehouse(warehouse))
+
+
 @task(name="refresh-measures", cache_policy=NO_CACHE, retries=RETRIES, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=is_transient)
 def refresh_measures_task(warehouse: str, forces: list[str] | None) -> dict:
     run_id, rows = pipeline.refresh_measures(warehouse, forces)
@@ -240,7 +249,18 @@ def backfill(
     """Load every month from first to last in order, then recompute the measures once. A landing URL's
     months are taken as they are (no waiting), each copied to the raw area and staged before it loads."""
     with warehouse_slot(warehouse):
-        reports = [r for m in months_between(first, last) for r in month_reports(source, str(m), warehouse, force_id, False, forces, None, storage_options)]
+        if is_url(source):
+            reports = [r for m in months_between(first, last) for r in month_reports(source, str(m), warehouse, force_id, False, forces, None, storage_options)]
+        else:  # a local folder: months in batches, one task and one commit each (`etl.loading.batches`)
+            if forces or storage_options:
+                raise ConfigError(f"{source}: forces and storage_options apply to a landing URL (file://..., s3://...); a local folder is loaded as it is")
+            from etl.loading.backfill import load_range
+
+            def on_month(report: pipeline.MonthReport) -> None:
+                progress.emit("month", report=report)
+
+            loaded = load_range(source, first, last, lambda group: load_months_task(group, warehouse), force_id=force_id, on_month=on_month)
+            reports = [r.to_dict() for r in loaded]
         forces = sorted({r["force_id"] for r in reports if r.get("force_id")}) or None
         measures = refresh_measures_task(warehouse, forces)
         expectations = expectations_task(warehouse)

@@ -51,13 +51,29 @@ def backfill(
                 if on_month:
                     on_month(rep)
         return _finish(reports, warehouse, first, last, measures, started)
-    # each month: its plan, or the report of a month that cannot be planned (missing, two files of one extract)
+    reports.extend(load_range(source, first, last, lambda group: load_months(group, wh), force_id=force_id, on_month=on_month))
+    return _finish(reports, warehouse, first, last, measures, started)
+
+
+def load_range(
+    source: str | Path,
+    first: str,
+    last: str,
+    load: Callable[[list[SourcePlan]], list[list[MonthReport]]],
+    *,
+    force_id: str | None = None,
+    on_month: Callable[[MonthReport], None] | None = None,
+) -> list[MonthReport]:
+    """Every month from first to last of a local source, in order: planned, grouped into batches
+    (`batch_plans`) and each batch given to ``load`` (one commit: `load_months`, or the Prefect flow's task
+    around it); a month that cannot be planned (missing, two files of one extract) is reported in its place."""
     items: list[SourcePlan | MonthReport] = []
     for m in months_between(first, last):
         try:
             items.append(plan_source_month(source, str(m), force_id))
         except LoadFailed as exc:
             items.append(MonthReport(month=str(m), outcome="missing" if exc.rule == "missing_month" else "failed", message=exc.message))
+    reports: list[MonthReport] = []
 
     def emit(reps: list[MonthReport]) -> None:
         for rep in reps:
@@ -70,14 +86,14 @@ def backfill(
     done_until = ""
     for group in batch_plans(plans):
         last_month = str(group[-1].month)
-        by_month = [(str(p.month), reps) for p, reps in zip(group, load_months(group, wh))]
+        by_month = [(str(p.month), reps) for p, reps in zip(group, load(group))]
         by_month += [(m, [unplanned[m]]) for m in unplanned if done_until < m < last_month]  # months without a plan, in their place
         for _, reps in sorted(by_month, key=lambda x: x[0]):
             emit(reps)
         done_until = last_month
     for month in sorted(m for m in unplanned if m > done_until):
         emit([unplanned[month]])
-    return _finish(reports, warehouse, first, last, measures, started)
+    return reports
 
 
 def _finish(reports: list[MonthReport], warehouse: str | Path, first: str, last: str, measures: bool, started: float) -> BackfillReport:
