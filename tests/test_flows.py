@@ -64,7 +64,14 @@ def test_backfill_flow_loads_batches_as_the_local_backfill_does(prefect, tmp_pat
 
     outcomes = [(m["month"], m["outcome"]) for m in flow_result["months"]]
     assert outcomes == [(m.month, m.outcome) for m in local.months]
-    assert outcomes == [("2019-01", "loaded"), ("2019-02", "loaded"), ("2019-03", "missing"), ("2019-04", "loaded"), ("2019-05", "failed"), ("2019-06", "loaded")]
+    assert outcomes == [
+        ("2019-01", "loaded"),
+        ("2019-02", "loaded"),
+        ("2019-03", "missing"),
+        ("2019-04", "loaded"),
+        ("2019-05", "failed"),
+        ("2019-06", "loaded"),
+    ]
     assert "2019-05/recorded_crime.csv" in flow_result["months"][4]["message"]
     for table, key in (("recorded_crime", ["crime_ref"]), ("quarantine", ["source_file", "row_number"])):
         got, want = Warehouse(tmp_path / "flow").read(table), Warehouse(tmp_path / "local").read(table)
