@@ -132,3 +132,21 @@ def test_time_travel_shows_what_a_table_said(loaded, source, warehouse):
     assert loaded.read("recorded_crime").filter(pl.col("month") == "2019-03").height == 5
     last_run = loaded.latest_run()["run_id"]
     assert any(h.get("run_id") == last_run for h in loaded.history("recorded_crime"))
+
+
+def test_categorical_columns_are_written_as_text_slice_by_slice(tmp_path, monkeypatch):
+    """The key index holds its partition columns as categories in memory; the table gets text, the same rows,
+    also when the rows are written in several slices."""
+    from deltalake import DeltaTable
+
+    import etl.core.warehouse as warehouse_module
+    from etl.core.warehouse import Write
+
+    monkeypatch.setattr(warehouse_module, "WRITE_SLICE_ROWS", 3)
+    frame = pl.DataFrame({"force_id": ["a"] * 4 + ["b"] * 3, "key": [f"k{i}" for i in range(7)]}).with_columns(pl.col("force_id").cast(pl.Categorical))
+    wh = Warehouse(tmp_path / "w")
+    wh.commit("run-1", [Write("key_index", frame, None, ("force_id",))], {"run_id": "run-1", "kind": "load", "outcome": "loaded"})
+    assert DeltaTable(str(tmp_path / "w" / "key_index")).schema().fields[0].type.type == "string"
+    got = pl.read_delta(str(tmp_path / "w" / "key_index")).sort("key")
+    assert got.schema["force_id"] == pl.Utf8
+    assert got.select("force_id", "key").rows() == frame.with_columns(pl.col("force_id").cast(pl.Utf8)).rows()

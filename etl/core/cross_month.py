@@ -159,9 +159,12 @@ def prefetch(
 
 
 def _keys(items: list[tuple[str, ExtractResult]], column: str) -> pl.DataFrame:
-    """force_id and the non-null keys of the items (repeats kept: each look-up only asks whether a key is there)."""
-    parts = [r.clean.select(pl.lit(force, pl.Utf8).alias("force_id"), pl.col(column).cast(pl.Utf8)).drop_nulls() for force, r in items]
-    return pl.concat(parts)
+    """force_id and the non-null keys of the items (repeats kept: each look-up only asks whether a key is there).
+
+    Read lazily and streamed: a file validated in chunks keeps its rows on disk (`etl.core.staging`), so
+    only the key column is ever held."""
+    parts = [r.clean.lazy().select(pl.lit(force, pl.Utf8).alias("force_id"), pl.col(column).cast(pl.Utf8)).drop_nulls() for force, r in items]
+    return pl.concat(parts).collect(engine="streaming")
 
 
 def index_writes(
@@ -266,14 +269,14 @@ def continuity(loaded: list[str], month: str) -> CheckResult:
 def key_in_other_months(result: ExtractResult, force: str, month: str, column: str, earlier: pl.DataFrame | None) -> CheckResult:
     """``earlier``: the force's committed rows of other months whose key is among this month's (column, month)."""
     desc = f"a {column} of this month was not already loaded in another month"
-    keys = result.clean.select(column).drop_nulls().unique()
-    if earlier is None or keys.height == 0 or earlier.height == 0:
-        return CheckResult(f"{column}.not_in_other_months", column, desc, "warning", True, 0, keys.height)
+    n_keys = int(result.clean.lazy().select(pl.col(column).drop_nulls().n_unique()).collect(engine="streaming").item())
+    if earlier is None or n_keys == 0 or earlier.height == 0:
+        return CheckResult(f"{column}.not_in_other_months", column, desc, "warning", True, 0, n_keys)
     dup_keys = earlier[column].n_unique()
     by_month = earlier.group_by("month").agg(pl.col(column).n_unique().alias("n")).sort("month")
     where = ", ".join(f"{r['month']} ({r['n']})" for r in by_month.iter_rows(named=True))
     detail = f"{dup_keys} {column} value(s) in {month} were already loaded in: {where}; both copies are kept - check which month is right"
-    return CheckResult(f"{column}.not_in_other_months", column, desc, "warning", False, dup_keys, keys.height, detail)
+    return CheckResult(f"{column}.not_in_other_months", column, desc, "warning", False, dup_keys, n_keys, detail)
 
 
 def key_loaded(
@@ -281,16 +284,17 @@ def key_loaded(
 ) -> CheckResult:
     """``committed``: keys of this month already in the committed lookup table for the force (column)."""
     desc = f"every {column} refers to a {lookup} row already loaded (or loaded in this run)"
-    keys = result.clean.select(pl.col(column).cast(pl.Utf8)).drop_nulls().unique()
-    known = [r.clean.select(pl.col(lookup_column).cast(pl.Utf8).alias(column)) for r in this_run if r.contract.extract == lookup]
+    keys = result.clean.lazy().select(pl.col(column).cast(pl.Utf8)).drop_nulls().unique()
+    known = [r.clean.lazy().select(pl.col(lookup_column).cast(pl.Utf8).alias(column)) for r in this_run if r.contract.extract == lookup]
     if committed is not None:
-        known.append(committed.select(column))
+        known.append(committed.lazy().select(column))
     unknown = keys.join(pl.concat(known).unique(), on=column, how="anti") if known else keys
-    n = unknown.height
+    counted = pl.collect_all([keys.select(pl.len()), unknown.select(pl.len())], engine="streaming")
+    keys_height, n = (int(c.item()) for c in counted)
     detail = None
     if n:
-        detail = f"{n} of {keys.height} {column} value(s) refer to {lookup} rows never loaded for {force} (crimes recorded before the first loaded month, or missing from their month's extract)"
-    return CheckResult(f"{column}.refers_to_loaded_{lookup}", column, desc, "warning", n == 0, n, keys.height, detail)
+        detail = f"{n} of {keys_height} {column} value(s) refer to {lookup} rows never loaded for {force} (crimes recorded before the first loaded month, or missing from their month's extract)"
+    return CheckResult(f"{column}.refers_to_loaded_{lookup}", column, desc, "warning", n == 0, n, keys_height, detail)
 
 
 def volume_checks(

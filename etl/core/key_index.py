@@ -90,6 +90,13 @@ def _key_frame(extract: str, column: str, parts: list[tuple[str, str, pl.DataFra
     return pl.concat(frames) if frames else pl.DataFrame(schema=KEY_SCHEMA)
 
 
+def _label(value: str, name: str) -> pl.Expr:
+    """A partition column of the index rows a run writes: the same text on millions of rows, held as a category
+    (4 bytes a row, not 16) until the warehouse writes it as text (`Warehouse._write`). Rows that are looked up
+    (`lookup_keys`) keep text."""
+    return pl.lit(value).cast(pl.Categorical).alias(name)
+
+
 def count_rows(extract: str, force: str, month: str, clean: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     """The volume counts of one force-month: recorded rows by offence code, and the row marking it counted."""
     counts = clean.lazy().filter(pl.col("status") == "recorded").group_by(pl.col("hocr_code").cast(pl.Utf8)).agg(pl.len().cast(pl.Int64).alias("n")).collect()
@@ -100,10 +107,14 @@ def count_rows(extract: str, force: str, month: str, clean: pl.DataFrame | pl.La
 def key_rows_of(extract: str, column: str, rows: pl.DataFrame | pl.LazyFrame, pairs: Iterable[tuple[str, str]], *, distinct: bool = False) -> pl.DataFrame:
     """`key_rows` of several force-months at once, from their curated rows (force_id and month set).
     ``distinct``: the column's values are already unique within a force-month (its contract makes them so)."""
-    lazy = rows.lazy().select(pl.col("force_id"), pl.col("month"), pl.col(column).cast(pl.Utf8).alias("key")).drop_nulls("key")
-    keys = (lazy if distinct else lazy.unique()).collect()
-    marks = _pairs_frame(pairs).with_columns(pl.lit(None, pl.Utf8).alias("key"))
-    return pl.concat([keys, marks]).select(pl.lit(indexed_name(extract, column)).alias("indexed"), "force_id", "month", "key")
+    lazy = (
+        rows.lazy()
+        .select(pl.col("force_id").cast(pl.Categorical), pl.col("month").cast(pl.Categorical), pl.col(column).cast(pl.Utf8).alias("key"))
+        .drop_nulls("key")
+    )
+    keys = (lazy if distinct else lazy.unique()).collect(engine="streaming")
+    marks = _pairs_frame(pairs).select(pl.col("force_id").cast(pl.Categorical), pl.col("month").cast(pl.Categorical), pl.lit(None, pl.Utf8).alias("key"))
+    return pl.concat([keys, marks]).select(_label(indexed_name(extract, column), "indexed"), "force_id", "month", "key")
 
 
 def count_rows_of(extract: str, rows: pl.DataFrame | pl.LazyFrame, pairs: Iterable[tuple[str, str]]) -> pl.DataFrame:
@@ -153,7 +164,7 @@ def _index_write(
     targets = {(v, f, m) for v in names for f, m in pairs} | set(triples.iter_rows())
     if not targets or (not frames and wh.files(table) is None):
         return None
-    frame = pl.concat(frames) if frames else pl.DataFrame(schema=schema)
+    frame = pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame(schema=schema)  # categories and text: text
     return Write(table, frame, replace_predicate(column, targets), KEY_PARTITIONS if table == KEY_INDEX else ())
 
 

@@ -59,6 +59,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 import filelock
@@ -226,6 +227,28 @@ class Write:
 _FILES: dict[tuple[str, int], tuple[tuple[int, int], pl.DataFrame]] = {}
 _FILES_MAX = 64
 _SMALL: dict[tuple[str, int], tuple[tuple[int, int], pl.DataFrame]] = {}  # `Warehouse.read_small`: (path, version) -> frame
+
+
+WRITE_SLICE_ROWS = 1_000_000
+
+
+def _arrow(frame: Any) -> Any:
+    """A write's rows for `write_deltalake`: as they are, except that categorical columns (the key index's
+    partition columns, `etl.core.key_index`) are written as text, slice by slice, so the text of millions of
+    rows is never held at once. A staged frame (`etl.core.staging`) streams its own batches."""
+    if not isinstance(frame, pl.DataFrame):
+        return frame.to_arrow()
+    cats = [n for n, t in frame.schema.items() if isinstance(t, pl.Categorical | pl.Enum)]
+    if not cats:
+        return frame.to_arrow()
+    as_text = [pl.col(n).cast(pl.Utf8) for n in cats]
+    schema = frame.head(0).with_columns(as_text).to_arrow().schema
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for part in frame.iter_slices(WRITE_SLICE_ROWS):
+            yield from part.with_columns(as_text).to_arrow().to_batches()
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
 
 
 class Warehouse:
@@ -611,7 +634,7 @@ class Warehouse:
     def _write(self, w: Write, run_id: str) -> int:
         self._invalidate()
         path = str(self.path(w.table))
-        data = w.frame.to_arrow()
+        data = _arrow(w.frame)
         exists = self._ensure_retention(w.table, run_id) is not None
         parts = list(w.partition_by) or None
         if w.replace is not None and exists:

@@ -41,7 +41,7 @@ class MonthlyComponents(NamedTuple):
     histograms: pl.DataFrame
 
 
-def _with_outcomes(crimes: pl.LazyFrame, outcomes: pl.LazyFrame | None) -> pl.LazyFrame:
+def with_outcomes(crimes: pl.LazyFrame, outcomes: pl.LazyFrame | None) -> pl.LazyFrame:
     """Each crime with its latest outcome type (as text) as at the latest extract (cohort basis)."""
     if outcomes is None:
         return crimes.with_columns(pl.lit(None, pl.Utf8).alias("outcome_type"))
@@ -52,7 +52,7 @@ def _with_outcomes(crimes: pl.LazyFrame, outcomes: pl.LazyFrame | None) -> pl.La
 CRIME_COLUMNS = ("hocr_code", "recorded_date", "domestic_abuse", "status")
 
 
-def _with_crimes(outcomes: pl.LazyFrame, crimes: pl.LazyFrame | None) -> pl.LazyFrame:
+def with_crimes(outcomes: pl.LazyFrame, crimes: pl.LazyFrame | None) -> pl.LazyFrame:
     """Each outcome with its crime's offence code, recorded date, DA flag and status (null if never loaded)."""
     if crimes is None:
         return outcomes.with_columns([pl.lit(None).alias(c) for c in CRIME_COLUMNS])
@@ -149,7 +149,7 @@ def _base(lf: pl.LazyFrame, measures: list[Measure]) -> pl.DataFrame:
     return lf.group_by(cols).agg(pl.len().cast(pl.Int64).alias("n")).with_columns(month_index_expr("month").alias("idx")).collect(engine="streaming")
 
 
-def _group_column(groups: frozenset, membership: pl.DataFrame) -> pl.Expr:
+def group_column(groups: frozenset, membership: pl.DataFrame) -> pl.Expr:
     """Whether a row's hocr_code is in one of the offence groups, by the group version in force in the
     row's month (a code in two groups of a union counts once)."""
     versions = (
@@ -166,13 +166,13 @@ def _group_column(groups: frozenset, membership: pl.DataFrame) -> pl.Expr:
 
 def _with_group_columns(base: pl.DataFrame, measures: list[Measure], membership: pl.DataFrame) -> tuple[pl.DataFrame, dict[frozenset, str]]:
     """The base with one boolean column per set of offence groups the measures filter on
-    (``_group_column``); hocr_code becomes categorical (each code text stored once)."""
+    (``group_column``); hocr_code becomes categorical (each code text stored once)."""
     sets = sorted({frozenset(f.groups) for m in measures for f in m.filters if f.groups}, key=sorted)
     names = {s: f"_in_groups_{i}" for i, s in enumerate(sets)}
     if not sets:
         return base, names
     base = base.with_columns(pl.col("hocr_code").cast(pl.Utf8).cast(pl.Categorical))
-    return base.lazy().with_columns([_group_column(s, membership).alias(name) for s, name in names.items()]).collect(), names
+    return base.lazy().with_columns([group_column(s, membership).alias(name) for s, name in names.items()]).collect(), names
 
 
 def _rows_expr(f: Filter, group_columns: dict[frozenset, str]) -> pl.Expr:
@@ -258,9 +258,9 @@ def monthly_components(tables: dict[str, pl.LazyFrame | None], defs: Definitions
             continue
         measures = [m for m in computed if m.extract == extract]
         if extract == "recorded_crime" and any(m.needs_outcome for m in measures):
-            lf = _with_outcomes(lf, tables.get("crime_outcomes"))
+            lf = with_outcomes(lf, tables.get("crime_outcomes"))
         if extract == "crime_outcomes":
-            lf = _with_crimes(lf, tables.get("recorded_crime"))
+            lf = with_crimes(lf, tables.get("recorded_crime"))
         comps, h = _components_of(_base(lf, measures), measures, membership)
         parts.append(comps)
         hists += h

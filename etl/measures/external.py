@@ -21,7 +21,7 @@ from etl.measures.judgement import MEASURE_SCHEMA
 from etl.measures.windows import june_year
 
 
-def _population_table(pop: pl.DataFrame, forces: list[str], first_year: int, last_year: int) -> pl.DataFrame:
+def population_table(pop: pl.DataFrame, forces: list[str], first_year: int, last_year: int) -> pl.DataFrame:
     """force_id, year, population, pop_note: the estimate a rate uses for a window whose June year is
     ``year`` - that year's, else the latest earlier one (with a note), else none (with a note)."""
     rows: list[tuple[str, int, float | None, str | None]] = []
@@ -41,7 +41,7 @@ def _population_table(pop: pl.DataFrame, forces: list[str], first_year: int, las
 
 def with_population(w: pl.DataFrame, pop: pl.DataFrame) -> pl.DataFrame:
     """Adds pop_cur / pop_note_cur and pop_cmp / pop_note_cmp for rate measures: the estimate of the
-    June year of the window's first month (``_population_table``)."""
+    June year of the window's first month (``population_table``)."""
     rates = w.filter(pl.col("is_rate"))
     cols = ["pop_cur", "pop_note_cur", "pop_cmp", "pop_note_cmp"]
     if rates.height == 0:
@@ -55,7 +55,7 @@ def with_population(w: pl.DataFrame, pop: pl.DataFrame) -> pl.DataFrame:
         pl.min_horizontal(june_year("start").min(), june_year("c_start").min()).alias("a"),
         pl.max_horizontal(june_year("start").max(), june_year("c_start").max()).alias("b"),
     ).row(0)
-    table = _population_table(pop, rates["force_id"].unique().to_list(), years[0], years[1])
+    table = population_table(pop, rates["force_id"].unique().to_list(), years[0], years[1])
     w = w.with_columns(june_year("start").alias("_y_cur"), june_year("c_start").alias("_y_cmp"))
     for side in ("cur", "cmp"):
         w = w.join(table.rename({"year": f"_y_{side}", "population": f"pop_{side}", "pop_note": f"pop_note_{side}"}), on=["force_id", f"_y_{side}"], how="left")

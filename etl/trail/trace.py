@@ -35,9 +35,9 @@ import polars as pl
 
 from etl.core.periods import Month, PeriodError, month_index_expr
 from etl.errors import ConfigError
-from etl.measures.components import COMPUTED_KINDS, _group_column, _with_crimes, _with_outcomes
+from etl.measures.components import COMPUTED_KINDS, group_column, with_crimes, with_outcomes
 from etl.measures.definitions import Definitions, Filter, Measure, load_definitions
-from etl.measures.external import _population_table
+from etl.measures.external import population_table
 
 # Checks whose audit ``detail`` holds only counts, months, offence groups and fixed words (never a value of
 # a cell): shown in a trace. Every other check's detail may quote data and is never shown.
@@ -370,7 +370,7 @@ def _completeness_extract(source: Measure) -> str:
 
 
 def _groups_expr(f: Filter, membership: pl.DataFrame) -> pl.Expr:
-    return _group_column(frozenset(f.groups), membership) if f.groups else pl.lit(True)
+    return group_column(frozenset(f.groups), membership) if f.groups else pl.lit(True)
 
 
 def _rows(reader: Reader, source: Measure, defs: Definitions, force_id: str, months: list[str]) -> tuple[pl.LazyFrame | None, pl.Expr, pl.Expr, pl.Expr]:
@@ -382,10 +382,10 @@ def _rows(reader: Reader, source: Measure, defs: Definitions, force_id: str, mon
     lf = lf.filter(pl.col("force_id") == force_id)
     if source.needs_outcome:
         outcomes = reader.scan("crime_outcomes")
-        lf = _with_outcomes(lf, outcomes.filter(pl.col("force_id") == force_id) if outcomes is not None else None)
+        lf = with_outcomes(lf, outcomes.filter(pl.col("force_id") == force_id) if outcomes is not None else None)
     if source.extract == "crime_outcomes":
         crimes = reader.scan("recorded_crime")
-        lf = _with_crimes(lf, crimes.filter(pl.col("force_id") == force_id) if crimes is not None else None)
+        lf = with_crimes(lf, crimes.filter(pl.col("force_id") == force_id) if crimes is not None else None)
     lf = lf.filter(pl.col("month").is_in(months))
     if source.derive:
         lf = lf.with_columns(
@@ -407,7 +407,7 @@ def _rows(reader: Reader, source: Measure, defs: Definitions, force_id: str, mon
     if label_groups:
         chain: Any = pl
         for g in label_groups:  # a code in two groups of the measure counts once, under the first
-            chain = chain.when(_group_column(frozenset({g}), membership)).then(pl.lit(g))
+            chain = chain.when(group_column(frozenset({g}), membership)).then(pl.lit(g))
         label = chain.otherwise(pl.lit("(no group)"))
     return lf, den, num, label
 
@@ -451,7 +451,7 @@ def _population(reader: Reader, force_id: str, start: str) -> tuple[float | None
     if pop is None or pop.height == 0:
         return None, year, "no population estimates loaded"
     pop = pop.select("force_id", pl.col("year").cast(pl.Int32), pl.col("population").cast(pl.Float64))
-    row = _population_table(pop, [force_id], year, year).row(0, named=True)
+    row = population_table(pop, [force_id], year, year).row(0, named=True)
     return row["population"], year, row["pop_note"]
 
 
