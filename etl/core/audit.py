@@ -15,7 +15,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -32,6 +34,49 @@ def new_run_id(kind: str) -> str:
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+@dataclass
+class SourceFileEntry:
+    """One file a load run read, as its audit_runs row records it (`source_file_entry`, in ``source_files``)."""
+
+    extract: str
+    file: str
+    sha256: str | None = None
+    encoding: str | None = None
+    contract: str | None = None
+    contract_version: str | None = None
+    rows_in: int | None = None
+    rows_loaded: int | None = None
+    rows_quarantined: int | None = None
+    source_root: str | None = None  # absolute; ``file`` is relative to it (None in runs recorded before it was kept)
+
+    @classmethod
+    def of(cls, entry: dict[str, Any]) -> SourceFileEntry:
+        def whole(v: Any) -> int | None:
+            return None if v is None else int(v)
+
+        return cls(
+            extract=str(entry.get("extract") or ""),
+            file=str(entry.get("file") or ""),
+            sha256=entry.get("sha256"),
+            encoding=entry.get("encoding"),
+            contract=entry.get("contract"),
+            contract_version=entry.get("contract_version"),
+            rows_in=whole(entry.get("rows_in")),
+            rows_loaded=whole(entry.get("rows_loaded")),
+            rows_quarantined=whole(entry.get("rows_quarantined")),
+            source_root=entry.get("source_root"),
+        )
+
+
+def source_file_entries(source_files: str | None) -> list[dict[str, Any]]:
+    """The entries of an audit_runs row's ``source_files`` (JSON); none when it is empty or not JSON."""
+    try:
+        entries = json.loads(source_files or "[]") or []
+    except ValueError:
+        return []
+    return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
 
 
 def source_file_entry(r: ExtractResult) -> dict:

@@ -35,6 +35,7 @@ from typing import Any
 
 import polars as pl
 
+from etl.core.audit import SourceFileEntry, source_file_entries
 from etl.core.periods import Month
 from etl.reporting.figures import definition
 from etl.reporting.formatting import format_value, mon_yy, period_label, round_half_up
@@ -138,19 +139,9 @@ class RuleCount:
 
 
 @dataclass
-class SourceFile:
-    """One file the month's run read."""
+class SourceFile(SourceFileEntry):
+    """One file the month's run read: its audit_runs entry, the rows quarantined by rule and its checks."""
 
-    extract: str
-    file: str
-    sha256: str | None
-    encoding: str | None
-    contract: str | None
-    contract_version: str | None
-    rows_in: int | None
-    rows_loaded: int | None
-    rows_quarantined: int | None
-    source_root: str | None = None
     by_rule: list[RuleCount] = field(default_factory=list)
     checks: list[CheckLine] = field(default_factory=list)
 
@@ -407,10 +398,7 @@ def _files(run: dict | None, run_id: str | None, checks: pl.DataFrame | None, by
     mine = checks.filter(pl.col("run_id") == run_id) if (checks is not None and run_id is not None and "run_id" in checks.columns) else None
     entries: list[dict] = []
     if run is not None and run.get("source_files"):
-        try:
-            entries = [e for e in json.loads(run["source_files"]) if isinstance(e, dict)]
-        except ValueError:
-            entries = []
+        entries = source_file_entries(run["source_files"])
     elif mine is not None and {"extract", "source_file"} <= set(mine.columns):
         pairs = mine.filter(pl.col("source_file").is_not_null()).select(
             "extract", "source_file", *[c for c in ("contract", "contract_version") if c in mine.columns]
@@ -420,19 +408,8 @@ def _files(run: dict | None, run_id: str | None, checks: pl.DataFrame | None, by
     used = pl.lit(False)
     has_file = mine is not None and {"extract", "source_file"} <= set(mine.columns)
     for e in entries:
-        extract, file = str(e.get("extract") or ""), str(e.get("file") or "")
-        f = SourceFile(
-            extract,
-            file,
-            e.get("sha256"),
-            e.get("encoding"),
-            e.get("contract"),
-            e.get("contract_version"),
-            _int(e.get("rows_in")),
-            _int(e.get("rows_loaded")),
-            _int(e.get("rows_quarantined")),
-            e.get("source_root"),
-        )
+        f = SourceFile(**vars(SourceFileEntry.of(e)))
+        extract, file = f.extract, f.file
         if has_file:
             assert mine is not None
             this = (pl.col("extract") == extract) & (pl.col("source_file") == file)

@@ -33,6 +33,8 @@ from typing import Any, Protocol
 
 import polars as pl
 
+from etl.core.audit import SourceFileEntry as SourceFile
+from etl.core.audit import source_file_entries
 from etl.core.periods import Month, PeriodError, month_index_expr
 from etl.errors import ConfigError
 from etl.measures.components import COMPUTED_KINDS, group_column, with_crimes, with_outcomes
@@ -67,20 +69,6 @@ class Reader(Protocol):
 
 # --------------------------------------------------------------------------------------------------
 # What a trace holds
-
-
-@dataclass
-class SourceFile:
-    extract: str
-    file: str
-    source_root: str | None
-    sha256: str | None
-    encoding: str | None
-    contract: str | None
-    contract_version: str | None
-    rows_in: int | None
-    rows_loaded: int | None
-    rows_quarantined: int | None
 
 
 @dataclass
@@ -529,28 +517,7 @@ def _runs(reader: Reader) -> pl.DataFrame:
 
 
 def _files(entry_json: str | None, extracts: list[str]) -> list[SourceFile]:
-    try:
-        entries = json.loads(entry_json or "[]") or []
-    except ValueError:
-        entries = []
-    out = []
-    for e in entries:
-        if not isinstance(e, dict) or e.get("extract") not in extracts:
-            continue
-        out.append(
-            SourceFile(
-                extract=e.get("extract"),  # type: ignore[arg-type]
-                file=str(e.get("file")),
-                source_root=e.get("source_root"),
-                sha256=e.get("sha256"),
-                encoding=e.get("encoding"),
-                contract=e.get("contract"),
-                contract_version=e.get("contract_version"),
-                rows_in=e.get("rows_in"),
-                rows_loaded=e.get("rows_loaded"),
-                rows_quarantined=e.get("rows_quarantined"),
-            )
-        )
+    out = [SourceFile.of(e) for e in source_file_entries(entry_json) if e.get("extract") in extracts]
     out.sort(key=lambda f: (extracts.index(f.extract), f.file))
     return out
 
