@@ -35,6 +35,7 @@ if __package__ in (None, ""):  # `python benchmarks/run.py`
 
 from benchmarks import config, machine
 from benchmarks.config import CACHE_DIR, GROWTH_MULTIPLES, RESULTS_DIR
+from benchmarks.demo import measure_demo
 from benchmarks.growth import measure_growth, print_growth
 from benchmarks.harness import GiB, MiB, _r, log, measure_measures_10y, measure_size
 
@@ -52,6 +53,17 @@ TARGETS = {
         "unit": "s",
         "what": "one large force-month end to end through flows.monthly.monthly_load, server already started",
     },
+    "backfill_10y_within_5x_floor": {
+        "target": 5.0,
+        "unit": "x floor wall time",
+        "what": "ten-year single-force backfill as `etl backfill` runs it (months batched per commit, then measures and expectations) / floor wall time",
+    },
+    "growth_exponent_at_most_1_05": {
+        "target": 1.05,
+        "unit": "exponent",
+        "what": "growth from 1x to 8x a national year: the largest exponent (time ~ rows^exponent) of the project's stages (load, measures, expectations)",
+    },
+    "demo_under_60s": {"target": 60.0, "unit": "s", "what": "`etl demo` (default size, Prefect flows included) from a cold process and a fresh folder"},
     "large_file_2gb_load_peak_rss_under_4GiB": {
         "target": 4.0,
         "unit": "GiB",
@@ -133,6 +145,38 @@ def targets(results: dict) -> list[dict]:
         add("force_month_e2e_under_2s", fm["sides"]["project"]["seconds"], f"force-month ({fm['measured_at']}), without Prefect")
     else:
         add("force_month_e2e_under_2s", None, "force-month")
+    bf = sizes.get("backfill-10y")
+    if bf and "floor" in bf["sides"] and "project" in bf["sides"]:
+        ph = bf["sides"]["project"]["phases"]
+        add(
+            "backfill_10y_within_5x_floor",
+            bf["ratios"].get("project_over_floor"),
+            f"backfill-10y ({bf['measured_at']})",
+            {
+                "floor_seconds": bf["sides"]["floor"]["seconds"],
+                "phases_seconds": {k: v["seconds"] for k, v in ph.items()},
+                "project_load_only_over_floor": bf["ratios"].get("project_load_only_over_floor"),
+            },
+        )
+    else:
+        add("backfill_10y_within_5x_floor", None, "backfill-10y")
+    growth = sizes.get("growth")
+    analysis = (growth or {}).get("analysis") or {}
+    stages = {k: analysis[k].get("exponent_measured") for k in ("project_load", "project_measures", "project_expectations") if k in analysis}
+    if stages and all(v is not None for v in stages.values()):
+        add("growth_exponent_at_most_1_05", max(stages.values()), f"growth ({growth['measured_at']})", {"exponents": stages})  # type: ignore[index]
+    else:
+        add("growth_exponent_at_most_1_05", None, "growth")
+    demo = sizes.get("demo")
+    if demo and demo.get("measured"):
+        add(
+            "demo_under_60s",
+            demo["seconds"],
+            f"demo ({demo['measured_at']})",
+            {"peak_rss_bytes": demo["peak_rss_bytes"], "written_bytes": demo["written_bytes"]},
+        )
+    else:
+        add("demo_under_60s", None, "demo")
     big = sizes.get("large-file-2gb")
     if big and "project" in big["sides"]:
         ph = big["sides"]["project"]["phases"]
@@ -259,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--size",
         default="small",
-        choices=["small", "force-month", "national-year", "backfill-10y", "growth", "measures-10y", *config.LARGE_FILES, "large-files", "all"],
+        choices=["small", "force-month", "national-year", "backfill-10y", "growth", "measures-10y", *config.LARGE_FILES, "large-files", "demo", "all"],
     )
     ap.add_argument("--out", default=str(RESULTS_DIR), help="results folder (default benchmarks/results)")
     ap.add_argument(
@@ -311,12 +355,16 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     sz = config.sizes()
-    todo = ["small", "force-month", "national-year", "backfill-10y", "measures-10y", "growth", *config.LARGE_FILES] if args.size == "all" else [args.size]
+    todo = (
+        ["small", "force-month", "national-year", "backfill-10y", "measures-10y", "growth", *config.LARGE_FILES, "demo"] if args.size == "all" else [args.size]
+    )
     if args.size == "large-files":
         todo = list(config.LARGE_FILES)
     for name in todo:
         if name == "measures-10y":
             results["sizes"][name] = measure_measures_10y(args)
+        elif name == "demo":
+            results["sizes"][name] = measure_demo(args)
         elif name == "growth":
             national = results["sizes"].get("national-year")
             if national is None and (out_dir / "latest.json").exists():  # reuse the last national-year floor and alternative
@@ -356,6 +404,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, e in results["sizes"].items():
         if name == "growth":
             print_growth(e)
+        elif name == "demo":
+            log(
+                f"\ndemo: `etl demo` exit {e['exit_code']} in {e['seconds']:.1f} s, peak RSS {e['peak_rss_bytes'] / GiB:.2f} GiB, wrote {e['written_bytes'] / 1e6:.0f} MB"
+            )
         elif "refresh_measures" in e:
             print_measures(e)
         else:
