@@ -164,7 +164,11 @@ def _index_write(
     targets = {(v, f, m) for v in names for f, m in pairs} | set(triples.iter_rows())
     if not targets or (not frames and wh.files(table) is None):
         return None
-    frame = pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame(schema=schema)  # categories and text: text
+    if table == KEY_INDEX:  # its partition columns as categories (`_label`), whichever way the rows were made
+        frames = [f.with_columns(pl.col(c).cast(pl.Categorical) for c in KEY_PARTITIONS) for f in frames]
+        frame = pl.concat(frames) if frames else pl.DataFrame(schema=schema).with_columns(pl.col(c).cast(pl.Categorical) for c in KEY_PARTITIONS)
+    else:
+        frame = pl.concat(frames) if frames else pl.DataFrame(schema=schema)
     return Write(table, frame, replace_predicate(column, targets), KEY_PARTITIONS if table == KEY_INDEX else ())
 
 
@@ -200,6 +204,7 @@ class Pending:
     published: list[pl.DataFrame] = field(default_factory=list)  # published statistics workbooks the earlier months load
     _keys: dict[tuple[str, str, str, str], pl.DataFrame] = field(default_factory=dict)  # (extract, force, month, column) -> key
     _counts: dict[tuple[str, str, str], pl.DataFrame] = field(default_factory=dict)  # (extract, force, month) -> count_rows
+    _bounds: dict[tuple[str, str, str, str], tuple[str | None, str | None]] = field(default_factory=dict)
 
     def add(self, extract: str, force: str, month: str, clean: pl.DataFrame) -> None:
         self.clean[(extract, force, month)] = clean
@@ -213,9 +218,12 @@ class Pending:
         return self._keys[k]
 
     def bounds(self, extract: str, force: str, month: str, column: str) -> tuple[str | None, str | None]:
-        """The smallest and largest key of the force-month (None, None without one)."""
-        k = self.keys(extract, force, month, column)["key"]
-        return (k.min(), k.max()) if k.len() else (None, None)  # type: ignore[return-value]
+        """The smallest and largest key of the force-month (None, None without one; made once)."""
+        at = (extract, force, month, column)
+        if at not in self._bounds:
+            k = self.keys(extract, force, month, column)["key"]
+            self._bounds[at] = (k.min(), k.max()) if k.len() else (None, None)  # type: ignore[assignment]
+        return self._bounds[at]
 
     def counts(self, extract: str, force: str, month: str) -> pl.DataFrame:
         """The force-month's `count_rows` (made once)."""

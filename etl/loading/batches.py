@@ -177,6 +177,14 @@ def _references(validated: list[stages.ValidatedBatch], wh: Warehouse) -> list[s
     return out
 
 
+def _overlapping(writes: list[Write]) -> bool:
+    """Whether two of an index table's writes hold rows of the same (indexed column or extract, force, month):
+    each write's rows are distinct, so only then can the merged rows repeat."""
+    parts = [c for c in writes[0].frame.columns if c in ("indexed", "extract")] + ["force_id", "month"]
+    each = [w.frame.select(parts).unique() for w in writes]
+    return pl.concat(each).unique().height < sum(e.height for e in each)
+
+
 def _merge(groups: list[list[Write]]) -> list[Write]:
     """The writes of several months as one write per table: rows together, replacing what each replaced
     (a reference table, the same rows every month, is written once, as the last month has it)."""
@@ -194,7 +202,7 @@ def _merge(groups: list[list[Write]]) -> list[Write]:
         else:
             replaced = " OR ".join(f"({w.replace})" for w in writes)
         frame = staging.concat([w.frame for w in writes])
-        if table in (KEY_INDEX, VOLUME_COUNTS):
+        if table in (KEY_INDEX, VOLUME_COUNTS) and _overlapping(writes):
             frame = frame.unique()  # a force-month indexed again from the curated table by two months' look-ups
         out.append(Write(table, frame, replaced, writes[0].partition_by))
     return out
