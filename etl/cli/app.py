@@ -361,8 +361,23 @@ def _month_report(data: dict):
     return MonthReport(**{f.name: data[f.name] for f in fields(MonthReport) if f.name in data})
 
 
-def _run_backfill(source: str | Path, first: str, last: str, warehouse: Path, force_id: str | None, engine: str, tally: WarningTally) -> dict:
-    from etl.loading import pipeline
+WORKERS_HELP = "Read and validate each force's files on a local Dask cluster of N worker processes (default: ETL_DASK_WORKERS, else 0: one process)"
+DASK_ADDRESS_HELP = "Use the Dask scheduler at this address (tcp://host:8786) instead of a local cluster (default: ETL_DASK_ADDRESS)"
+
+
+def _run_backfill(
+    source: str | Path,
+    first: str,
+    last: str,
+    warehouse: Path,
+    force_id: str | None,
+    engine: str,
+    tally: WarningTally,
+    workers: int | None = None,
+    dask_address: str | None = None,
+) -> dict:
+    from etl.loading import parallel, pipeline
+    from etl.loading.landing import is_landing_url
 
     n = len(months_between(first, last))
     bar, on_event = _month_progress(n, "loading", tally)
@@ -371,14 +386,18 @@ def _run_backfill(source: str | Path, first: str, last: str, warehouse: Path, fo
             from etl.flows.monthly import backfill as backfill_flow
 
             _guard_prefect()
-            result = backfill_flow(str(source), first, last, str(warehouse), force_id)
+            result = backfill_flow(str(source), first, last, str(warehouse), force_id, workers=workers, dask_address=dask_address)
             months = [_month_report(m) for m in result["months"]]
             return {"months": months, "measure_rows": result["measure_rows"], "expectations": result["expectations"]}
 
         def emit(rep):
             progress.emit("month", report=rep)
 
-        rep = pipeline.backfill(source, first, last, warehouse, force_id=force_id, on_month=emit)
+        if parallel.wanted(workers, dask_address) and not is_landing_url(source):  # each batch's force files on Dask
+            with parallel.dask_client(workers, dask_address) as on_dask:
+                rep = parallel.backfill(source, first, last, warehouse, on_dask, force_id=force_id, on_month=emit)
+        else:
+            rep = pipeline.backfill(source, first, last, warehouse, force_id=force_id, on_month=emit)
     return {"months": rep.months, "measure_rows": rep.measure_rows, "expectations": _expectations(warehouse)}
 
 
@@ -429,6 +448,8 @@ def run(
     warehouse_option: Path | None = typer.Option(None, "--warehouse", help=WAREHOUSE_HELP),
     force: str | None = typer.Option(None, "--force", help="Force id (default: taken from the extract's force_id column)"),
     engine: str | None = typer.Option(None, "--engine", help=ENGINE_HELP, show_default=False),
+    workers: int | None = typer.Option(None, "--workers", help=WORKERS_HELP, show_default=False),
+    dask_address: str | None = typer.Option(None, "--dask-address", help=DASK_ADDRESS_HELP, show_default=False),
 ) -> None:
     """The monthly load of one month, then the force's measures."""
 
@@ -442,7 +463,7 @@ def run(
         _guard_prefect()
         # Prefect types a flow called with return_state=True as possibly awaitable; this flow is
         # synchronous, so the call returns the State itself.
-        state = cast("State", monthly_load(str(source), month, str(warehouse), force, return_state=True))
+        state = cast("State", monthly_load(str(source), month, str(warehouse), force, workers=workers, dask_address=dask_address, return_state=True))
         if state.is_failed():
             cause = state.result(raise_on_failure=False)
             if isinstance(cause, BaseException):
@@ -452,9 +473,14 @@ def run(
             _fail(state.message or f"the monthly load of {month} failed", 2 if path_only else 1)
         reports = [_month_report(r) for r in state.result()]
     else:
-        from etl.loading.landing import load_month_from
+        from etl.loading import parallel
+        from etl.loading.landing import is_landing_url, load_month_from
 
-        reports = load_month_from(source, month, warehouse, force_id=force)  # LoadFailed: exit 1 (or 2), one line
+        if parallel.wanted(workers, dask_address) and not is_landing_url(source):  # each force's files on Dask
+            with parallel.dask_client(workers, dask_address) as on_dask:
+                reports = parallel.load_source_month(source, month, warehouse, on_dask, force_id=force)
+        else:
+            reports = load_month_from(source, month, warehouse, force_id=force)  # LoadFailed: exit 1 (or 2), one line
         summary = _expectations(warehouse)
         for r in reports:
             r.expectations = summary
@@ -490,6 +516,8 @@ def backfill(
     warehouse_option: Path | None = typer.Option(None, "--warehouse", help=WAREHOUSE_HELP),
     force: str | None = typer.Option(None, "--force", help="Force id (default: from the extracts)"),
     engine: str | None = typer.Option(None, "--engine", help=ENGINE_HELP, show_default=False),
+    workers: int | None = typer.Option(None, "--workers", help=WORKERS_HELP, show_default=False),
+    dask_address: str | None = typer.Option(None, "--dask-address", help=DASK_ADDRESS_HELP, show_default=False),
 ) -> None:
     """Load every month in order (a failed month does not stop the others), then compute measures."""
     first, last = _month(first, "--from"), _month(last, "--to")
@@ -499,7 +527,7 @@ def backfill(
     setting = _warehouse(warehouse_option)
     warehouse = setting.path
     tally = WarningTally(SHOW_WARNINGS)
-    result = _run_backfill(source, first, last, warehouse, force, engine, tally)
+    result = _run_backfill(source, first, last, warehouse, force, engine, tally, workers, dask_address)
     _print_month_table(result["months"])
     bad = [m for m in result["months"] if m.outcome != "loaded"]
     out.print(f"{result['measure_rows']} measure rows computed; {setting.name}", highlight=False)

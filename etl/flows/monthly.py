@@ -198,6 +198,13 @@ def failure_message(failed: list[dict], month: str, n_loaded: int, source: str =
     return "; ".join(parts) + others
 
 
+def _on_dask(workers: int | None, address: str | None) -> bool:
+    """Whether the load runs on Dask: some workers or a scheduler address, given or set (`etl.loading.parallel`)."""
+    from etl.loading.parallel import wanted
+
+    return wanted(workers, address)
+
+
 @flow(name="monthly-load", log_prints=False)
 def monthly_load(
     source: str,
@@ -208,9 +215,13 @@ def monthly_load(
     deadline: str | None = None,
     wait_minutes: float = 0,
     storage_options: str | None = None,
+    workers: int | None = None,
+    dask_address: str | None = None,
 ):
     """Load one month of the source's forces and recompute their measures (month 'previous' = the
-    previous calendar month in Europe/London time).
+    previous calendar month in Europe/London time). ``workers`` / ``dask_address`` (else ETL_DASK_WORKERS /
+    ETL_DASK_ADDRESS; default 0 and none: one process): a local folder's forces read and validated on
+    Dask - a local cluster of that many worker processes, or the scheduler at the address (`etl.flows.scale`).
 
     A landing URL (``file://``, ``s3://``) is waited for until ``deadline`` (ISO time; without a zone,
     London time) or ``wait_minutes`` after the run starts (default: no waiting), expecting ``forces``
@@ -229,7 +240,14 @@ def monthly_load(
             f"{source}: forces, deadline, wait_minutes and storage_options apply to a landing URL (file://..., s3://...); a local folder is loaded as it is"
         )
     with warehouse_slot(warehouse):
-        reports = load_landed_task(landed, warehouse, force_id, True) if landed is not None else load_month_task(source, month, warehouse, force_id, True)
+        if landed is not None:
+            reports = load_landed_task(landed, warehouse, force_id, True)
+        elif _on_dask(workers, dask_address):
+            from etl.flows import scale
+
+            reports = scale.month(source, month, warehouse, force_id, True, workers, dask_address)
+        else:
+            reports = load_month_task(source, month, warehouse, force_id, True)
         failed = [r for r in reports if r["outcome"] != "loaded"]
         loaded = [r for r in reports if r["outcome"] == "loaded"]
         if loaded:  # a source of several forces loads the forces that pass even when one fails
@@ -244,10 +262,19 @@ def monthly_load(
 
 @flow(name="backfill", log_prints=False)
 def backfill(
-    source: str, first: str, last: str, warehouse: str, force_id: str | None = None, forces: list[str] | None = None, storage_options: str | None = None
+    source: str,
+    first: str,
+    last: str,
+    warehouse: str,
+    force_id: str | None = None,
+    forces: list[str] | None = None,
+    storage_options: str | None = None,
+    workers: int | None = None,
+    dask_address: str | None = None,
 ) -> dict:
     """Load every month from first to last in order, then recompute the measures once. A landing URL's
-    months are taken as they are (no waiting), each copied to the raw area and staged before it loads."""
+    months are taken as they are (no waiting), each copied to the raw area and staged before it loads.
+    ``workers`` / ``dask_address``: a local folder's force files read and validated on Dask (as `monthly_load`)."""
     with warehouse_slot(warehouse):
         if is_url(source):
             reports = [r for m in months_between(first, last) for r in month_reports(source, str(m), warehouse, force_id, False, forces, None, storage_options)]
@@ -259,8 +286,13 @@ def backfill(
             def on_month(report: pipeline.MonthReport) -> None:
                 progress.emit("month", report=report)
 
-            loaded = load_range(source, first, last, lambda group: load_months_task(group, warehouse), force_id=force_id, on_month=on_month)
-            reports = [r.to_dict() for r in loaded]
+            if _on_dask(workers, dask_address):
+                from etl.flows import scale
+
+                reports = scale.backfill(source, first, last, warehouse, force_id, workers, dask_address)
+            else:
+                loaded = load_range(source, first, last, lambda group: load_months_task(group, warehouse), force_id=force_id, on_month=on_month)
+                reports = [r.to_dict() for r in loaded]
         forces = sorted({r["force_id"] for r in reports if r.get("force_id")}) or None
         measures = refresh_measures_task(warehouse, forces)
         expectations = expectations_task(warehouse)

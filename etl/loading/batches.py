@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 import polars as pl
@@ -93,23 +94,33 @@ def batch_plans(plans: list[SourcePlan]) -> list[list[SourcePlan]]:
     return out
 
 
-def load_months(plans: list[SourcePlan], wh: Warehouse) -> list[list[MonthReport]]:
+ReadAndValidate = Callable[[list[stages.Batch], Warehouse], list[stages.ValidatedBatch]]
+
+
+def read_and_validate(batches: list[stages.Batch], wh: Warehouse) -> list[stages.ValidatedBatch]:
+    """The batches' files read and validated in this process (`etl.loading.parallel` does it on Dask workers)."""
+    return stages.validate_batches(stages.read_batches(batches), wh)
+
+
+def load_months(plans: list[SourcePlan], wh: Warehouse, read_validate: ReadAndValidate = read_and_validate) -> list[list[MonthReport]]:
     """Load the plans' months (consecutive, in order) in one commit; a list of reports per plan. No measures
-    (the backfill refreshes them once at the end). See the module docstring."""
+    (the backfill refreshes them once at the end). See the module docstring. ``read_validate``: how the
+    months' files are read and validated (here, or on Dask workers)."""
     if len(plans) == 1:
-        return [_one(plans[0], wh)]
+        return [_one(plans[0], wh, read_validate)]
     try:
-        return _load_together(plans, wh)
+        return _load_together(plans, wh, read_validate)
     except LoadFailed:
         raise
     except Exception as exc:  # not a month's data: load the months one by one (each all or nothing)
         log.warning("batch of %d months (%s..%s) not loaded together (%s); loading them one by one", len(plans), plans[0].month, plans[-1].month, exc)
-        return [_one(p, wh) for p in plans]
+        return [_one(p, wh, read_validate) for p in plans]
 
 
-def _one(plan: SourcePlan, wh: Warehouse) -> list[MonthReport]:
+def _one(plan: SourcePlan, wh: Warehouse, read_validate: ReadAndValidate = read_and_validate) -> list[MonthReport]:
+    one = None if read_validate is read_and_validate else (lambda batch, held: read_validate([batch], held)[0])
     try:
-        return stages.load_batch(plan, wh, compute=False)
+        return stages.load_batch(plan, wh, compute=False, read_and_validate=one)
     except LoadFailed as exc:
         return [MonthReport(month=str(plan.month), outcome="failed", message=exc.message)]
 
@@ -120,15 +131,14 @@ def _failed(batch: stages.Batch, u: stages.ForceMonth) -> MonthReport:
     return stages.failed_report(u, batch.month)
 
 
-def _load_together(plans: list[SourcePlan], wh: Warehouse) -> list[list[MonthReport]]:
+def _load_together(plans: list[SourcePlan], wh: Warehouse, read_validate: ReadAndValidate = read_and_validate) -> list[list[MonthReport]]:
     batches = [stages.start(p) for p in plans]
     waiting = time.perf_counter()
     with wh.run():
         log.info(
             "runs of %d months %s..%s: warehouse %s held after %.2f s", len(plans), plans[0].month, plans[-1].month, wh.root, time.perf_counter() - waiting
         )
-        reads = stages.read_batches(batches)
-        validated = _references(stages.validate_batches(reads, wh), wh)
+        validated = _references(read_validate(batches, wh), wh)
         pending = Pending()
         checked: list[stages.CheckedBatch] = []
         for v in validated:

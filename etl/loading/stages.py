@@ -29,6 +29,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -207,15 +208,17 @@ class Writes:
 # The stages, in order
 
 
-def load_batch(plan: SourcePlan, wh: Warehouse, compute: bool = True) -> list[MonthReport]:
+def load_batch(
+    plan: SourcePlan, wh: Warehouse, compute: bool = True, read_and_validate: Callable[[Batch, Warehouse], ValidatedBatch] | None = None
+) -> list[MonthReport]:
     """Load the plan's force-months in one commit and report on each (in the plan's order).
-    Raises `LoadFailed` when a lone force folder's files fail (nothing written)."""
+    Raises `LoadFailed` when a lone force folder's files fail (nothing written). ``read_and_validate``:
+    in place of `read_files` then `validate` (`etl.loading.parallel`: on Dask workers)."""
     batch = start(plan)
     waiting = time.perf_counter()
     with wh.run():
         log.info("run %s: warehouse %s held after %.2f s (lock wait and any recovery)", batch.key, wh.root, time.perf_counter() - waiting)
-        read = read_files(batch)
-        validated = validate_references(validate(read, wh), wh)
+        validated = validate_references(read_and_validate(batch, wh) if read_and_validate else validate(read_files(batch), wh), wh)
         if plan.single and validated.units[0].failure:
             log.info("run %s: %s; nothing written", batch.key, _failures(validated))
             raise validated.units[0].failure
@@ -286,6 +289,12 @@ def validate_batches(reads: list[ReadBatch], wh: Warehouse) -> list[ValidatedBat
     started = time.perf_counter()
     for contract in reads[0].contracts:
         _validate_contract(reads, contract, wh)
+    return validated_batches(reads, started)
+
+
+def validated_batches(reads: list[ReadBatch], started: float) -> list[ValidatedBatch]:
+    """The batches once every force-month has its results (validated here, or on Dask workers by
+    `etl.loading.parallel`): two force-months of one force refused, the stage logged."""
     for read in reads:
         for u in read.units:
             u.raws = {}  # validated: the text as read is no longer needed
