@@ -228,6 +228,16 @@ def test_a_broken_extract_ends_in_a_failed_state_naming_month_file_and_rule_and_
     message = run.state.message or ""
     assert message.startswith(f"2019-05 source {source} failed: 2019-05/recorded_crime.csv") and "truncated" in message, message
     assert Warehouse(warehouse).read("audit_runs").height == before  # nothing written
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    def run_logs() -> list[str]:
+        with get_client(sync_client=True) as client:
+            return [rec.message for rec in client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))]
+
+    # the run's logs (they reach the server in batches): the failure in plain words, no stack trace
+    logs = _wait("the failed run's logs", lambda: (lambda got: got if any("Engine execution" in m for m in got) else None)(run_logs()), 60)
+    assert any("looks truncated" in m for m in logs) and not any("Traceback" in m for m in logs), logs
     told = _wait(  # the server's automation service lags on a busy machine; its log is shown if the POST never comes
         "the failure webhook", lambda: [m for m in webhook[1]() if m.get("flow_run") == run.name], 180, log=Path(server[1]) / "server.log"
     )

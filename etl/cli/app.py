@@ -465,11 +465,13 @@ def run(
         # synchronous, so the call returns the State itself.
         state = cast("State", monthly_load(str(source), month, str(warehouse), force, workers=workers, dask_address=dask_address, return_state=True))
         if state.is_failed():
+            from etl.flows.monthly import MonthFailed
+
             cause = state.result(raise_on_failure=False)
-            if isinstance(cause, BaseException):
+            if isinstance(cause, BaseException) and not isinstance(cause, MonthFailed):
                 raise cause  # a project error becomes its plain line and exit code (`_Commands`)
-            failed = [r for r in cause if r.get("outcome") != "loaded"] if isinstance(cause, list) else []
-            path_only = failed and all(r.get("rule") in ENVIRONMENT_RULES for r in failed)
+            not_loaded = [x for x in cause.reports if x.get("outcome") != "loaded"] if isinstance(cause, MonthFailed) else []
+            path_only = not_loaded and all(x.get("rule") in ENVIRONMENT_RULES for x in not_loaded)
             _fail(state.message or f"the monthly load of {month} failed", 2 if path_only else 1)
         reports = [_month_report(r) for r in state.result()]
     else:

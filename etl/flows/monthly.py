@@ -27,7 +27,7 @@ from prefect.states import Failed
 
 from etl.core import progress
 from etl.core.periods import months_between
-from etl.errors import ConfigError, EtlError
+from etl.errors import ConfigError, DataError, EtlError
 from etl.flows.artifacts import publish
 from etl.flows.deployments import is_url, previous_month, warehouse_limit_name
 from etl.loading import pipeline
@@ -44,6 +44,40 @@ def is_transient(task, task_run, state) -> bool:
         return False
     return False
 
+
+class MonthFailed(DataError):
+    """The data of a monthly run's Failed state: its message names the month, the force, the file and the rule
+    of each failed force-month; ``reports`` are the run's month reports (those that loaded too)."""
+
+    def __init__(self, message: str, reports: list[dict]):
+        super().__init__(message)
+        self.reports = reports
+
+
+class PlainProjectErrors(logging.Filter):
+    """No stack trace for a project error in a flow run's logs: Prefect's engine logs a failed run's exception
+    with its traceback ("Engine execution exited with unexpected exception"); for an `EtlError` (whose message
+    already names the file, row, column and rule) the record keeps the message and loses the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, EtlError):
+            record.msg = f"{record.getMessage()}: {exc}"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def _plain_run_logs() -> None:
+    """Add `PlainProjectErrors` to Prefect's flow- and task-run loggers (once)."""
+    for name in ("prefect.flow_runs", "prefect.task_runs"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, PlainProjectErrors) for f in logger.filters):
+            logger.addFilter(PlainProjectErrors())
+
+
+_plain_run_logs()
 
 log = logging.getLogger(__name__)
 SLOT_PROBE_SECONDS = 2.0  # how long a deployment run tries for its warehouse's slot before saying it waits
@@ -256,7 +290,8 @@ def monthly_load(
                 r["expectations"] = expectations
     publish(reports, month, warehouse, key="monthly-load", title=f"Monthly load {month}")
     if failed:
-        return Failed(message=failure_message(failed, month, len(loaded), source, force_id), data=reports)
+        message = failure_message(failed, month, len(loaded), source, force_id)
+        return Failed(message=message, data=MonthFailed(message, reports))
     return reports
 
 
