@@ -222,6 +222,13 @@ def main(argv: list[str]) -> int:
         ("Targets", targets_table),
     ):
         print(f"### {title}\n\n{fn(r)}\n")
+    d = r["sizes"].get("demo")
+    if d:
+        print(
+            f"demo: `etl demo` (default size) from a cold process and a fresh folder: exit {d['exit_code']}, {d['seconds']:.1f} s, "
+            f"peak RSS {mem(d['peak_rss_bytes'])}, {d['written_bytes'] / 1e6:.0f} MB written ({d['measured_at']}; load average at start "
+            f"{', '.join(f'{x:.2f}' for x in d['load_average'])})\n"
+        )
     m = r["sizes"].get("measures-10y")
     if m:
         rm = m["refresh_measures"]
