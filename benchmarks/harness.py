@@ -65,7 +65,9 @@ def run_child(side: str, job: dict, run_dir: Path, env: dict | None = None) -> d
         raise BenchError(f"side {side} failed (exit {proc.returncode}); log {log_path}:\n{tail}")
     res = json.loads(result_path.read_text())
     res["process_wall_seconds"] = round(wall, 3)
-    res["peak_rss_bytes"] = usage.ru_maxrss * 1024
+    # the child's own peak (VmHWM); ru_maxrss from wait4 starts at this parent's size at the fork, an upper bound
+    res["peak_rss_bytes"] = res.get("vmhwm_bytes") or usage.ru_maxrss * 1024
+    res["wait4_maxrss_bytes"] = usage.ru_maxrss * 1024
     res["load_average"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]  # 1-minute load before/after (others share the machine)
     return res
 

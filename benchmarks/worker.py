@@ -18,7 +18,20 @@ T_PROCESS = time.perf_counter()
 
 
 def _maxrss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    """This process's peak resident size so far (`vmhwm_bytes`, else ``ru_maxrss``)."""
+    return vmhwm_bytes() or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def vmhwm_bytes() -> int | None:
+    """This process's own peak resident size (VmHWM), which starts afresh at exec - unlike ``ru_maxrss``,
+    which Linux starts from the parent's resident size at the fork (None where /proc is not there)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 class Stages:
@@ -431,6 +444,7 @@ def main(argv: list[str]) -> int:
     job = json.loads(Path(job_path).read_text())
     result = SIDES[side](job)
     result["self_maxrss_bytes"] = _maxrss_bytes()
+    result["vmhwm_bytes"] = vmhwm_bytes()
     result["process_seconds"] = time.perf_counter() - T_PROCESS
     Path(result_path).write_text(json.dumps(result, indent=1, default=str))
     return 0
