@@ -311,6 +311,8 @@ def test_the_demo_points_the_next_commands_at_its_warehouse(here):
     assert (here / "etl.toml").read_text().startswith(DEMO_CONFIG_MARK)
     lines = [line.strip() for line in r.stdout.splitlines()]
     assert lines[-3:] == ["next:", "etl measures --month 2019-08", "etl report --month 2019-08"]
+    more = next(line for line in lines if line.startswith("and ") and " more: " in line)  # every other table it wrote, named
+    assert {"calls", "incidents", "workforce", "key_index", "volume_counts", "population"} <= set(more.split(": ", 1)[1].split(", "))
     assert "outside their normal range" not in r.output  # the demo's warnings are counted, not printed ...
     summary = [line for line in lines if "not errors: checks to look at" in line]
     assert len(summary) == 1 and f"{here / 'demo' / 'reports' / 'index.html'}" in summary[0] and "audit_checks" in summary[0]

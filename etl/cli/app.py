@@ -837,8 +837,12 @@ def demo(
     _print_warning_summary(tally, demo_setting.path, paths.index.resolve())
     out.print(f"\nreports: {paths.index.resolve()} (scorecard, national measures, data quality, CSV)", highlight=False)
     out.print(f"warehouse (Delta tables): {demo_setting.path}", highlight=False)
-    for name in ("recorded_crime", "crime_outcomes", "quarantine", "audit_runs", "audit_checks", "measures", "spc"):
+    main_tables = ("recorded_crime", "crime_outcomes", "quarantine", "audit_runs", "audit_checks", "measures", "spc")
+    for name in main_tables:
         out.print(f"  {name:16s} {demo_setting.path / name}", highlight=False)
+    more_tables = sorted(t.name for t in demo_setting.path.iterdir() if t.name not in main_tables and (t / "_delta_log").is_dir())
+    if more_tables:
+        out.print(f"  and {len(more_tables)} more: {', '.join(more_tables)}", highlight=False, soft_wrap=True)
     out.print(f"source extracts: {source.resolve()}", highlight=False)
     _print_demo_next_steps(demo_setting.path, summary.last_month)
     if len(loaded) != len(months):
