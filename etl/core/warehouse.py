@@ -428,17 +428,24 @@ class Warehouse:
         t = self._table(table)
         return [] if t is None else t.history()
 
+    def _version_identity(self, table: str, version: int) -> tuple[Path, tuple[int, int] | None]:
+        """The table's resolved folder and the identity (inode, mtime) of its log entry for ``version`` - what
+        the per-version caches check, so that a folder made again is not mistaken - or None if unreadable."""
+        root = self.path(table).resolve()
+        try:
+            st = os.stat(root / "_delta_log" / f"{version:020d}.json")
+        except OSError:
+            return root, None
+        return root, (st.st_ino, st.st_mtime_ns)
+
     def read_small(self, table: str) -> pl.DataFrame | None:
         """`read` of a small table (audit_runs, published_statistics), kept per committed version: a batch of
         months reads it once. Never for a curated table (the copy is held until a newer version is read)."""
         version = self.committed_versions().get(table)
         if version is None:
             return None
-        root = self.path(table).resolve()
-        try:
-            st = os.stat(root / "_delta_log" / f"{version:020d}.json")
-            identity = (st.st_ino, st.st_mtime_ns)
-        except OSError:
+        root, identity = self._version_identity(table, version)
+        if identity is None:
             return self.read(table)
         key = (str(root), version)
         cached = _SMALL.get(key)
@@ -462,12 +469,8 @@ class Warehouse:
         version = self.committed_versions().get(table)
         if version is None:
             return None
-        root = self.path(table).resolve()
-        try:
-            st = os.stat(root / "_delta_log" / f"{version:020d}.json")
-            identity = (st.st_ino, st.st_mtime_ns)
-        except OSError:
-            identity = (0, 0)
+        root, found = self._version_identity(table, version)
+        identity = found or (0, 0)
         key = (str(root), version)
         cached = _FILES.get(key)
         if cached is not None and cached[0] == identity:

@@ -178,14 +178,19 @@ def landing_options(block: str | None) -> dict | None:
     return value
 
 
+def refuse_landing_options(source: str, forces: list[str] | None, storage_options: str | None) -> None:
+    """A local folder is loaded as it is: forces and storage options belong to a landing URL."""
+    if forces or storage_options:
+        raise ConfigError(f"{source}: forces and storage_options apply to a landing URL (file://..., s3://...); a local folder is loaded as it is")
+
+
 def month_reports(
     source: str, month: str, warehouse: str, force_id: str | None, compute: bool, forces: list[str] | None, deadline: str | None, storage_options: str | None
 ) -> list[dict]:
     """A month's reports: a local folder loaded where it lies, or a landing URL landed (waited for, copied to
     the raw area, staged) then loaded."""
     if not is_url(source):
-        if forces or storage_options:
-            raise ConfigError(f"{source}: forces and storage_options apply to a landing URL (file://..., s3://...); a local folder is loaded as it is")
+        refuse_landing_options(source, forces, storage_options)
         return load_month_task(source, month, warehouse, force_id, compute)
     landed = land_month_task(source, month, warehouse, force_id, forces, deadline, storage_options)
     return load_landed_task(landed, warehouse, force_id, compute)
@@ -314,8 +319,7 @@ def backfill(
         if is_url(source):
             reports = [r for m in months_between(first, last) for r in month_reports(source, str(m), warehouse, force_id, False, forces, None, storage_options)]
         else:  # a local folder: months in batches, one task and one commit each (`etl.loading.batches`)
-            if forces or storage_options:
-                raise ConfigError(f"{source}: forces and storage_options apply to a landing URL (file://..., s3://...); a local folder is loaded as it is")
+            refuse_landing_options(source, forces, storage_options)
             from etl.loading.backfill import load_range
 
             def on_month(report: pipeline.MonthReport) -> None:

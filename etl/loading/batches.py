@@ -118,9 +118,8 @@ def load_months(plans: list[SourcePlan], wh: Warehouse, read_validate: ReadAndVa
 
 
 def _one(plan: SourcePlan, wh: Warehouse, read_validate: ReadAndValidate = read_and_validate) -> list[MonthReport]:
-    one = None if read_validate is read_and_validate else (lambda batch, held: read_validate([batch], held)[0])
     try:
-        return stages.load_batch(plan, wh, compute=False, read_and_validate=one)
+        return stages.load_batch(plan, wh, compute=False, read_and_validate=lambda batch, held: read_validate([batch], held)[0])
     except LoadFailed as exc:
         return [MonthReport(month=str(plan.month), outcome="failed", message=exc.message)]
 
