@@ -13,9 +13,14 @@ Two kinds of failure, kept apart on purpose:
   date fails its type rule instead of becoming null (and a guard fails the file should one ever slip
   through).
 
-Row rules run as a pandera-polars schema built from the contract over the text columns as read
-(pandera reports the row index of every failure, which maps to the row number). Values of personal
-or identifying columns never appear in messages; a failure is described by its value category.
+Row rules are built from the contract as polars boolean expressions over the text columns as read, and
+declared as a pandera-polars schema (the model of the contract's row rules: column presence, text dtype,
+required, one named check per rule). They normally run as ONE polars pass over every rule
+(`etl.core.rule_pass`: the failing row positions per rule, exactly the failure cases pandera would report);
+when that pass cannot run (a contract column absent or not text, a rule that raises, e.g. a pattern the
+polars regex engine rejects) the pandera schema runs instead and names each rule that could not be run.
+The row index of every failure maps to the row number. Values of personal or identifying columns never
+appear in messages; a failure is described by its value category.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from etl.core.contracts import Column, Contract
 from etl.core.extracts import ROW_NUMBER, ExtractError, RawExtract
 from etl.core.periods import Month
 from etl.core.reference import CodeList, contracts_dir, load_code_list
+from etl.core.rule_pass import RulePass
 from etl.errors import DataError
 
 # Helper columns added to the frame a batch of files is validated in (never stored).
@@ -185,6 +191,7 @@ class _SchemaBuilder:
         self.applies: dict[str, set[int]] = {}
         self.helpers: dict[str, pl.DataFrame] = {}  # helper column -> (__file, key column, value) to join
         self.descriptions: dict[str, Callable[[int], str]] = {}  # rule id -> its description for file i
+        self.compiled = RulePass()  # the same rules, recorded for the single polars pass that normally runs them
 
     def _check(self, rule: RuleInfo, expr: Callable[[], pl.Expr], element_col: str | None) -> pa.Check:
         self.rules[rule.id] = rule
@@ -192,7 +199,9 @@ class _SchemaBuilder:
         def fn(data, _expr=expr):
             return data.lazyframe.select(_expr().alias("ok"))
 
-        return pa.Check(fn, name=rule.id, error=rule.id)
+        check = pa.Check(fn, name=rule.id, error=rule.id)
+        self.compiled.add(rule.id, expr, check)
+        return check
 
     def column_checks(self, c: Column) -> list[pa.Check]:
         """The checks of one column, in report order: type, range, pattern, allowed values, unique,
@@ -425,6 +434,7 @@ class _SchemaBuilder:
             if c.required:  # an optional column has no such rule: it must not be reported as a check that passed
                 self.rules[f"{c.name}.required"] = RuleInfo(f"{c.name}.required", c.name, f"{c.name} must not be empty", "empty")
             columns[c.name] = pa.Column(pl.Utf8, checks=self.column_checks(c), nullable=not c.required, required=True)
+            self.compiled.column(c.name, required=c.required)
         return pa.DataFrameSchema(columns, checks=self.frame_checks(), strict=False, name=self.contract.id)
 
 
@@ -589,7 +599,7 @@ class _Judged:
 
 def _judge(contract: Contract, builder: _SchemaBuilder, schema: pa.DataFrameSchema, batch: pl.DataFrame, files: list[int]) -> _Judged:
     """Run the row rules over ``batch`` (the renamed text columns, row_number and the helper columns of the files in it)."""
-    failures, rule_errors = _run_schema(schema, builder.prepare(batch).drop(ROW_NUMBER))
+    failures, rule_errors = _run_rules(builder, schema, builder.prepare(batch).drop(ROW_NUMBER))
     # failures: index (position in the batch), rule id -> the file and row number they belong to
     position = batch.select(pl.int_range(pl.len()).cast(pl.Int64).alias("index"), pl.col(_FILE), pl.col(ROW_NUMBER))
     failed = failures.join(position, on="index", how="left")
@@ -854,6 +864,16 @@ def _validate_chunked(contract: Contract, item: ExtractInput, spill: bool) -> Ex
         clean_frame = pl.concat(clean) if clean else pl.DataFrame(schema=clean_schema)
         q_frame = pl.concat(quarantine) if quarantine else pl.DataFrame(schema=QUARANTINE_SCHEMA)
     return _result(contract, item, force, lineage, raw.rows_in, clean_frame, q_frame, verdict)
+
+
+def _run_rules(builder: _SchemaBuilder, schema: pa.DataFrameSchema, frame: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, str]]:
+    """The row failures and the rules that could not run, as `_run_schema` gives them: from the single polars
+    pass over the rules (`etl.core.rule_pass`) when it can run, else from the pandera schema itself (a contract
+    column absent or not text, a rule that raises: pandera names each rule that cannot run and why)."""
+    failures = builder.compiled.run(frame)
+    if failures is not None:
+        return failures, {}
+    return _run_schema(schema, frame)
 
 
 def _run_schema(schema: pa.DataFrameSchema, frame: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, str]]:
