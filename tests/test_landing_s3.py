@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -22,43 +21,23 @@ import polars as pl
 import pytest
 
 from etl.core.warehouse import Warehouse
-from tests.conftest import crime, write_month, write_population
+from tests.conftest import S3_CREDENTIALS, crime, write_month, write_population
 
 pytestmark = pytest.mark.slow
 
 BUCKET = "landing"
 PREFIX = "police"
 URL = f"s3://{BUCKET}/{PREFIX}"
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+CREDENTIALS = S3_CREDENTIALS
 TABLES = ("recorded_crime", "quarantine", "population", "measures")
 
 
 @pytest.fixture(scope="module")
-def s3():
-    """moto's S3 server on 127.0.0.1 (a free port); the AWS_* environment points at it while the module runs."""
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    env = {**CREDENTIALS, "AWS_ENDPOINT_URL": endpoint}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        import s3fs
-
-        fs = s3fs.S3FileSystem(skip_instance_cache=True)
-        fs.mkdir(BUCKET)
-        yield fs, endpoint
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        server.stop()
+def s3(s3_server):
+    """The S3 server with the landing bucket."""
+    fs, endpoint = s3_server
+    fs.mkdir(BUCKET)
+    return fs, endpoint
 
 
 def write_landing(folder: Path, month: str, forces: list[str]) -> Path:

@@ -22,7 +22,7 @@ def _run(wh: Warehouse, k: int) -> None:
 
 
 def _last_checkpoint(wh: Warehouse, table: str) -> int | None:
-    path = wh.path(table) / "_delta_log" / "_last_checkpoint"
+    path = Path(wh.path(table)) / "_delta_log" / "_last_checkpoint"
     return int(json.loads(path.read_text())["version"]) if path.exists() else None
 
 

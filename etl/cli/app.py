@@ -34,6 +34,7 @@ from etl.cli.statement import check_statement
 from etl.cli.trail import register as register_trail
 from etl.core import progress
 from etl.core.periods import Month, PeriodError, months_between
+from etl.core.storage import Location
 
 if TYPE_CHECKING:
     from prefect.states import State
@@ -173,7 +174,7 @@ out = Console() if sys.stdout.isatty() else Console(width=200)
 err = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=200)
 
 AS_OF_HELP = "The warehouse as it stood after a run: a run id from audit_runs, or a date or time (YYYY-MM-DD = end of that day; UTC unless an offset)"
-WAREHOUSE_HELP = f"Warehouse folder (default: {ENV_WAREHOUSE}, else `warehouse` in the nearest {CONFIG_FILE}, else ./warehouse)"
+WAREHOUSE_HELP = f"Warehouse folder or s3://bucket/prefix URL (default: {ENV_WAREHOUSE}, else `warehouse` in the nearest {CONFIG_FILE}, else ./warehouse)"
 SHOW_WARNINGS = 10  # `etl run` and `backfill` print this many warnings, then say how many more and where they are
 
 
@@ -244,9 +245,12 @@ def _folder_path(path: Path, option: str, *, must_exist: bool, hint: str = "", n
     return path
 
 
-def _warehouse(option: Path | None, *, must_exist: bool = False) -> WarehouseSetting:
-    """The warehouse setting (`etl.cli.settings`: --warehouse, ETL_WAREHOUSE, etl.toml, ./warehouse), its folder checked."""
+def _warehouse(option: str | None, *, must_exist: bool = False) -> WarehouseSetting:
+    """The warehouse setting (`etl.cli.settings`: --warehouse, ETL_WAREHOUSE, etl.toml, ./warehouse), its folder checked
+    (a warehouse on an object store is checked when it is opened)."""
     setting = resolve_warehouse(option)
+    if isinstance(setting.path, str):
+        return setting
     if must_exist and _kind(setting.path) == "missing":
         _fail(setting.missing("no such folder"), 2)
     _folder_path(setting.path, "warehouse", must_exist=must_exist, named=setting.name)
@@ -369,7 +373,7 @@ def _run_backfill(
     source: str | Path,
     first: str,
     last: str,
-    warehouse: Path,
+    warehouse: Path | str,
     force_id: str | None,
     engine: str,
     tally: WarningTally,
@@ -401,7 +405,12 @@ def _run_backfill(
     return {"months": rep.months, "measure_rows": rep.measure_rows, "expectations": _expectations(warehouse)}
 
 
-def _expectations(warehouse: Path) -> dict:
+def _table_location(warehouse: Path | str, table: str) -> str:
+    """Where a warehouse table is (its folder, or its URL on an object store)."""
+    return Location.of(warehouse).child(table)
+
+
+def _expectations(warehouse: Path | str) -> dict:
     from etl.quality.expectations import run_expectations
 
     report = run_expectations(warehouse)
@@ -419,13 +428,13 @@ def _print_expectations(summary: dict | None) -> None:
     )
 
 
-def _where_warnings_are(warehouse: Path, index: Path | None = None) -> str:
+def _where_warnings_are(warehouse: Path | str, index: Path | None = None) -> str:
     """Where a run's warnings can be read: the audit_checks table and the report's data-quality section."""
     page = f"the Data quality section of {index}" if index is not None else "the Data quality section of the `etl report` index page"
-    return f"{page} or the audit_checks table ({warehouse / 'audit_checks'})"
+    return f"{page} or the audit_checks table ({_table_location(warehouse, 'audit_checks')})"
 
 
-def _print_warning_summary(tally: WarningTally, warehouse: Path, index: Path | None = None) -> None:
+def _print_warning_summary(tally: WarningTally, warehouse: Path | str, index: Path | None = None) -> None:
     line = tally.summary(_where_warnings_are(warehouse, index))
     if line:
         out.print(f"[yellow]{escape(line)}[/]", highlight=False, soft_wrap=True)
@@ -445,7 +454,7 @@ def _print_month_table(months) -> None:
 def run(
     source: str = typer.Option(..., "--source", help=SOURCE_HELP),
     month: str = typer.Option(..., "--month", help="Month to load, YYYY-MM"),
-    warehouse_option: Path | None = typer.Option(None, "--warehouse", help=WAREHOUSE_HELP),
+    warehouse_option: str | None = typer.Option(None, "--warehouse", help=WAREHOUSE_HELP),
     force: str | None = typer.Option(None, "--force", help="Force id (default: taken from the extract's force_id column)"),
     engine: str | None = typer.Option(None, "--engine", help=ENGINE_HELP, show_default=False),
     workers: int | None = typer.Option(None, "--workers", help=WORKERS_HELP, show_default=False),
@@ -501,7 +510,7 @@ def run(
             if tally.add(w):
                 out.print(f"[yellow]warning:[/] {escape(w)}", highlight=False, soft_wrap=True)
         if rep.rows_quarantined:
-            out.print(f"quarantined rows are in {warehouse / 'quarantine'} with their row numbers and failed rules", highlight=False)
+            out.print(f"quarantined rows are in {_table_location(warehouse, 'quarantine')} with their row numbers and failed rules", highlight=False)
     _print_warning_summary(tally, warehouse)
     _print_expectations(reports[0].expectations if reports else None)
     if failed:  # with several forces in the source, the others were loaded
@@ -515,7 +524,7 @@ def backfill(
     source: str = typer.Option(..., "--source", help=SOURCE_HELP),
     first: str = typer.Option(..., "--from", help="First month, YYYY-MM"),
     last: str = typer.Option(..., "--to", help="Last month, YYYY-MM"),
-    warehouse_option: Path | None = typer.Option(None, "--warehouse", help=WAREHOUSE_HELP),
+    warehouse_option: str | None = typer.Option(None, "--warehouse", help=WAREHOUSE_HELP),
     force: str | None = typer.Option(None, "--force", help="Force id (default: from the extracts)"),
     engine: str | None = typer.Option(None, "--engine", help=ENGINE_HELP, show_default=False),
     workers: int | None = typer.Option(None, "--workers", help=WORKERS_HELP, show_default=False),
@@ -615,7 +624,7 @@ def _json_value(v):
 @app.command()
 def measures(
     month: str = typer.Option(..., "--month", help="Period end month, YYYY-MM"),
-    warehouse_option: Path | None = typer.Option(None, "--warehouse", help=WAREHOUSE_HELP),
+    warehouse_option: str | None = typer.Option(None, "--warehouse", help=WAREHOUSE_HELP),
     fmt: str = typer.Option("table", "--format", help="table, json or csv"),
     force: str | None = typer.Option(None, "--force", help="Only this force"),
     measure: str | None = typer.Option(None, "--measure", help="Only this measure id"),
@@ -656,7 +665,7 @@ def measures(
 @app.command()
 def report(
     month: str = typer.Option(..., "--month", help="Period end month, YYYY-MM"),
-    warehouse_option: Path | None = typer.Option(None, "--warehouse", help=WAREHOUSE_HELP),
+    warehouse_option: str | None = typer.Option(None, "--warehouse", help=WAREHOUSE_HELP),
     out_dir: Path = typer.Option(Path("reports"), "--out", help="Where to write the HTML and CSV"),
     force: str | None = typer.Option(None, "--force", help="The force (default: the only one, or the first)"),
     as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HELP),
@@ -703,7 +712,8 @@ def _write_report(setting: WarehouseSetting, month: str, out_dir: Path, force: s
         since_point = warehouse_as_of(Warehouse(setting.path), since, option="--since")
     else:
         last = read_manifest(out_dir)
-        same = last is not None and last.warehouse == str(setting.path.resolve()) and last.force_id == force and last.read_at_run
+        shown = setting.path if isinstance(setting.path, str) else str(setting.path.resolve())
+        same = last is not None and last.warehouse == shown and last.force_id == force and last.read_at_run
         if same and last is not None and last.read_at_run != read_at:
             try:
                 since_point = warehouse_as_of(Warehouse(setting.path), last.read_at_run)
@@ -719,7 +729,7 @@ def _write_report(setting: WarehouseSetting, month: str, out_dir: Path, force: s
         data_quality=wh.read("audit_checks"),
         audit_runs=wh.read("audit_runs"),
         quarantine=wh.read("quarantine"),
-        data_docs=setting.path / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html",
+        data_docs=Warehouse(setting.path).local_dir("gx") / "uncommitted" / "data_docs" / "local_site" / "index.html",
         restated=restated(wh, since_point, force, month) if since_point is not None else None,
         restated_since=since_point.describe().removeprefix("as of ") if since_point is not None else None,
         as_of=as_of_text,
@@ -832,19 +842,20 @@ def demo(
     ).sort(["measure_id", "period", "comparison"])
     print_measures(latest, title=f"National measures, {summary.force_id}, period ending {summary.last_month}")
     _print_expectations(result.get("expectations"))
-    demo_setting = WarehouseSetting(Path(os.path.abspath(warehouse)), "demo")
+    demo_path = Path(os.path.abspath(warehouse))
+    demo_setting = WarehouseSetting(demo_path, "demo")
     paths = _write_report(demo_setting, summary.last_month, dir / "reports", summary.force_id)
-    _print_warning_summary(tally, demo_setting.path, paths.index.resolve())
+    _print_warning_summary(tally, demo_path, paths.index.resolve())
     out.print(f"\nreports: {paths.index.resolve()} (scorecard, national measures, data quality, CSV)", highlight=False)
-    out.print(f"warehouse (Delta tables): {demo_setting.path}", highlight=False)
+    out.print(f"warehouse (Delta tables): {demo_path}", highlight=False)
     main_tables = ("recorded_crime", "crime_outcomes", "quarantine", "audit_runs", "audit_checks", "measures", "spc")
     for name in main_tables:
-        out.print(f"  {name:16s} {demo_setting.path / name}", highlight=False)
-    more_tables = sorted(t.name for t in demo_setting.path.iterdir() if t.name not in main_tables and (t / "_delta_log").is_dir())
+        out.print(f"  {name:16s} {demo_path / name}", highlight=False)
+    more_tables = sorted(t.name for t in demo_path.iterdir() if t.name not in main_tables and (t / "_delta_log").is_dir())
     if more_tables:
         out.print(f"  and {len(more_tables)} more: {', '.join(more_tables)}", highlight=False, soft_wrap=True)
     out.print(f"source extracts: {source.resolve()}", highlight=False)
-    _print_demo_next_steps(demo_setting.path, summary.last_month)
+    _print_demo_next_steps(demo_path, summary.last_month)
     if len(loaded) != len(months):
         raise typer.Exit(1)
 

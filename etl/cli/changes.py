@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import sys
-from pathlib import Path
 
 import polars as pl
 import typer
@@ -29,7 +28,7 @@ HASH_SHOWN = 16  # characters of a sha256 in the table (json and csv give it who
 def changes_command(
     since: str = typer.Option(..., "--since", help="From: a run id from audit_runs, or a date or time (YYYY-MM-DD = end of that day, UTC)"),
     until: str | None = typer.Option(None, "--until", help="To: a run id, date or time (default: now)"),
-    warehouse_option: Path | None = typer.Option(None, "--warehouse", help="Warehouse folder (default: as for `etl measures`)"),
+    warehouse_option: str | None = typer.Option(None, "--warehouse", help="Warehouse folder (default: as for `etl measures`)"),
     force: str | None = typer.Option(None, "--force", help="Only this force"),
     measure: str | None = typer.Option(None, "--measure", help="Only this measure id"),
     fmt: str = typer.Option("table", "--format", help="table, json or csv"),

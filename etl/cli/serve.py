@@ -60,7 +60,9 @@ def _log_runs_at_info() -> None:
 
 def serve(
     source: str = typer.Option(..., "--source", help="The landing source: a folder (SOURCE/YYYY-MM/..., SOURCE/<force>/YYYY-MM/..., data.police.uk files)"),
-    warehouse_option: Path | None = typer.Option(None, "--warehouse", help="Warehouse folder (default: ETL_WAREHOUSE, else etl.toml, else ./warehouse)"),
+    warehouse_option: str | None = typer.Option(
+        None, "--warehouse", help="Warehouse folder or s3://bucket/prefix URL (default: ETL_WAREHOUSE, else etl.toml, else ./warehouse)"
+    ),
     force: str | None = typer.Option(None, "--force", help="Only this force of the source"),
     cron: str | None = typer.Option(None, "--cron", help="When the monthly load runs (default: 06:00 on the 8th)"),
     timezone: str | None = typer.Option(None, "--timezone", help="The cron's time zone (default Europe/London)"),

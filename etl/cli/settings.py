@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from etl.core.storage import Location, is_remote
 from etl.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -46,9 +47,9 @@ class SettingsError(ConfigError):
 
 @dataclass(frozen=True)
 class WarehouseSetting:
-    """The warehouse folder (absolute) and where the setting came from."""
+    """The warehouse folder (absolute), or its ``s3://`` URL, and where the setting came from."""
 
-    path: Path
+    path: Path | str
     origin: str  # "option", "environment", "config", "default" (or "demo": the demo's own)
     config_file: Path | None = None  # the etl.toml that set it (origin "config")
 
@@ -94,8 +95,13 @@ def read_config(path: Path) -> dict:
         raise SettingsError(f"{path}: not valid TOML ({exc})") from None
 
 
-def _absolute(path: Path, base: Path) -> Path:
-    path = path.expanduser()
+def _absolute(text: Path | str, base: Path) -> Path | str:
+    """A folder made absolute against ``base``; an object-store URL (`etl.core.storage`) as it is."""
+    if is_remote(str(text)):
+        return str(Location.of(str(text)).url)
+    if isinstance(text, str) and text.lower().startswith("file://"):
+        text = Location.of(text).url
+    path = Path(text).expanduser()
     return Path(os.path.normpath(path if path.is_absolute() else base / path))
 
 
@@ -104,9 +110,9 @@ def resolve_warehouse(option: Path | str | None = None, *, environ: Mapping[str,
     environ = os.environ if environ is None else environ
     here = Path(os.path.abspath(cwd if cwd is not None else Path.cwd()))
     if option is not None and str(option) != "":
-        setting = WarehouseSetting(_absolute(Path(option), here), "option")
+        setting = WarehouseSetting(_absolute(option, here), "option")
     elif environ.get(ENV_WAREHOUSE, "").strip():
-        setting = WarehouseSetting(_absolute(Path(environ[ENV_WAREHOUSE].strip()), here), "environment")
+        setting = WarehouseSetting(_absolute(environ[ENV_WAREHOUSE].strip(), here), "environment")
     else:
         setting = _from_config(here) or WarehouseSetting(_absolute(DEFAULT_WAREHOUSE, here), "default")
     log.info("warehouse %s (%s)", setting.path, setting.origin)
@@ -122,7 +128,7 @@ def _from_config(here: Path) -> WarehouseSetting | None:
         return None
     if not isinstance(value, str) or not value.strip():
         raise SettingsError(f'{config}: warehouse must be a folder path in quotes, e.g. warehouse = "data/warehouse"')
-    return WarehouseSetting(_absolute(Path(value.strip()), config.parent), "config", config)
+    return WarehouseSetting(_absolute(value.strip(), config.parent), "config", config)
 
 
 def write_demo_config(folder: Path, warehouse: Path) -> Path | None:

@@ -33,7 +33,7 @@ def trace(
         help="The warehouse as it stood after a run: a run id from audit_runs, or a date or time (YYYY-MM-DD = end of that day; UTC unless an offset)",
     ),
     fmt: str = typer.Option("text", "--format", help="text or json"),
-    warehouse_option: Path | None = typer.Option(None, "--warehouse", help=WAREHOUSE_HELP),
+    warehouse_option: str | None = typer.Option(None, "--warehouse", help=WAREHOUSE_HELP),
 ) -> None:
     """Trace a figure to its sources: definition, counts by month and offence group, source files and hashes, checks, runs."""
     from etl.cli.app import _fail, _month, _warehouse, out
@@ -62,7 +62,7 @@ def quarantine(
     rule: str | None = typer.Option(None, "--rule", help="Only this rule, e.g. victim_age.type"),
     rows: bool = typer.Option(False, "--rows", help="List every rejected row (file, row number, rules, reasons) instead of counts"),
     export: Path | None = typer.Option(None, "--export", help="Also write the rejected rows to this CSV file for the force to correct"),
-    warehouse_option: Path | None = typer.Option(None, "--warehouse", help=WAREHOUSE_HELP),
+    warehouse_option: str | None = typer.Option(None, "--warehouse", help=WAREHOUSE_HELP),
 ) -> None:
     """The rows a load rejected in a month: counts by extract, rule and column (or every row), classified columns never shown."""
     from etl.cli.app import _fail, _folder_path, _month, _warehouse, out

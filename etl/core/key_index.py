@@ -328,7 +328,11 @@ def lookup_keys(
     usable = mine.join(_pairs_frame(replaced | {(f, m) for f, ms in skip.items() for m in ms}), on=["force_id", "month"], how="anti")
     paths = _files_holding(usable, keys)
     for path, force, month in paths:
-        parts.append(pl.read_parquet(path, columns=["key"]).drop_nulls().select(pl.lit(force).alias("force_id"), "key", pl.lit(month).alias("month")))
+        parts.append(
+            pl.read_parquet(path, columns=["key"], storage_options=wh.storage_options)
+            .drop_nulls()
+            .select(pl.lit(force).alias("force_id"), "key", pl.lit(month).alias("month"))
+        )
     if pending:
         ranges = [(f, m, *pending.bounds(extract, f, m, column)) for f, m, _ in pending.frames(extract, forces) if m not in skip.get(f, set())]
         holding = pl.DataFrame(ranges, schema={"path": pl.Utf8, "month": pl.Utf8, "lo": pl.Utf8, "hi": pl.Utf8}, orient="row").with_columns(
@@ -385,7 +389,7 @@ def monthly_counts(
         chosen = files.filter((hi.is_null() | (hi >= first)) & (lo.is_null() | (lo < before)))["path"].to_list()
         if chosen:
             read = (
-                pl.scan_parquet(chosen)
+                pl.scan_parquet(chosen, storage_options=wh.storage_options)
                 .filter((pl.col("extract") == extract) & pl.col("force_id").is_in(forces) & (pl.col("month") >= first) & (pl.col("month") < before))
                 .select(list(COUNT_SCHEMA))
                 .collect()

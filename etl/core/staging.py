@@ -20,6 +20,7 @@ import logging
 import os
 import shutil
 import tempfile
+import uuid
 import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -78,6 +79,58 @@ class Stage:
 
     def __repr__(self) -> str:
         return f"Stage({str(self.path)!r}{', closed' if self.closed else ''})"
+
+
+SHARED_STAGING_ENV = "ETL_SHARED_STAGING"
+
+
+class SharedStage:
+    """A staging area that workers on other machines can write to and the parent read from: a prefix of an object
+    store (``ETL_SHARED_STAGING=s3://bucket/prefix``; one ``etl-<what>-<id>/`` prefix per stage), removed by `close`
+    or when the stage is garbage collected. Files are named by the writers (`file`); rows are written and read with
+    `storage_options` (`etl.core.storage`)."""
+
+    def __init__(self, what: str, root: str):
+        from etl.core.storage import Location
+
+        self.location = Location.of(f"{Location.of(root, 'staging area').url}/etl-{what}-{uuid.uuid4().hex[:16]}", "staging area")
+        self.path = self.location.url
+        self.storage_options = self.location.storage_options
+        self._finalizer = weakref.finalize(self, _remove_prefix, self.location)
+
+    def file(self, name: str) -> str:
+        return self.location.child(name)
+
+    def close(self) -> None:
+        self._finalizer()
+
+    @property
+    def closed(self) -> bool:
+        return not self._finalizer.alive
+
+    def __repr__(self) -> str:
+        return f"SharedStage({self.path!r}{', closed' if self.closed else ''})"
+
+
+def _remove_prefix(location: Any) -> None:
+    try:
+        if location.fs.exists(location.key()):
+            location.fs.rm(location.key(), recursive=True)
+    except Exception as exc:  # never fails a run: the prefix is a temporary one, said where it is
+        log.warning("staging area %s could not be removed (%s); remove it by hand", location.url, type(exc).__name__)
+
+
+def shared_stage(what: str) -> Stage | SharedStage:
+    """The stage Dask workers write their rows to: on the object store ``ETL_SHARED_STAGING`` names when set (for
+    workers on other machines), else a local `Stage` (workers on this machine, or a shared mount)."""
+    root = os.environ.get(SHARED_STAGING_ENV, "").strip()
+    if not root:
+        return Stage(what)
+    from etl.core.storage import is_remote
+
+    if not is_remote(root):
+        raise ConfigError(f"{SHARED_STAGING_ENV}={root}: give an s3://bucket/prefix URL (or leave it unset to stage in {STAGING_ENV})")
+    return SharedStage(what, root)
 
 
 def _empty(schema: pl.Schema | dict) -> pl.LazyFrame:
@@ -232,4 +285,16 @@ def collect(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.collect() if isinstance(frame, StagedFrame) else frame
 
 
-__all__ = ["STAGING_ENV", "Stage", "StagedFrame", "collect", "concat", "is_staged", "staging_root", "transform"]
+__all__ = [
+    "SHARED_STAGING_ENV",
+    "STAGING_ENV",
+    "SharedStage",
+    "Stage",
+    "shared_stage",
+    "StagedFrame",
+    "collect",
+    "concat",
+    "is_staged",
+    "staging_root",
+    "transform",
+]

@@ -7,8 +7,13 @@ the warehouse adds one rule on top: **a run exists when its row is in ``audit_ru
 a run that fails or is killed part-way is invisible, and the next writer (or `recover`) rolls back
 any table left ahead of that version with Delta's own restore.
 
-Runs are serialisable: a writing run holds the warehouse lock (a cross-platform file lock,
-``filelock``) from before it reads anything until its commit, so overlapping runs - CLI or flow,
+The warehouse is a local folder or an ``s3://bucket/prefix`` URL (`etl.core.storage`): deltalake and polars
+read and write the tables with their own storage options, and the few files the warehouse manages itself (the
+names in a table's log, its first commit, the lock) go through fsspec.
+
+Runs are serialisable: a writing run holds the warehouse lock (a cross-platform file lock, ``filelock``, in a
+folder; a lease object taken with conditional writes on an object store, `etl.core.lease`) from before it reads
+anything until its commit, so overlapping runs - CLI or flow,
 same force or not - wait for each other (reported while they wait, `WarehouseBusy` after
 ``ETL_LOCK_TIMEOUT`` seconds) and each computes from the state the previous one committed. A commit
 also checks that the committed state it read is still the latest (`StaleSnapshot` otherwise), so a
@@ -55,7 +60,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +75,8 @@ from deltalake.exceptions import TableNotFoundError
 
 from etl.core import progress
 from etl.core.faults import fault_point
+from etl.core.lease import Lease
+from etl.core.storage import Location
 from etl.errors import ConfigError, TransientError
 from etl.version import code_version
 
@@ -86,6 +93,7 @@ DEFAULT_LOCK_TIMEOUT = 1800.0  # seconds a run waits for the warehouse (ETL_LOCK
 DEFAULT_HISTORY_RETENTION_DAYS = 3650  # days of Delta history every table keeps (ETL_HISTORY_RETENTION_DAYS overrides)
 RETENTION_PROPERTIES = ("delta.logRetentionDuration", "delta.deletedFileRetentionDuration")
 LOCK_REPORT_EVERY = 5.0  # seconds between "waiting for the warehouse" reports
+LEASE_POLL = 0.5  # seconds between attempts to take a warehouse lease on an object store
 
 AUDIT_RUNS_SCHEMA: dict[str, type[pl.DataType] | pl.DataType] = {
     "run_id": pl.Utf8,
@@ -140,6 +148,14 @@ class WarehouseError(ConfigError, RuntimeError):
 
 class WarehouseBusy(TransientError, WarehouseError):
     """Another run holds the warehouse (transient: the same run can be tried again later)."""
+
+
+class WarehouseUnavailable(TransientError, WarehouseError):
+    """The warehouse's store could not be reached (transient: the same run can be tried again later)."""
+
+
+class LeaseLost(WarehouseBusy):
+    """A run on an object store lost its lease to another run (it stalled past the lease); it published nothing."""
 
 
 class StaleSnapshot(WarehouseBusy):
@@ -224,9 +240,9 @@ class Write:
 
 
 # Data files of a table version with their statistics: (resolved path, version) -> (log entry identity, files).
-_FILES: dict[tuple[str, int], tuple[tuple[int, int], pl.DataFrame]] = {}
+_FILES: dict[tuple[str, int], tuple[tuple, pl.DataFrame]] = {}
 _FILES_MAX = 64
-_SMALL: dict[tuple[str, int], tuple[tuple[int, int], pl.DataFrame]] = {}  # `Warehouse.read_small`: (path, version) -> frame
+_SMALL: dict[tuple[str, int], tuple[tuple, pl.DataFrame]] = {}  # `Warehouse.read_small`: (path, version) -> frame
 
 
 WRITE_SLICE_ROWS = 1_000_000
@@ -251,15 +267,50 @@ def _arrow(frame: Any) -> Any:
     return pa.RecordBatchReader.from_batches(schema, batches())
 
 
+_LEASES: dict[str, Lease] = {}
+
+
+def _lease(location: Location) -> Lease:
+    """One lease object per remote warehouse per process (re-entrant within a thread, like `_file_lock`)."""
+    with _LOCKS_GUARD:
+        lease = _LEASES.get(location.url)
+        if lease is None:
+            lease = _LEASES[location.url] = Lease(location, LOCK_FILE)
+        return lease
+
+
 class Warehouse:
+    """The warehouse at ``root``: a local folder, or an ``s3://bucket/prefix`` URL (`etl.core.storage`: Delta
+    tables through deltalake's own storage options, the lock as a lease object, `etl.core.lease`)."""
+
     def __init__(self, root: str | Path):
-        self.root = Path(root)
+        self.location = Location.of(root)
+        self.remote = self.location.remote
+        # what messages and callers show: the folder (a Path) or the URL
+        self.root: Path | str = self.location.url if self.remote else Path(self.location.url)
         self._committed: tuple[int, dict[str, int]] | None = None  # (audit_runs version, versions)
         self._pinned = False
         self._run_base: int | None = None  # audit_runs version a run started from (inside `run`)
 
+    @property
+    def storage_options(self) -> dict[str, str] | None:
+        """What deltalake and polars need to read the warehouse's files (None for a local folder)."""
+        return self.location.storage_options
+
+    def local_dir(self, name: str) -> Path:
+        """A local folder kept with the warehouse (Data Docs, caches): in the warehouse folder, or for a warehouse on
+        an object store in the local work folder (`etl.core.storage.work_dir`) of that warehouse."""
+        if not self.remote:
+            return Path(self.location.url) / name
+        from etl.core.storage import work_dir
+
+        return work_dir(self.location) / name
+
     def _check_root(self) -> None:
-        if self.root.exists() and not self.root.is_dir():
+        if self.remote:
+            return
+        root = Path(self.location.url)
+        if root.exists() and not root.is_dir():
             raise WarehouseError(f"{self.root}: the warehouse must be a folder, and this is a file; point --warehouse at a folder")
 
     @contextmanager
@@ -294,40 +345,52 @@ class Warehouse:
         self._pinned = False
 
     # ------------------------------------------------------------------ paths and state
-    def path(self, table: str) -> Path:
-        return self.root / table
+    def path(self, table: str) -> str:
+        """Where the table is: its folder's path, or its URL on an object store."""
+        return self.location.child(table)
+
+    def cache_key(self, table: str) -> str:
+        """The table's key in this process's per-table caches (its resolved folder, or its URL)."""
+        return self.path(table) if self.remote else str(Path(self.path(table)).resolve())
+
+    def delta(self, table: str, version: int | None = None) -> DeltaTable:
+        """The table's `DeltaTable` (at ``version``), with the warehouse's storage options."""
+        return DeltaTable(self.path(table), version=version, storage_options=self.storage_options)
 
     def _table(self, table: str, version: int | None = None) -> DeltaTable | None:
-        p = self.path(table)
-        if not (p / "_delta_log").exists():
+        if self._log_version(table) is None:
             return None
         try:
-            return DeltaTable(str(p), version=version)
+            return self.delta(table, version)
         except TableNotFoundError:
             return None
 
     def _log_version(self, table: str) -> int | None:
         """The table's latest Delta version, from the names of its log's commit files (no log replay).
         Each commit writes ``_delta_log/<version, 20 digits>.json``; the newest is never cleaned up."""
-        log_dir = self.path(table) / "_delta_log"
-        if not log_dir.is_dir():
+        names = self.location.names(table, "_delta_log")
+        if not names:
             return None
-        versions = [int(name[:20]) for name in os.listdir(log_dir) if len(name) == 25 and name.endswith(".json") and name[:20].isdigit()]
+        versions = [int(name[:20]) for name in names if len(name) == 25 and name.endswith(".json") and name[:20].isdigit()]
         return max(versions) if versions else None
 
     def _delta_tables(self) -> list[str]:
         """Every Delta table folder directly in the warehouse folder (owned or not)."""
-        if not self.root.is_dir():
-            return []
-        return sorted(p.name for p in self.root.iterdir() if (p / "_delta_log").is_dir())
+        if not self.remote:
+            root = Path(self.location.url)
+            if not root.is_dir():
+                return []
+            return sorted(p.name for p in root.iterdir() if (p / "_delta_log").is_dir())
+        return sorted(name for name in self.location.names() or [] if not name.startswith(".") and self.location.names(name, "_delta_log"))
 
     def _marked(self, table: str) -> bool:
         """Whether the table's first commit was made by this package (its writer mark or, for
         warehouses written before the mark existed, one of its run ids)."""
-        first = self.path(table) / "_delta_log" / f"{0:020d}.json"
         try:
-            with open(first, "rb") as fh:
-                info = json.loads(fh.readline()).get("commitInfo") or {}
+            first = self.location.read_bytes(table, "_delta_log", f"{0:020d}.json")
+            if first is None:
+                return False
+            info = json.loads(first.split(b"\n", 1)[0]).get("commitInfo") or {}
         except (OSError, ValueError, AttributeError):
             return False
         return info.get("etl_writer") == WRITER or bool(_LEGACY_RUN_ID.match(str(info.get("run_id", ""))))
@@ -349,8 +412,13 @@ class Warehouse:
             return None
         if after is not None:
             adds = adds.filter(pl.col("max.commit_seq") > after)
-        root = self.path(AUDIT_RUNS).resolve()
-        return [str(root / unquote(rel)) for rel in adds["path"].to_list()]
+        return [self._data_file(AUDIT_RUNS, rel) for rel in adds["path"].to_list()]
+
+    def _data_file(self, table: str, rel: str) -> str:
+        """The full path (or URL) of a data file the table's log names relative to the table (URL-encoded)."""
+        if self.remote:
+            return self.location.child(table, unquote(rel))
+        return str(Path(self.cache_key(table)) / unquote(rel))
 
     def latest_run(self) -> dict | None:
         try:
@@ -374,9 +442,8 @@ class Warehouse:
         adds = pl.DataFrame(pl.from_arrow(pa.table(t.get_add_actions(flatten=True)))).filter(pl.col("num_records") > 0)
         if adds.height and "max.commit_seq" in adds.columns and not adds["max.commit_seq"].null_count():
             top = adds["max.commit_seq"].max()
-            root = self.path(AUDIT_RUNS).resolve()
-            paths = [str(root / unquote(rel)) for rel in adds.filter(pl.col("max.commit_seq") == top)["path"].to_list()]
-            return pl.read_parquet(paths, columns=columns)
+            paths = [self._data_file(AUDIT_RUNS, rel) for rel in adds.filter(pl.col("max.commit_seq") == top)["path"].to_list()]
+            return pl.read_parquet(paths, columns=columns, storage_options=self.storage_options)
         return pl.DataFrame(pl.from_arrow(t.to_pyarrow_table(columns=columns)))
 
     def committed_versions(self) -> dict[str, int]:
@@ -418,7 +485,7 @@ class Warehouse:
         version = self.committed_versions().get(table)
         if version is None:
             return None
-        return pl.scan_delta(str(self.path(table)), version=version)
+        return pl.scan_delta(self.path(table), version=version, storage_options=self.storage_options)
 
     def read(self, table: str) -> pl.DataFrame | None:
         lf = self.scan(table)
@@ -428,15 +495,11 @@ class Warehouse:
         t = self._table(table)
         return [] if t is None else t.history()
 
-    def _version_identity(self, table: str, version: int) -> tuple[Path, tuple[int, int] | None]:
-        """The table's resolved folder and the identity (inode, mtime) of its log entry for ``version`` - what
-        the per-version caches check, so that a folder made again is not mistaken - or None if unreadable."""
-        root = self.path(table).resolve()
-        try:
-            st = os.stat(root / "_delta_log" / f"{version:020d}.json")
-        except OSError:
-            return root, None
-        return root, (st.st_ino, st.st_mtime_ns)
+    def _version_identity(self, table: str, version: int) -> tuple[str, tuple | None]:
+        """The table's cache key (`_key`) and the identity of its log entry for ``version`` ((inode, mtime), or the
+        object's ETag) - what the per-version caches check, so that a folder made again is not mistaken - or None
+        if unreadable."""
+        return self.cache_key(table), self.location.identity(table, "_delta_log", f"{version:020d}.json")
 
     def read_small(self, table: str) -> pl.DataFrame | None:
         """`read` of a small table (audit_runs, published_statistics), kept per committed version: a batch of
@@ -447,7 +510,7 @@ class Warehouse:
         root, identity = self._version_identity(table, version)
         if identity is None:
             return self.read(table)
-        key = (str(root), version)
+        key = (root, version)
         cached = _SMALL.get(key)
         if cached is not None and cached[0] == identity:
             return cached[1]
@@ -471,17 +534,17 @@ class Warehouse:
             return None
         root, found = self._version_identity(table, version)
         identity = found or (0, 0)
-        key = (str(root), version)
+        key = (root, version)
         cached = _FILES.get(key)
         if cached is not None and cached[0] == identity:
             return cached[1]
-        t = DeltaTable(str(root), version=version)
+        t = self.delta(table, version)
         frame = pl.DataFrame(pl.from_arrow(pa.table(t.get_add_actions(flatten=True))))
         paths = frame["path"]
         if paths.str.contains("%", literal=True).any():  # a partition value escaped in the path (Delta URL-encodes it)
-            full = pl.Series("path", [str(root / unquote(rel)) for rel in paths.to_list()], dtype=pl.Utf8)
+            full = pl.Series("path", [self._data_file(table, rel) for rel in paths.to_list()], dtype=pl.Utf8)
         else:
-            full = (str(root) + "/") + paths
+            full = (root + "/") + paths
         frame = frame.with_columns(full.alias("path"))
         _FILES[key] = (identity, frame)
         while len(_FILES) > _FILES_MAX:
@@ -491,49 +554,51 @@ class Warehouse:
     # ------------------------------------------------------------------ the lock
     def _lock_holder(self) -> str:
         try:
-            return (self.root / LOCK_OWNER_FILE).read_text(encoding="utf-8").strip() or "another run"
+            return (Path(self.location.url) / LOCK_OWNER_FILE).read_text(encoding="utf-8").strip() or "another run"
         except OSError:
             return "another run"
 
     @contextmanager
     def lock(self, timeout: float | None = None) -> Iterator[None]:
-        """Hold the warehouse's writer lock (re-entrant in one thread). Waits for another holder,
-        reporting every few seconds (log and a ``lock_wait`` progress event), and raises
-        `WarehouseBusy` after ``timeout`` seconds (default ``ETL_LOCK_TIMEOUT``, else 30 minutes)."""
+        """Hold the warehouse's writer lock (re-entrant in one thread): an OS file lock in a local folder, a lease
+        object on an object store (`etl.core.lease`). Waits for another holder, reporting every few seconds (log and
+        a ``lock_wait`` progress event), and raises `WarehouseBusy` after ``timeout`` seconds (default
+        ``ETL_LOCK_TIMEOUT``, else 30 minutes)."""
         self._check_root()
+        limit = lock_timeout() if timeout is None else timeout
+        if self.remote:
+            lease = _lease(self.location)
+            self._wait_for(self._lease_attempt(lease), limit)
+            try:
+                if lease.count == 1:
+                    fault_point("lock.acquired")
+                yield
+            finally:
+                lease.release()
+            return
+        root = Path(self.location.url)
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise WarehouseError(f"{self.root}: cannot create the warehouse folder ({exc.strerror or exc})") from exc
-        limit = lock_timeout() if timeout is None else timeout
-        lk = _file_lock(self.root / LOCK_FILE)
-        start = time.monotonic()
-        while True:
-            waited = time.monotonic() - start
+        lk = _file_lock(root / LOCK_FILE)
+
+        def attempt(wait: float) -> str | None:
             try:
-                lk.acquire(timeout=max(0.0, min(LOCK_REPORT_EVERY, limit - waited)))
-                break
+                lk.acquire(timeout=wait)
+                return None
             except filelock.Timeout:
-                waited = time.monotonic() - start
-                holder = self._lock_holder()
-                if waited >= limit:
-                    raise WarehouseBusy(
-                        f"{self.root}: another run is writing to this warehouse ({holder}) and did not finish within "
-                        f"{limit:.0f} s; nothing was changed. Run again when it ends (ETL_LOCK_TIMEOUT sets how long to wait)"
-                    ) from None
-                log.info("waiting for warehouse %s: held by %s (%.0f s of %.0f s)", self.root, holder, waited, limit)
-                progress.emit("lock_wait", warehouse=str(self.root), holder=holder, waited=waited, timeout=limit)
+                return self._lock_holder()
             except OSError as exc:
                 raise WarehouseError(f"{self.root}: cannot lock the warehouse ({exc.strerror or exc})") from exc
+
+        self._wait_for(attempt, limit)
         first = lk.lock_counter == 1
         try:
             if first:
-                waited = time.monotonic() - start
-                if waited >= 1:
-                    log.info("warehouse %s locked after waiting %.1f s", self.root, waited)
                 since = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
                 try:
-                    (self.root / LOCK_OWNER_FILE).write_text(f"pid {os.getpid()} on {socket.gethostname()} since {since}", encoding="utf-8")
+                    (root / LOCK_OWNER_FILE).write_text(f"pid {os.getpid()} on {socket.gethostname()} since {since}", encoding="utf-8")
                 except OSError:
                     pass
                 fault_point("lock.acquired")
@@ -541,10 +606,56 @@ class Warehouse:
         finally:
             if first:
                 try:
-                    (self.root / LOCK_OWNER_FILE).unlink()
+                    (root / LOCK_OWNER_FILE).unlink()
                 except OSError:
                     pass
             lk.release()
+
+    def _check_held(self, run_id: str, outcome: str) -> None:
+        """On an object store, refuse (`LeaseLost`) unless this run's lease is still the one on the store."""
+        if self.remote and not _lease(self.location).still_held():
+            raise LeaseLost(
+                f"{self.root}: run {run_id.split(',')[0]} lost the warehouse lock (its lease expired and another run took it over); {outcome}. Run it again"
+            )
+
+    def _lease_attempt(self, lease: Lease) -> Callable[[float], str | None]:
+        """Try to take the lease for up to ``wait`` seconds (polling): None when taken, else who holds it."""
+
+        def attempt(wait: float) -> str | None:
+            end = time.monotonic() + wait
+            while True:
+                try:
+                    taken, holder = lease.try_acquire()
+                except WarehouseError:
+                    raise
+                except Exception as exc:
+                    raise WarehouseUnavailable(f"{self.root}: cannot lock the warehouse ({type(exc).__name__}: {exc}); nothing was changed") from exc
+                if taken:
+                    return None
+                if time.monotonic() >= end:
+                    return holder or "another run"
+                time.sleep(min(LEASE_POLL, max(0.0, end - time.monotonic())))
+
+        return attempt
+
+    def _wait_for(self, attempt: Callable[[float], str | None], limit: float) -> None:
+        """Call ``attempt(seconds)`` until it takes the lock (returns None), reporting the holder it names while
+        waiting; `WarehouseBusy` after ``limit`` seconds."""
+        start = time.monotonic()
+        while True:
+            holder = attempt(max(0.0, min(LOCK_REPORT_EVERY, limit - (time.monotonic() - start))))
+            waited = time.monotonic() - start
+            if holder is None:
+                if waited >= 1:
+                    log.info("warehouse %s locked after waiting %.1f s", self.root, waited)
+                return
+            if waited >= limit:
+                raise WarehouseBusy(
+                    f"{self.root}: another run is writing to this warehouse ({holder}) and did not finish within "
+                    f"{limit:.0f} s; nothing was changed. Run again when it ends (ETL_LOCK_TIMEOUT sets how long to wait)"
+                )
+            log.info("waiting for warehouse %s: held by %s (%.0f s of %.0f s)", self.root, holder, waited, limit)
+            progress.emit("lock_wait", warehouse=str(self.root), holder=holder, waited=waited, timeout=limit)
 
     # ------------------------------------------------------------------ recovery
     def _uncommitted(self) -> dict[str, tuple[int | None, int]]:
@@ -598,7 +709,7 @@ class Warehouse:
             else:
                 t.restore(want, commit_properties=_props(rid, restored_to=str(want)))  # the table's properties are restored too
                 notes.append(f"{table}: restored from version {cur} to {want}")
-            _RETAINED.pop(str(self.path(table).resolve()), None)
+            _RETAINED.pop(self.cache_key(table), None)
             versions[table] = self._log_version(table)  # type: ignore[assignment]
             log.warning("recovery %s: %s", rid, notes[-1])
             fault_point("recover.after_restore")
@@ -618,7 +729,7 @@ class Warehouse:
         if version is None:
             return None
         wanted = retention_properties()
-        key, expected = str(self.path(table).resolve()), tuple(sorted(wanted.items()))
+        key, expected = self.cache_key(table), tuple(sorted(wanted.items()))
         if _RETAINED.get(key) == (version, expected):
             return version
         t = self._table(table)
@@ -636,22 +747,31 @@ class Warehouse:
 
     def _write(self, w: Write, run_id: str) -> int:
         self._invalidate()
-        path = str(self.path(w.table))
+        path, so = self.path(w.table), self.storage_options
         data = _arrow(w.frame)
         exists = self._ensure_retention(w.table, run_id) is not None
         parts = list(w.partition_by) or None
         if w.replace is not None and exists:
             # schema_mode merge: a table written before a column was added (e.g. spc.phase) takes it on
-            write_deltalake(path, data, mode="overwrite", predicate=w.replace, schema_mode="merge", partition_by=parts, commit_properties=_props(run_id))
+            write_deltalake(
+                path, data, mode="overwrite", predicate=w.replace, schema_mode="merge", partition_by=parts, storage_options=so, commit_properties=_props(run_id)
+            )
         elif exists:
-            write_deltalake(path, data, mode="append", schema_mode="merge", partition_by=parts, commit_properties=_props(run_id))
+            write_deltalake(path, data, mode="append", schema_mode="merge", partition_by=parts, storage_options=so, commit_properties=_props(run_id))
         else:
             write_deltalake(
-                path, data, mode="append", schema_mode="merge", partition_by=parts, configuration=retention_properties(), commit_properties=_props(run_id)
+                path,
+                data,
+                mode="append",
+                schema_mode="merge",
+                partition_by=parts,
+                configuration=retention_properties(),
+                storage_options=so,
+                commit_properties=_props(run_id),
             )
         version = self._log_version(w.table)  # the lock is held: the newest commit is this write
         assert version is not None
-        _RETAINED[str(self.path(w.table).resolve())] = (version, tuple(sorted(retention_properties().items())))
+        _RETAINED[self.cache_key(w.table)] = (version, tuple(sorted(retention_properties().items())))
         self._checkpoint(w.table, version)
         return version
 
@@ -660,11 +780,11 @@ class Warehouse:
         the table's last one (it adds no version: readers replay the log from it instead of from the start
         or from Delta's own checkpoint every 100 versions). Call with the lock held."""
         try:
-            last = int(json.loads((self.path(table) / "_delta_log" / "_last_checkpoint").read_text(encoding="utf-8"))["version"])
+            last = int(json.loads(self.location.read_bytes(table, "_delta_log", "_last_checkpoint") or b"")["version"])
         except (OSError, ValueError, KeyError, TypeError):
             last = -1
         if version - last >= CHECKPOINT_EVERY:
-            DeltaTable(str(self.path(table)), version=version).create_checkpoint()
+            self.delta(table, version).create_checkpoint()
 
     def _compact(self, table: str, run_id: str) -> int | None:
         """Compact a COMPACTED table's small files when COMPACT_EVERY versions have passed (a new version,
@@ -680,7 +800,7 @@ class Warehouse:
         after = self._log_version(table)
         assert after is not None
         if after != version:
-            _RETAINED[str(self.path(table).resolve())] = (after, tuple(sorted(retention_properties().items())))
+            _RETAINED[self.cache_key(table)] = (after, tuple(sorted(retention_properties().items())))
             self._checkpoint(table, after)
         return after
 
@@ -692,10 +812,11 @@ class Warehouse:
         self._invalidate()
         empty = pl.DataFrame(schema=AUDIT_RUNS_SCHEMA)
         write_deltalake(
-            str(self.path(AUDIT_RUNS)),
+            self.path(AUDIT_RUNS),
             empty.to_arrow(),
             mode="append",
             configuration=retention_properties(),
+            storage_options=self.storage_options,
             commit_properties=_props("create", note="audit_runs created"),
         )
         fault_point("commit.audit_runs_created")
@@ -721,7 +842,9 @@ class Warehouse:
         frame = pl.DataFrame(full_rows, schema=AUDIT_RUNS_SCHEMA)
         ids = ",".join(str(r["run_id"]) for r in full_rows)
         # schema_mode merge: a warehouse written before a column was added to audit_runs takes it on.
-        write_deltalake(str(self.path(AUDIT_RUNS)), frame.to_arrow(), mode="append", schema_mode="merge", commit_properties=_props(ids))
+        write_deltalake(
+            self.path(AUDIT_RUNS), frame.to_arrow(), mode="append", schema_mode="merge", storage_options=self.storage_options, commit_properties=_props(ids)
+        )
         fault_point("commit.after_run_row")
         t = self._table(AUDIT_RUNS)
         if t is not None and t.version() % COMPACT_EVERY == 0:
@@ -740,6 +863,7 @@ class Warehouse:
         since the run read the warehouse."""
         rows = run_row if isinstance(run_row, list) else [run_row]
         with self.lock():
+            self._check_held(run_id, "nothing was written")
             if self._run_base is not None and self._log_version(AUDIT_RUNS) != self._run_base:
                 raise StaleSnapshot(
                     f"{self.root}: the warehouse changed while run {run_id.split(',')[0]} was computing from it (a writer "
@@ -773,7 +897,10 @@ class Warehouse:
                     if compacted is not None:
                         versions[table] = compacted
                 fault_point("commit.after_checks")
+                self._check_held(run_id, "its table writes are not part of the record (the next run rolls them back)")
                 self._append_runs(rows, versions)
+            except LeaseLost:
+                raise  # the warehouse is another run's now: rolled back by whoever holds it, never by this run
             except BaseException:
                 log.warning("run %s failed during its commit; rolling back", run_id.split(",")[0])
                 self.recover(run_id=f"{run_id.split(',')[0]}-rollback")

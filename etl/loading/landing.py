@@ -62,6 +62,7 @@ from zoneinfo import ZoneInfo
 from etl.core.audit import LANDING_MANIFEST
 from etl.core.contracts import Contract, list_contracts, monthly_contracts
 from etl.core.periods import Month
+from etl.core.storage import Location, work_dir
 from etl.errors import ConfigError, TransientError
 from etl.loading.results import LoadFailed, MonthReport
 
@@ -455,8 +456,34 @@ class RawCopy:
     reused: bool
 
 
-def raw_area(warehouse: str | Path) -> Path:
-    return Path(warehouse) / RAW_FOLDER
+def raw_area(warehouse: str | Path) -> Path | str:
+    """The raw area of a warehouse: its ``raw`` folder, or ``<url>/raw`` for a warehouse on an object store."""
+    loc = Location.of(warehouse)
+    return loc.child(RAW_FOLDER) if loc.remote else Path(loc.url) / RAW_FOLDER
+
+
+def publish_remote(copy: RawCopy, warehouse: Location) -> str:
+    """Upload a raw copy (made in the local staging area) to the raw area of a warehouse on an object store, under
+    its sha256 name, unless it is already there (never overwritten: a conditional create); returns its URL."""
+    key = warehouse.key(RAW_FOLDER, copy.path.name)
+    url = warehouse.child(RAW_FOLDER, copy.path.name)
+    fs = warehouse.fs
+    try:
+        if fs.exists(key):
+            size = int(fs.info(key).get("size") or 0)
+        else:
+            try:
+                fs.put_file(str(copy.path), key, mode="create")
+                return url
+            except FileExistsError:  # another run uploaded the same file a moment ago
+                size = int(fs.info(key).get("size") or 0)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        raise LandingUnavailable(f"{url}: the raw copy could not be written ({_reason(exc)}); the task is retried") from exc
+    if size != copy.path.stat().st_size:
+        raise ConfigError(f"{url}: the raw copy's size differs from its landing file of the same sha256; the raw area is damaged")
+    return url
 
 
 def _sha256_of(path: Path) -> str:
@@ -633,22 +660,30 @@ def _files_to_read(arrival: Arrival, blocked: set[str | None]) -> list[str]:
 
 
 def _stage(landing: Landing, arrival: Arrival, to_read: list[str], warehouse: str | Path, landed: Landed) -> Path:
-    """Copy the files into the raw area (threads) and link them into a new staging folder, with its manifest."""
-    raw = raw_area(warehouse)
+    """Copy the files into the raw area (threads) and link them into a new staging folder, with its manifest.
+    For a warehouse on an object store, the copies are made in a local folder next to the staging folders and then
+    uploaded to its raw area."""
+    loc = Location.of(warehouse)
+    base = (work_dir(loc) if loc.remote else Path(loc.url)) / STAGING_FOLDER
+    raw = base / RAW_FOLDER if loc.remote else Path(loc.url) / RAW_FOLDER
     started = time.perf_counter()
+
+    def copy(rel: str) -> tuple[RawCopy, str]:
+        made = copy_to_raw(landing, rel, arrival.ready[rel], raw)
+        return made, publish_remote(made, loc) if loc.remote else str(made.path.resolve())
+
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(to_read)))) as pool:
-        copies = list(pool.map(lambda rel: copy_to_raw(landing, rel, arrival.ready[rel], raw), to_read))
-    base = Path(warehouse) / STAGING_FOLDER
+        copies = list(pool.map(copy, to_read))
     base.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f"{arrival.month}-", dir=base))
-    for copy in copies:
-        target = staging / copy.rel
+    for made, where in copies:
+        target = staging / made.rel
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            os.link(copy.path, target)
+            os.link(made.path, target)
         except OSError:
-            shutil.copyfile(copy.path, target)
-        landed.raw[copy.rel] = str(copy.path.resolve())
+            shutil.copyfile(made.path, target)
+        landed.raw[made.rel] = where
     (staging / LANDING_MANIFEST).write_text(json.dumps({"source_root": landing.url, "raw": landed.raw}, indent=1), encoding="utf-8")
     log.info(
         "landing %s %s: %d file(s) copied to %s (%d already there) and staged in %s, %.2f s",
@@ -656,7 +691,7 @@ def _stage(landing: Landing, arrival: Arrival, to_read: list[str], warehouse: st
         arrival.month,
         len(copies),
         raw,
-        sum(c.reused for c in copies),
+        sum(c.reused for c, _ in copies),
         staging,
         time.perf_counter() - started,
     )

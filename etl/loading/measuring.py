@@ -31,7 +31,7 @@ def measure_extracts() -> list[str]:
 _LOADS_FILES = pl.List(pl.Struct({"extract": pl.Utf8}))
 _EMPTY_LOADED = {"force_id": pl.Utf8, "month": pl.Utf8, "extract": pl.Utf8}
 # warehouse -> (audit_runs version, its log entry's identity, highest commit_seq read, loaded extract-months)
-_LOADED: dict[str, tuple[int, tuple[int, int], int, pl.DataFrame]] = {}
+_LOADED: dict[str, tuple[int, tuple, int, pl.DataFrame]] = {}
 
 
 def _loads(runs: pl.DataFrame) -> pl.DataFrame:
@@ -46,12 +46,8 @@ def _loads(runs: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _log_identity(wh: Warehouse, version: int) -> tuple[int, int]:
-    try:
-        st = (wh.path("audit_runs") / "_delta_log" / f"{version:020d}.json").stat()
-        return (st.st_ino, st.st_mtime_ns)
-    except OSError:
-        return (0, 0)
+def _log_identity(wh: Warehouse, version: int) -> tuple:
+    return wh.location.identity("audit_runs", "_delta_log", f"{version:020d}.json") or (0, 0)
 
 
 def loaded_months(wh: Warehouse, extract: str | None = None) -> pl.DataFrame:
@@ -63,7 +59,7 @@ def loaded_months(wh: Warehouse, extract: str | None = None) -> pl.DataFrame:
     version = wh.committed_versions().get("audit_runs")
     if version is None:
         return empty
-    key = str(wh.path("audit_runs").resolve())
+    key = wh.cache_key("audit_runs")
     cached = _LOADED.get(key)
     loads: pl.DataFrame | None = None
     columns = ["commit_seq", "kind", "force_id", "month", "source_files"]
@@ -74,7 +70,11 @@ def loaded_months(wh: Warehouse, extract: str | None = None) -> pl.DataFrame:
         files = wh.run_files(after=cached[2])
         if files is not None:
             try:
-                new = pl.read_parquet(files, columns=columns).filter(pl.col("commit_seq") > cached[2]) if files else pl.DataFrame()
+                new = (
+                    pl.read_parquet(files, columns=columns, storage_options=wh.storage_options).filter(pl.col("commit_seq") > cached[2])
+                    if files
+                    else pl.DataFrame()
+                )
             except (pl.exceptions.PolarsError, OSError):
                 new = None
             if new is not None:

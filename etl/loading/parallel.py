@@ -12,10 +12,11 @@ as Parquet into the run's staging folder and hands back a small picklable descri
 The parent holds the warehouse (`Warehouse.run`) from before the tasks are sent until the commit, rebuilds
 the validated batch from the descriptions (rows read lazily from the staged files: `StagedFrame`) and goes
 on as the single-process load: `validate_references`, `check_across_months`, `build_writes`, (measures),
-one commit - one writer, all or nothing. The staging folder (a `staging.Stage` under ``ETL_STAGING_DIR``,
-else the system's temporary folder) is removed afterwards, also when the load fails. Workers need the
-same disk as the parent: the source, the staging folder and the warehouse (read for the look-ups) by
-the same paths - a `distributed.LocalCluster`, or workers on machines that mount them alike.
+one commit - one writer, all or nothing. The staging area (`staging.shared_stage`: a prefix of a bucket
+under ``ETL_SHARED_STAGING`` for workers on other machines, else a `staging.Stage` under ``ETL_STAGING_DIR``)
+is removed afterwards, also when the load fails. Workers read the source by the parent's paths (a
+`distributed.LocalCluster`, or machines that mount it alike) and the warehouse for the look-ups (the same
+folder, or the same ``s3://`` URL).
 
 How the tasks run is the caller's: a function from the list of `UnitTask` to their outcomes, in order -
 `dask_client` (a plain `distributed` client: a local cluster of ``ETL_DASK_WORKERS`` worker processes,
@@ -42,6 +43,7 @@ import polars as pl
 from etl.core import staging
 from etl.core.contracts import load_contract
 from etl.core.periods import Month
+from etl.core.storage import is_remote, s3_storage_options
 from etl.core.validation import CheckResult, ExtractResult
 from etl.core.warehouse import Warehouse
 from etl.errors import ConfigError
@@ -139,7 +141,7 @@ def validate_units(tasks: list[UnitTask]) -> list[list[UnitMonth]]:
                     made.append((i, m, units[-1]))
         batches.append(stages.Batch(SourcePlan(source, Month.parse(month), tuple(planned), first.single), units))
     stages.validate_batches(stages.read_batches(batches), wh)
-    folder = Path(first.staging)
+    folder = first.staging
     out: list[list[UnitMonth]] = [[] for _ in tasks]
     for i, m, u in made:
         done = UnitMonth(m.key, u.force, [c.extract for c in u.absent])
@@ -154,11 +156,18 @@ def validate_units(tasks: list[UnitTask]) -> list[list[UnitMonth]]:
     return out
 
 
-def _stage_result(r: ExtractResult, folder: Path) -> StagedResult:
+def _stage_result(r: ExtractResult, folder: str) -> StagedResult:
+    """Write a result's rows into the staging folder: a local folder, or a prefix of an object store (a
+    `staging.SharedStage`, written with the storage options of this worker's environment)."""
     name = uuid.uuid4().hex
-    clean, quarantine = folder / f"{name}-clean.parquet", folder / f"{name}-quarantine.parquet"
-    _write(r.clean, clean)
-    _write(r.quarantine, quarantine)
+    if is_remote(folder):
+        options: dict[str, str] | None = s3_storage_options()
+        clean, quarantine = f"{folder}/{name}-clean.parquet", f"{folder}/{name}-quarantine.parquet"
+    else:
+        options = None
+        clean, quarantine = str(Path(folder) / f"{name}-clean.parquet"), str(Path(folder) / f"{name}-quarantine.parquet")
+    _write(r.clean, clean, folder, options)
+    _write(r.quarantine, quarantine, folder, options)
     return StagedResult(
         r.contract.extract,
         r.source_file,
@@ -167,24 +176,24 @@ def _stage_result(r: ExtractResult, folder: Path) -> StagedResult:
         r.month,
         r.force_id,
         r.rows_in,
-        str(clean),
+        clean,
         r.rows_loaded,
-        str(quarantine),
+        quarantine,
         r.rows_quarantined,
         list(r.checks),
     )
 
 
-def _write(frame: pl.DataFrame, path: Path) -> None:
+def _write(frame: pl.DataFrame, path: str, folder: str, options: dict[str, str] | None) -> None:
     try:
         if staging.is_staged(frame):
-            frame.lazy().sink_parquet(path, compression="lz4", statistics=False)
+            frame.lazy().sink_parquet(path, compression="lz4", statistics=False, storage_options=options)
         else:
-            frame.write_parquet(path, compression="lz4", statistics=False)
+            frame.write_parquet(path, compression="lz4", statistics=False, storage_options=options)
     except (OSError, pl.exceptions.PolarsError) as exc:
         raise ConfigError(
-            f"{path.parent}: a Dask worker cannot stage validated rows there ({exc}); free disk space or set {staging.STAGING_ENV} "
-            "to a folder every worker can write"
+            f"{folder}: a Dask worker cannot stage validated rows there ({exc}); free disk space, or set {staging.STAGING_ENV} "
+            f"to a folder every worker can write (or {staging.SHARED_STAGING_ENV} to an s3:// prefix)"
         ) from exc
 
 
@@ -193,9 +202,10 @@ def _write(frame: pl.DataFrame, path: Path) -> None:
 
 
 RunUnits = Callable[[list[UnitTask]], list[list[UnitMonth]]]
+Staging = staging.Stage | staging.SharedStage
 
 
-def validate_on_workers(batches: list[stages.Batch], wh: Warehouse, run_units: RunUnits, stage: staging.Stage) -> list[stages.ValidatedBatch]:
+def validate_on_workers(batches: list[stages.Batch], wh: Warehouse, run_units: RunUnits, stage: Staging) -> list[stages.ValidatedBatch]:
     """`stages.read_batches` then `stages.validate_batches` for the batches of one source (one month, or a
     backfill's months in order), each force's files on a worker; the rows stay in ``stage``'s folder."""
     started = time.perf_counter()
@@ -230,9 +240,11 @@ def validate_on_workers(batches: list[stages.Batch], wh: Warehouse, run_units: R
     return stages.validated_batches([stages.ReadBatch(b.plan, b.units) for b in batches], started)
 
 
-def _result(s: StagedResult, contract: Any, stage: staging.Stage) -> ExtractResult:
+def _result(s: StagedResult, contract: Any, stage: Staging) -> ExtractResult:
+    options = stage.storage_options if isinstance(stage, staging.SharedStage) else None
+
     def staged(path: str, rows: int) -> pl.DataFrame:
-        return cast(pl.DataFrame, staging.StagedFrame(pl.scan_parquet(path), rows, (stage,)))
+        return cast(pl.DataFrame, staging.StagedFrame(pl.scan_parquet(path, storage_options=options), rows, (stage,)))
 
     clean, quarantine = staged(s.clean, s.clean_rows), staged(s.quarantine, s.quarantine_rows)
     return ExtractResult(contract, s.source_file, s.sha256, s.encoding, s.month, s.force_id, s.rows_in, clean, quarantine, s.checks)
@@ -240,7 +252,7 @@ def _result(s: StagedResult, contract: Any, stage: staging.Stage) -> ExtractResu
 
 def load_batch(plan: SourcePlan, wh: Warehouse, run_units: RunUnits, compute: bool = True) -> list[MonthReport]:
     """`stages.load_batch` with reading and validation on Dask; the staged rows removed afterwards."""
-    stage = staging.Stage("dask")
+    stage = staging.shared_stage("dask")
     try:
         return stages.load_batch(plan, wh, compute, lambda batch, held: validate_on_workers([batch], held, run_units, stage)[0])
     finally:
@@ -257,7 +269,7 @@ def load_source_month(
 def load_months(plans: list[SourcePlan], wh: Warehouse, run_units: RunUnits) -> list[list[MonthReport]]:
     """`etl.loading.batches.load_months` with reading and validation on Dask: the months of a backfill's
     batch in one commit (no measures); anything but a month's data going wrong loads them one by one."""
-    stage = staging.Stage("dask")
+    stage = staging.shared_stage("dask")
     try:
         return month_batches.load_months(plans, wh, lambda batches, held: validate_on_workers(batches, held, run_units, stage))
     finally:

@@ -37,8 +37,9 @@ def read_manifest(out_dir: Path) -> ReportManifest | None:
         return None
 
 
-def write_manifest(out_dir: Path, warehouse: Path, force_id: str, month: str, read_at_run: str | None) -> ReportManifest:
-    manifest = ReportManifest(str(warehouse.resolve()), force_id, month, read_at_run, dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+def write_manifest(out_dir: Path, warehouse: Path | str, force_id: str, month: str, read_at_run: str | None) -> ReportManifest:
+    shown = warehouse if isinstance(warehouse, str) else str(warehouse.resolve())  # a folder resolved, a URL as it is
+    manifest = ReportManifest(shown, force_id, month, read_at_run, dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
     write_text(out_dir / MANIFEST, json.dumps(asdict(manifest), indent=1) + "\n")
     return manifest
 

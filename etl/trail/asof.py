@@ -24,7 +24,6 @@ import re
 from dataclasses import dataclass
 
 import polars as pl
-from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError
 
 from etl.core.warehouse import AUDIT_RUNS, Warehouse
@@ -69,14 +68,19 @@ class AsOf:
             if table == AUDIT_RUNS:  # its history no longer names the commit that appended the run
                 raise AsOfError(f"{self.warehouse.path(table)}: the version that recorded run {self.run_id} is no longer in the table's history")
             return None
-        path = self.warehouse.path(table)
+        wh = self.warehouse
         try:
-            delta = DeltaTable(str(path), version=version)
-            gone = [uri for uri in delta.file_uris() if not os.path.exists(_local(uri))]
+            delta = wh.delta(table, version)
+            if wh.remote:
+                gone = [uri for uri in delta.file_uris() if not wh.location.fs.exists(uri.split("://", 1)[1])]
+            else:
+                gone = [uri for uri in delta.file_uris() if not os.path.exists(_local(uri))]
         except (DeltaError, OSError) as exc:
             raise self._gone(table, version) from exc
         if gone:
             raise self._gone(table, version)
+        if wh.remote:
+            return pl.scan_delta(wh.path(table), version=version, storage_options=wh.storage_options)
         return pl.scan_delta(delta)
 
     def read(self, table: str) -> pl.DataFrame | None:
@@ -187,7 +191,7 @@ def versions_after(wh: Warehouse, runs: pl.DataFrame, commit_seq: int, run_id: s
 def _audit_runs_version(wh: Warehouse, run_id: str) -> int | None:
     """The audit_runs version whose commit appended ``run_id``'s row (each commit names its run ids)."""
     try:
-        history = DeltaTable(str(wh.path(AUDIT_RUNS))).history()
+        history = wh.delta(AUDIT_RUNS).history()
     except (DeltaError, OSError):
         return None
     found = [int(h["version"]) for h in history if h.get("operation") == "WRITE" and run_id in str(h.get("run_id", "")).split(",")]
