@@ -182,3 +182,22 @@ def test_the_monthly_flow_loads_from_the_bucket_and_fails_plainly_for_a_force_wi
     assert (report["force_id"], report["rows_in"], report["rows_loaded"], report["rows_quarantined"]) == ("north", 3, 2, 1)
     raw = {e["raw"] for e in json.loads(Warehouse(wh).read("audit_runs").filter(pl.col("month") == "2019-02")["source_files"][0])}
     assert all(Path(p).parent == (wh / "raw").resolve() for p in raw) and len(raw) == 2
+
+
+def test_the_monthly_flow_loads_from_the_bucket_into_a_warehouse_in_a_bucket(s3, prefect, tmp_path, monkeypatch):
+    from etl.flows.monthly import monthly_load
+    from etl.loading import landing
+
+    fs, _ = s3
+    monkeypatch.setenv("ETL_LANDING_SETTLE_SECONDS", "1")
+    monkeypatch.setenv("ETL_WORK_DIR", str(tmp_path / "work"))
+    local = write_landing(tmp_path / "local", "2019-01", ["north"])
+    upload(fs, local, "flow-to-bucket")
+    url = f"s3://{BUCKET}/warehouse"
+    state = monthly_load(f"s3://{BUCKET}/flow-to-bucket", "2019-01", url, forces=["north"], return_state=True)
+    assert state.is_completed(), state.message
+    landing.load_month_from(str(local), "2019-01", tmp_path / "wh-local")
+    tables_equal(url, tmp_path / "wh-local")  # type: ignore[arg-type]
+    raw = [e["raw"] for s in Warehouse(url).read("audit_runs").filter(pl.col("kind") == "load")["source_files"] for e in json.loads(s)]
+    assert raw and all(r.startswith(f"{url}/raw/") and fs.exists(r.removeprefix("s3://")) for r in raw)
+    assert not fs.exists(f"{BUCKET}/warehouse/.etl.lock")
