@@ -477,8 +477,6 @@ def publish_remote(copy: RawCopy, warehouse: Location) -> str:
                 return url
             except FileExistsError:  # another run uploaded the same file a moment ago
                 size = int(fs.info(key).get("size") or 0)
-    except FileExistsError:
-        raise
     except OSError as exc:
         raise LandingUnavailable(f"{url}: the raw copy could not be written ({_reason(exc)}); the task is retried") from exc
     if size != copy.path.stat().st_size:
