@@ -184,7 +184,7 @@ def test_the_monthly_flow_loads_from_the_bucket_and_fails_plainly_for_a_force_wi
     assert all(Path(p).parent == (wh / "raw").resolve() for p in raw) and len(raw) == 2
 
 
-def test_the_monthly_flow_loads_from_the_bucket_into_a_warehouse_in_a_bucket(s3, prefect, tmp_path, monkeypatch):
+def test_the_monthly_flow_loads_from_the_bucket_into_a_warehouse_in_a_bucket_on_dask(s3, prefect, tmp_path, monkeypatch):
     from etl.flows.monthly import monthly_load
     from etl.loading import landing
 
@@ -194,8 +194,16 @@ def test_the_monthly_flow_loads_from_the_bucket_into_a_warehouse_in_a_bucket(s3,
     local = write_landing(tmp_path / "local", "2019-01", ["north"])
     upload(fs, local, "flow-to-bucket")
     url = f"s3://{BUCKET}/warehouse"
-    state = monthly_load(f"s3://{BUCKET}/flow-to-bucket", "2019-01", url, forces=["north"], return_state=True)
+    # on a local Dask cluster of two workers (prefect-dask): they read the files from the raw area in the bucket
+    state = monthly_load(f"s3://{BUCKET}/flow-to-bucket", "2019-01", url, forces=["north"], workers=2, return_state=True)
     assert state.is_completed(), state.message
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId, TaskRunFilter, TaskRunFilterName
+
+    with get_client(sync_client=True) as client:
+        subflows = client.read_flow_runs(flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[state.state_details.flow_run_id])))
+        tasks = client.read_task_runs(task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="validate-force-files")))
+    assert subflows and any(t.flow_run_id in {f.id for f in subflows} for t in tasks)  # its validate-force-files tasks ran in a subflow
     landing.load_month_from(str(local), "2019-01", tmp_path / "wh-local")
     tables_equal(url, tmp_path / "wh-local")  # type: ignore[arg-type]
     raw = [e["raw"] for s in Warehouse(url).read("audit_runs").filter(pl.col("kind") == "load")["source_files"] for e in json.loads(s)]

@@ -229,3 +229,44 @@ def test_a_run_that_lost_its_lease_publishes_nothing_and_leaves_the_tables_to_th
         other.release()
     assert not fs.exists(f"{BUCKET}/stalled/t") and Warehouse(url).committed_versions() == {}
     assert not fs.exists(f"{BUCKET}/stalled/.etl.lock")
+
+
+def test_a_landed_month_on_dask_is_read_by_the_workers_from_the_raw_area_in_the_bucket(s3, tmp_path, monkeypatch):
+    """Workers on other machines cannot see the staging folder a landed month is laid out in: with the warehouse in
+    a bucket they read each file's raw copy from it. Shown by spoiling the staging folder's copies of the month's
+    extracts after landing: the Dask load still gives the tables of the clean files loaded in one process."""
+    from etl.loading import landing, parallel, pipeline
+    from tests.test_dask import _region, _tables
+
+    fs, endpoint = s3
+    monkeypatch.setenv("ETL_WORK_DIR", str(tmp_path / "work"))
+    monkeypatch.setenv("ETL_LANDING_SETTLE_SECONDS", "0")
+    local = _region(tmp_path / "src")
+    for path in sorted(p for p in local.rglob("*") if p.is_file()):
+        fs.pipe(f"landing-zone/dask/{path.relative_to(local).as_posix()}", path.read_bytes())
+    url = f"s3://{BUCKET}/landed-dask"
+    landed = landing.land_month("s3://landing-zone/dask", "2019-02", url, settings=landing.WaitSettings("stable", settle_seconds=0.0, poll_seconds=0.1))
+    assert landed.staging is not None and all(r.startswith(f"{url}/raw/") for r in landed.raw.values())
+    spoiled = 0
+    for rel in [r for r in landed.raw if "/2019-02/" in r]:  # the month's extracts (the reference data is read here)
+        copy = Path(landed.staging) / rel
+        copy.unlink()  # the raw cache it was linked to stays as it was
+        copy.write_text("crime_ref,force_id\nspoiled,x\n", encoding="utf-8")
+        spoiled += 1
+    assert spoiled == 5  # four forces' crimes and north's outcomes
+    with parallel.dask_client(2) as on_dask:
+        reports = landing.load_landed(landed, url, load=parallel.folder_loader(on_dask))
+    one = pipeline.load_source_month(local, "2019-02", tmp_path / "one")
+    assert sorted((r.force_id or "", r.outcome, r.rows_in, r.rows_quarantined) for r in reports) == sorted(
+        (r.force_id or "", r.outcome, r.rows_in, r.rows_quarantined) for r in one
+    )
+    mine, theirs = _tables(url), _tables(tmp_path / "one")  # type: ignore[arg-type]
+    for name in mine:  # audit_runs' source_files name the landing zone and the raw copies in one of them
+        drop = ["source_files"] if name == "audit_runs" else []
+        assert mine[name].drop(drop).equals(theirs[name].drop(drop)), name
+    assert not Path(landed.staging).exists()
+
+    # the same through `etl run --workers 2` (the next month, straight from the bucket)
+    done = etl(endpoint, tmp_path, "run", "--source", "s3://landing-zone/dask", "--month", "2019-03", "--warehouse", url, "--workers", "2")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "loaded 2019-03 for north:" in done.stdout and "Traceback" not in done.stderr

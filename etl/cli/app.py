@@ -487,9 +487,12 @@ def run(
         from etl.loading import parallel
         from etl.loading.landing import is_landing_url, load_month_from
 
-        if parallel.wanted(workers, dask_address) and not is_landing_url(source):  # each force's files on Dask
+        if parallel.wanted(workers, dask_address):  # each force's files on Dask (a landed month's too)
             with parallel.dask_client(workers, dask_address) as on_dask:
-                reports = parallel.load_source_month(source, month, warehouse, on_dask, force_id=force)
+                if is_landing_url(source):
+                    reports = load_month_from(source, month, warehouse, force_id=force, load=parallel.folder_loader(on_dask))
+                else:
+                    reports = parallel.load_source_month(source, month, warehouse, on_dask, force_id=force)
         else:
             reports = load_month_from(source, month, warehouse, force_id=force)  # LoadFailed: exit 1 (or 2), one line
         summary = _expectations(warehouse)

@@ -259,8 +259,9 @@ def monthly_load(
 ):
     """Load one month of the source's forces and recompute their measures (month 'previous' = the
     previous calendar month in Europe/London time). ``workers`` / ``dask_address`` (else ETL_DASK_WORKERS /
-    ETL_DASK_ADDRESS; default 0 and none: one process): a local folder's forces read and validated on
-    Dask - a local cluster of that many worker processes, or the scheduler at the address (`etl.flows.scale`).
+    ETL_DASK_ADDRESS; default 0 and none: one process): the forces of a local folder or of a landed month read and
+    validated on Dask - a local cluster of that many worker processes, or the scheduler at the address
+    (`etl.flows.scale`).
 
     A landing URL (``file://``, ``s3://``) is waited for until ``deadline`` (ISO time; without a zone,
     London time) or ``wait_minutes`` after the run starts (default: no waiting), expecting ``forces``
@@ -279,7 +280,11 @@ def monthly_load(
             f"{source}: forces, deadline, wait_minutes and storage_options apply to a landing URL (file://..., s3://...); a local folder is loaded as it is"
         )
     with warehouse_slot(warehouse):
-        if landed is not None:
+        if landed is not None and _on_dask(workers, dask_address):
+            from etl.flows import scale
+
+            reports = scale.landed(landed, warehouse, force_id, True, workers, dask_address)
+        elif landed is not None:
             reports = load_landed_task(landed, warehouse, force_id, True)
         elif _on_dask(workers, dask_address):
             from etl.flows import scale

@@ -1,7 +1,8 @@
 """The flows' scale-out on Dask through prefect-dask: a month of several forces, or a backfill of a local
 folder, with each force's files read and validated by a Prefect task on a `DaskTaskRunner`.
 
-`monthly_load` and `backfill` (`etl.flows.monthly`) take ``workers`` and ``dask_address`` (else the
+`monthly_load` (a local folder, or a month taken from a landing zone) and `backfill` (`etl.flows.monthly`) take
+``workers`` and ``dask_address`` (else the
 settings ``ETL_DASK_WORKERS`` and ``ETL_DASK_ADDRESS``; 0 workers and no address: the single-process
 load, unchanged). With Dask, the load runs as a subflow whose task runner is a `DaskTaskRunner`: a
 `distributed.LocalCluster` of that many worker processes, started for the subflow and closed after it,
@@ -14,6 +15,8 @@ One reason to change: how the flows put the load's tasks on Dask.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
@@ -55,9 +58,25 @@ def _dask_workers() -> int:
 @flow(name="load-month-on-dask", log_prints=False)
 def load_month_on_dask(source: str, month: str, warehouse: str, force_id: str | None, compute: bool) -> list[dict]:
     """One month of a local source: each force's files validated on Dask, one commit here (reports as `load_month_task`'s)."""
+    return _month_reports(month, lambda: parallel.load_source_month(source, month, warehouse, _on_dask, force_id=force_id, compute=compute))
+
+
+@flow(name="load-landed-on-dask", log_prints=False)
+def load_landed_on_dask(landed: dict, warehouse: str, force_id: str | None, compute: bool) -> list[dict]:
+    """A month taken from a landing zone (`etl.loading.landing.land_month`): each force's files validated on Dask - read
+    from the raw area when the warehouse is in a bucket, so workers need no disk of this machine - one commit here."""
+    from etl.loading import landing
+
+    month = landed["month"]
+    load = parallel.folder_loader(_on_dask)
+    return _month_reports(month, lambda: landing.load_landed(landing.Landed.from_dict(landed), warehouse, force_id=force_id, compute=compute, load=load))
+
+
+def _month_reports(month: str, load: Callable[[], list[MonthReport]]) -> list[dict]:
+    """A month's reports as the flows give them: a failure of the month (`LoadFailed`) as its one report, with its rule."""
     rule = None
     try:
-        reports = parallel.load_source_month(source, month, warehouse, _on_dask, force_id=force_id, compute=compute)
+        reports = load()
     except LoadFailed as exc:
         reports = [MonthReport(month=month, outcome="missing" if exc.rule == "missing_month" else "failed", message=exc.message)]
         rule = exc.rule
@@ -112,6 +131,11 @@ def prefect_api_url() -> str | None:
 def month(source: str, month: str, warehouse: str, force_id: str | None, compute: bool, workers: int | None, address: str | None) -> list[dict]:
     """`load_month_on_dask` on its task runner."""
     return load_month_on_dask.with_options(task_runner=task_runner(workers, address))(source, month, warehouse, force_id, compute)
+
+
+def landed(landed: dict, warehouse: str, force_id: str | None, compute: bool, workers: int | None, address: str | None) -> list[dict]:
+    """`load_landed_on_dask` on its task runner."""
+    return load_landed_on_dask.with_options(task_runner=task_runner(workers, address))(landed, warehouse, force_id, compute)
 
 
 def backfill(source: str, first: str, last: str, warehouse: str, force_id: str | None, workers: int | None, address: str | None) -> list[dict]:

@@ -700,15 +700,22 @@ def _stage(landing: Landing, arrival: Arrival, to_read: list[str], warehouse: st
 # Loading what landed
 
 
-def load_landed(landed: Landed, warehouse: str | Path, *, force_id: str | None = None, compute: bool = True) -> list[MonthReport]:
+LoadFolder = Callable[..., list[MonthReport]]  # (folder, month, warehouse, *, force_id, compute) -> reports
+
+
+def load_landed(
+    landed: Landed, warehouse: str | Path, *, force_id: str | None = None, compute: bool = True, load: LoadFolder | None = None
+) -> list[MonthReport]:
     """Load a landed month from its staging folder (removed afterwards) and add the force-months that
-    failed for a missing required extract. A lone force folder's failure is raised (`LoadFailed`)."""
+    failed for a missing required extract. A lone force folder's failure is raised (`LoadFailed`).
+    ``load``: how the folder is loaded (default `etl.loading.load.load_source_month`; the Dask path passes its own)."""
     from etl.loading.load import load_source_month
 
+    load = load or load_source_month
     try:
         if landed.single_failure:
             raise LoadFailed(landed.month, landed.single_failure, "file.present")
-        reports = load_source_month(landed.staging, landed.month, warehouse, force_id=force_id, compute=compute) if landed.staging else []
+        reports = load(landed.staging, landed.month, warehouse, force_id=force_id, compute=compute) if landed.staging else []
     finally:
         if landed.staging:
             shutil.rmtree(landed.staging, ignore_errors=True)
@@ -730,10 +737,12 @@ def load_landing_month(
     storage_options: dict | None = None,
     compute: bool = True,
     settings: WaitSettings | None = None,
+    load: LoadFolder | None = None,
 ) -> list[MonthReport]:
-    """A month of a landing zone (URL): wait for its files, copy them to the raw area, load them."""
+    """A month of a landing zone (URL): wait for its files, copy them to the raw area, load them (``load``: as
+    `load_landed`)."""
     landed = land_month(source, month, warehouse, force_id=force_id, forces=forces, deadline=deadline, storage_options=storage_options, settings=settings)
-    return load_landed(landed, warehouse, force_id=force_id, compute=compute)
+    return load_landed(landed, warehouse, force_id=force_id, compute=compute, load=load)
 
 
 def load_month_from(

@@ -15,8 +15,9 @@ on as the single-process load: `validate_references`, `check_across_months`, `bu
 one commit - one writer, all or nothing. The staging area (`staging.shared_stage`: a prefix of a bucket
 under ``ETL_SHARED_STAGING`` for workers on other machines, else a `staging.Stage` under ``ETL_STAGING_DIR``)
 is removed afterwards, also when the load fails. Workers read the source by the parent's paths (a
-`distributed.LocalCluster`, or machines that mount it alike) and the warehouse for the look-ups (the same
-folder, or the same ``s3://`` URL).
+`distributed.LocalCluster`, or machines that mount it alike) - except a month taken from a landing zone into a
+warehouse in a bucket, whose files they read from their raw copies there (`UnitTask.fetch`) - and the warehouse
+for the look-ups (the same folder, or the same ``s3://`` URL).
 
 How the tasks run is the caller's: a function from the list of `UnitTask` to their outcomes, in order -
 `dask_client` (a plain `distributed` client: a local cluster of ``ETL_DASK_WORKERS`` worker processes,
@@ -29,8 +30,11 @@ One reason to change: how a batch's reading and validation is spread over Dask w
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import logging
 import os
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -41,12 +45,13 @@ from typing import Any, cast
 import polars as pl
 
 from etl.core import staging
+from etl.core.audit import LANDING_MANIFEST
 from etl.core.contracts import load_contract
 from etl.core.periods import Month
-from etl.core.storage import is_remote, s3_storage_options
+from etl.core.storage import Location, is_remote, s3_storage_options
 from etl.core.validation import CheckResult, ExtractResult
 from etl.core.warehouse import Warehouse
-from etl.errors import ConfigError
+from etl.errors import ConfigError, TransientError
 from etl.loading import batches as month_batches
 from etl.loading import stages
 from etl.loading.results import BackfillReport, LoadFailed, MonthReport
@@ -82,6 +87,9 @@ class UnitTask:
     months: tuple[MonthFiles, ...]
     warehouse: str  # read for the look-ups of months already loaded
     staging: str  # the run's staging folder: the worker writes its rows there
+    # files to read from the raw area of a warehouse in a bucket rather than by the parent's path (a month landed from a
+    # landing zone): (path relative to ``source``, the raw copy's URL)
+    fetch: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -125,7 +133,11 @@ def validate_unit(task: UnitTask) -> list[UnitMonth]:
 def validate_units(tasks: list[UnitTask]) -> list[list[UnitMonth]]:
     """Read and validate forces' files of a batch with the batch load's own stages (each contract's files of
     the forces in one pass, as in one process), stage the rows in the tasks' staging folder, and describe
-    the outcome of each force-month (per task, in its order)."""
+    the outcome of each force-month (per task, in its order). Files the tasks name in ``fetch`` are read from
+    the raw area (downloaded into a temporary folder laid out as the source), never from the parent's disk."""
+    if any(t.fetch for t in tasks):
+        with tempfile.TemporaryDirectory(prefix="etl-fetch-", dir=staging.staging_root()) as folder:
+            return validate_units([_fetched(t, Path(folder)) for t in tasks])
     first = tasks[0]
     source = Path(first.source)
     wh = Warehouse(first.warehouse)
@@ -154,6 +166,26 @@ def validate_units(tasks: list[UnitTask]) -> list[list[UnitMonth]]:
         order = {m.key: k for k, m in enumerate(t.months)}
         got.sort(key=lambda d: order[d.key])
     return out
+
+
+def _fetched(task: UnitTask, folder: Path) -> UnitTask:
+    """The task over a copy of its source in ``folder``: its ``fetch`` files downloaded from the raw area (by the
+    worker's own storage settings), the paths re-rooted there (names relative to the source stay the same)."""
+    source = Path(task.source)
+
+    def moved(path: str) -> str:
+        return str(folder / Path(path).relative_to(source))
+
+    for rel, url in task.fetch:
+        target = folder / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        location = Location.of(url, "raw copy")
+        try:
+            location.fs.get_file(location.key(), str(target))
+        except OSError as exc:
+            raise TransientError(f"{url}: the raw copy of {rel} could not be read on a Dask worker ({type(exc).__name__}: {exc})") from exc
+    months = tuple(MonthFiles(m.key, m.month, tuple((e, moved(f) if f else None) for e, f in m.files)) for m in task.months)
+    return dataclasses.replace(task, source=str(folder), root=moved(task.root), months=months, fetch=())
 
 
 def _stage_result(r: ExtractResult, folder: str) -> StagedResult:
@@ -213,6 +245,7 @@ def validate_on_workers(batches: list[stages.Batch], wh: Warehouse, run_units: R
     groups: dict[tuple[str, str | None], list[int]] = {}
     for k, (_, u) in enumerate(units):  # a force's months go to one worker, as its look-ups see its earlier months
         groups.setdefault((str(u.planned.root), u.planned.force), []).append(k)
+    fetch = _raw_urls(Path(batches[0].source))
     tasks = [
         UnitTask(
             str(batches[0].source),
@@ -222,6 +255,7 @@ def validate_on_workers(batches: list[stages.Batch], wh: Warehouse, run_units: R
             tuple(MonthFiles(k, units[k][0].month, tuple((c.extract, str(p) if p else None) for c, p in units[k][1].planned.files)) for k in ks),
             str(wh.root),
             str(stage.path),
+            _fetch_for(fetch, Path(batches[0].source), Path(root)),
         )
         for (root, force), ks in groups.items()
     ]
@@ -238,6 +272,24 @@ def validate_on_workers(batches: list[stages.Batch], wh: Warehouse, run_units: R
         u.results = [_result(s, by_extract[s.extract], stage) for s in done.results]
     log.info("%s: read and validated on Dask in %.2f s", batches[0].source, time.perf_counter() - started)
     return stages.validated_batches([stages.ReadBatch(b.plan, b.units) for b in batches], started)
+
+
+def _raw_urls(source: Path) -> dict[str, str]:
+    """For a staging folder made from a landing zone whose raw copies are in a bucket (a warehouse in a bucket): each
+    file's path relative to the folder -> its raw copy's URL (workers on other machines read those, not the folder)."""
+    try:
+        raw = json.loads((source / LANDING_MANIFEST).read_text(encoding="utf-8")).get("raw") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {rel: url for rel, url in raw.items() if isinstance(url, str) and is_remote(url)}
+
+
+def _fetch_for(fetch: dict[str, str], source: Path, root: Path) -> tuple[tuple[str, str], ...]:
+    """The raw copies a force's task reads: the files of its folder and the source's shared reference folder."""
+    if not fetch:
+        return ()
+    mine = root.relative_to(source).as_posix()
+    return tuple(sorted((rel, url) for rel, url in fetch.items() if mine == "." or rel.startswith(f"{mine}/") or rel.startswith("reference/")))
 
 
 def _result(s: StagedResult, contract: Any, stage: Staging) -> ExtractResult:
@@ -264,6 +316,16 @@ def load_source_month(
 ) -> list[MonthReport]:
     """`etl.loading.load.load_source_month` with reading and validation on Dask."""
     return load_batch(plan_source_month(source, month, force_id), Warehouse(warehouse), run_units, compute)
+
+
+def folder_loader(run_units: RunUnits) -> Callable[..., list[MonthReport]]:
+    """`load_source_month` on ``run_units`` as a landing's ``load`` (`etl.loading.landing.load_landed`): a landed
+    month's forces read and validated on Dask (from the raw area when it is in a bucket)."""
+
+    def load(folder: str | Path, month: str, warehouse: str | Path, *, force_id: str | None = None, compute: bool = True) -> list[MonthReport]:
+        return load_source_month(folder, month, warehouse, run_units, force_id=force_id, compute=compute)
+
+    return load
 
 
 def load_months(plans: list[SourcePlan], wh: Warehouse, run_units: RunUnits) -> list[list[MonthReport]]:
