@@ -163,14 +163,34 @@ def reference_rows(results: list[ExtractResult], name: str) -> pl.DataFrame | No
     return tagged.filter(pl.col("__file") == pl.col("__file").max().over("force_id")).drop("__file")
 
 
-def reference_writes(rows: dict[str, pl.DataFrame | None]) -> list[Write]:
-    """Reference data replaces the rows of the forces it covers (one write per reference table)."""
+def reference_writes(rows: dict[str, pl.DataFrame | None], wh: Warehouse | None = None) -> list[Write]:
+    """Reference data replaces the rows of the forces it covers (one write per reference table) - unless the
+    committed table already holds exactly what the write would put there (`unchanged`): the same reference file
+    read again every month is not written again."""
     writes = []
     for name, frame in rows.items():
         forces = frame["force_id"].unique().sort().to_list() if frame is not None else []
-        if forces:
+        if forces and not (wh is not None and unchanged(wh, name, frame, forces)):  # type: ignore[arg-type]
             writes.append(Write(name, frame, "force_id IN (" + ", ".join(sql_literal(f) for f in forces) + ")"))  # type: ignore[arg-type]
     return writes
+
+
+_LINEAGE = ["force_id", "source_file", "source_sha256"]
+
+
+def unchanged(wh: Warehouse, name: str, frame: pl.DataFrame, forces: list[str]) -> bool:
+    """Whether the committed rows of ``forces`` in table ``name`` are those of ``frame``: the same columns and types,
+    and per force the same source files (by sha256) with the same numbers of rows. The rows of a file are its typed
+    text, so the same file under the same column types gives the same rows, and a changed rule or file changes a
+    count, a type or a sha256."""
+    lf = wh.scan(name)
+    if lf is None or any(c not in frame.columns for c in _LINEAGE):
+        return False
+    if dict(lf.collect_schema()) != dict(frame.schema):
+        return False
+    committed = lf.filter(pl.col("force_id").is_in(forces)).group_by(_LINEAGE).agg(pl.len().alias("rows")).collect()
+    new = frame.group_by(_LINEAGE).agg(pl.len().alias("rows"))
+    return committed.sort(_LINEAGE).equals(new.select(committed.columns).sort(_LINEAGE))
 
 
 def reference_after(wh: Warehouse, name: str, new: pl.DataFrame | None) -> pl.DataFrame | None:

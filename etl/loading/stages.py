@@ -439,7 +439,7 @@ def build_writes(batch: CheckedBatch, wh: Warehouse) -> Writes:
     for frame, entry in batch.published:
         writes.append(Write("published_statistics", frame, predicate(source_sha256=entry["sha256"])))
     references = {name: reference_rows(batch.references, name) for name in REFERENCE_EXTRACTS}
-    writes += reference_writes(references)
+    writes += reference_writes(references, wh)
     writes += cross_month.index_writes(wh, batch.contracts, [(u.force, month, r) for u in live for r in u.results], [batch.history], curated)  # type: ignore[misc]
 
     versions = definition_versions()
