@@ -50,9 +50,9 @@ def backfill(
                 reports.append(rep)
                 if on_month:
                     on_month(rep)
-        return _finish(reports, warehouse, first, last, measures, started)
+        return finish_backfill(reports, warehouse, first, last, measures, started)
     reports.extend(load_range(source, first, last, lambda group: load_months(group, wh), force_id=force_id, on_month=on_month))
-    return _finish(reports, warehouse, first, last, measures, started)
+    return finish_backfill(reports, warehouse, first, last, measures, started)
 
 
 def load_range(
@@ -96,7 +96,7 @@ def load_range(
     return reports
 
 
-def _finish(reports: list[MonthReport], warehouse: str | Path, first: str, last: str, measures: bool, started: float) -> BackfillReport:
+def finish_backfill(reports: list[MonthReport], warehouse: str | Path, first: str, last: str, measures: bool, started: float) -> BackfillReport:
     """Refresh the measures of the forces loaded (unless ``measures`` is false) and report."""
     run_id, n = None, 0
     if measures:

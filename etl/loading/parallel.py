@@ -350,12 +350,12 @@ def backfill(
     measures: bool = True,
 ) -> BackfillReport:
     """`etl.loading.backfill.backfill` of a local folder with each batch's reading and validation on Dask."""
-    from etl.loading.backfill import _finish, load_range
+    from etl.loading.backfill import finish_backfill, load_range
 
     started = time.perf_counter()
     wh = Warehouse(warehouse)
     reports = load_range(source, first, last, lambda group: load_months(group, wh, run_units), force_id=force_id, on_month=on_month)
-    return _finish(reports, warehouse, first, last, measures, started)
+    return finish_backfill(reports, warehouse, first, last, measures, started)
 
 
 # ----------------------------------------------------------------------------------------------------
