@@ -25,7 +25,10 @@ The history is read from the indexes of `etl.core.key_index` (the keys of every 
 monthly counts by offence code), written with the curated rows in the same commit: a month's checks read
 the index files that can hold its keys and the counts of its chart's months, never the whole history, and
 cost the same whatever the warehouse holds. In a batch of several months of a force (`Pending`) each
-month's checks see the months before it as month-by-month loading would.
+month's checks see the months before it as month-by-month loading would; what they read of the committed
+tables (which cannot change while the batch holds the warehouse) and make of it - the index's file lists,
+the count files, each force-month's counts by offence group - is kept in ``Pending.memo`` for the batch's
+later months, so that a month of a batch costs a few small frame operations (a ten-year backfill: 120).
 """
 
 from __future__ import annotations
@@ -91,9 +94,15 @@ class _WithPending:
         return pl.concat(parts, how="diagonal_relaxed")
 
 
-def _loaded_pairs(loaded: pl.DataFrame, extract: str, forces: list[str]) -> set[tuple[str, str]]:
+def _loaded_pairs(loaded: pl.DataFrame, extract: str, forces: list[str], memo: dict) -> set[tuple[str, str]]:
+    at = ("loaded pairs", id(loaded), extract, tuple(forces))
+    kept = memo.get(at)
+    if kept is not None and kept[0] is loaded:
+        return kept[1]
     rows = loaded.filter((pl.col("extract") == extract) & pl.col("force_id").is_in(forces)).select("force_id", "month")
-    return set(rows.iter_rows())
+    pairs = set(rows.iter_rows())
+    memo[at] = (loaded, pairs)
+    return pairs
 
 
 def prefetch(
@@ -102,12 +111,15 @@ def prefetch(
     """Read what the declared checks of these (force, extract result) pairs need, one look-up per index.
 
     ``loaded``: force_id, month, extract of the committed loaded extract-months (the audit trail; read here
-    when not given); ``pending``: force-months earlier in a multi-month batch, seen in place of the committed ones."""
+    when not given); ``pending``: force-months earlier in a multi-month batch, seen in place of the committed ones
+    (and its ``memo``: what the batch's earlier months read of the committed tables, which cannot change while
+    the batch holds the warehouse, and made of it)."""
     if loaded is None:
         from etl.loading.measuring import loaded_months
 
         loaded = loaded_months(wh)
     history = History(pending=pending)
+    memo = pending.memo if pending is not None else {}
     by_extract: dict[str, list[tuple[str, ExtractResult]]] = {}
     for force, r in results:
         by_extract.setdefault(r.contract.extract, []).append((force, r))
@@ -117,7 +129,7 @@ def prefetch(
             kind = spec.get("check")
             if kind == "key_in_other_months":
                 column = spec["column"]
-                keys = _keys(items, column)
+                keys = _keys(items, column, month, pending)
                 frame = keys.clear().with_columns(pl.lit(None, pl.Utf8).alias("month"))
                 if keys.height and (wh.has_table(extract) or pending):
                     found = key_index.lookup_keys(
@@ -125,7 +137,7 @@ def prefetch(
                         extract,
                         column,
                         keys.rename({column: "key"}),
-                        _loaded_pairs(loaded, extract, forces),
+                        _loaded_pairs(loaded, extract, forces, memo),
                         pending=pending,
                         skip_months={f: {month} for f in forces},
                     )
@@ -139,7 +151,7 @@ def prefetch(
                 frame = keys.clear()
                 if keys.height and (wh.has_table(lookup) or pending):
                     found = key_index.lookup_keys(
-                        wh, lookup, lookup_column, keys.rename({column: "key"}), _loaded_pairs(loaded, lookup, forces), pending=pending
+                        wh, lookup, lookup_column, keys.rename({column: "key"}), _loaded_pairs(loaded, lookup, forces, memo), pending=pending
                     )
                     history.rebuilt_keys.append(found.rebuilt)
                     frame = found.found.select("force_id", pl.col("key").alias(column)).unique()
@@ -148,23 +160,51 @@ def prefetch(
                 baseline, minimum = int(spec.get("baselineMonths", 24)), int(spec.get("minimumMonths", 6))
                 # Only the months the chart can use: the counts of the previous baseline + 12 months.
                 oldest = str(Month(Month.parse(month).index - baseline - 12))
-                got = key_index.monthly_counts(wh, extract, forces, oldest, month, _loaded_pairs(loaded, extract, forces), pending=pending)
-                counts = None
-                if got is not None:
+                got = key_index.monthly_counts(wh, extract, forces, oldest, month, _loaded_pairs(loaded, extract, forces, memo), pending=pending)
+                if got is None:
+                    judged = volume_checks(items, month, baseline, minimum, None)
+                else:
                     history.rebuilt_counts.append(got.rebuilt)
-                    counts = got.counts
-                judged = volume_checks(items, month, baseline, minimum, counts)
+                    current = _current_sums(extract, month, items, memo, pending)
+                    judged = _volume_verdicts([f for f, _ in items], month, baseline, minimum, _history_sums(got, memo), current)
                 history.volume_checks.update({(extract, f): c for f, c in judged.items()})
     return history
 
 
-def _keys(items: list[tuple[str, ExtractResult]], column: str) -> pl.DataFrame:
+def _current_sums(extract: str, month: str, items: list[tuple[str, ExtractResult]], memo: dict, pending: Pending | None) -> dict[str, dict[str, int]]:
+    """force -> offence group -> count of this month's recorded rows (`_group_sums`), from `key_index.count_rows` of
+    each force (one query for them all); with ``pending`` (a batch) the counts are noted for when the month is added."""
+    if len(items) == 1:
+        force, r = items[0]
+        counted = key_index.count_rows(extract, force, month, r.clean)
+        by_force = {force: counted}
+    else:
+        rows = pl.concat(
+            [r.clean.lazy().select(pl.lit(f, pl.Utf8).alias("force_id"), pl.lit(month, pl.Utf8).alias("month"), "status", "hocr_code") for f, r in items]
+        )
+        counted = key_index.count_rows_of(extract, rows, [(f, month) for f, _ in items])
+        by_force = {f: frame for (f,), frame in counted.partition_by("force_id", as_dict=True).items()} if pending is not None else {}
+    if pending is not None:
+        for f, r in items:
+            pending.note_counts(extract, f, month, r.clean, by_force[f])
+    sums = _sums_of(counted, memo)
+    return {f: sums.get((f, month), {}) for f, _ in items}
+
+
+def _keys(items: list[tuple[str, ExtractResult]], column: str, month: str | None = None, pending: Pending | None = None) -> pl.DataFrame:
     """force_id and the non-null keys of the items (repeats kept: each look-up only asks whether a key is there).
 
     Read lazily and streamed: a file validated in chunks keeps its rows on disk (`etl.core.staging`), so
-    only the key column is ever held."""
+    only the key column is ever held. With ``pending`` (a batch), each force's smallest and largest key is
+    noted for when its month is added (``month``: the month of the items)."""
     parts = [r.clean.lazy().select(pl.lit(force, pl.Utf8).alias("force_id"), pl.col(column).cast(pl.Utf8)).drop_nulls() for force, r in items]
-    return pl.concat(parts).collect(engine="streaming")
+    keys = pl.concat(parts).collect(engine="streaming")
+    if pending is not None and month is not None:
+        extract = items[0][1].contract.extract
+        bounds = key_index.force_bounds(keys.rename({column: "key"}))
+        for force, r in items:
+            pending.note_bounds(extract, force, month, column, r.clean, bounds.get(force, (None, None)))
+    return keys
 
 
 def index_writes(
@@ -258,7 +298,8 @@ def continuity(loaded: list[str], month: str) -> CheckResult:
     months = sorted({*loaded, month})
     first, last = Month.parse(months[0]), Month.parse(months[-1])
     span = [str(Month(i)) for i in range(first.index, last.index + 1)]
-    missing = [m for m in span if m not in set(months)]
+    have = set(months)
+    missing = [m for m in span if m not in have]
     detail = None
     if missing:
         shown = ", ".join(missing[:12]) + (f" and {len(missing) - 12} more" if len(missing) > 12 else "")
@@ -269,7 +310,11 @@ def continuity(loaded: list[str], month: str) -> CheckResult:
 def key_in_other_months(result: ExtractResult, force: str, month: str, column: str, earlier: pl.DataFrame | None) -> CheckResult:
     """``earlier``: the force's committed rows of other months whose key is among this month's (column, month)."""
     desc = f"a {column} of this month was not already loaded in another month"
-    n_keys = int(result.clean.lazy().select(pl.col(column).drop_nulls().n_unique()).collect(engine="streaming").item())
+    clean = result.clean
+    if isinstance(clean, pl.DataFrame):  # rows held: counted in place, no query to plan
+        n_keys = clean.get_column(column).drop_nulls().n_unique()
+    else:
+        n_keys = int(clean.lazy().select(pl.col(column).drop_nulls().n_unique()).collect(engine="streaming").item())
     if earlier is None or n_keys == 0 or earlier.height == 0:
         return CheckResult(f"{column}.not_in_other_months", column, desc, "warning", True, 0, n_keys)
     dup_keys = earlier[column].n_unique()
@@ -297,94 +342,153 @@ def key_loaded(
     return CheckResult(f"{column}.refers_to_loaded_{lookup}", column, desc, "warning", n == 0, n, keys_height, detail)
 
 
+ALL_RECORDED = "all_recorded_crime"  # the volume check's series of every recorded crime, whatever its offence group
+
+
 def volume_checks(
     items: list[tuple[str, ExtractResult]], month: str, baseline_months: int, minimum_months: int, counts: pl.DataFrame | None
 ) -> dict[str, CheckResult]:
     """Check ``volume_vs_history`` for every force of a batch at once: each offence group's count this
     month against an XmR chart of the force's previous months (one set of frame operations, keyed by force).
 
-    ``counts``: force_id, month, hocr_code, n of the committed recorded rows (None: table never loaded)."""
-    check = "volume.within_normal_range"
-    desc = f"each offence group's monthly count is inside its normal range (XmR limits over up to {baseline_months} previous loaded months)"
-    idx = Month.parse(month).index
-    out: dict[str, CheckResult] = {}
+    ``counts``: force_id, month, hocr_code, n of the committed recorded rows (None: table never loaded).
+    (`prefetch` judges the same way from the counts as `key_index.monthly_counts` reads them, see `_volume_verdicts`.)"""
     forces = [f for f, _ in items]
     if counts is None or counts.height == 0:
-        return {f: CheckResult(check, None, desc, "warning", True, 0, 0, "not checked: no history loaded yet") for f in forces}
-    history = counts.select("force_id", "month", "hocr_code", "n").with_columns(_month_index("month").alias("idx")).filter(pl.col("idx") < idx)
-    # each force's chart months: its latest `baseline_months` loaded months before this one
-    chart = (
-        history.select("force_id", "idx")
-        .unique()
-        .filter(pl.col("idx").rank("ordinal", descending=True).over("force_id") <= baseline_months)
-        .sort("force_id", "idx")
+        return {f: _not_checked(baseline_months, "no history loaded yet") for f in forces}
+    history: dict[str, dict[str, dict[str, int]]] = {}
+    for (f, m), sums in _group_sums(counts).items():
+        history.setdefault(f, {})[m] = sums
+    now = {f: _group_sums(key_index.count_rows("", f, month, r.clean).filter(pl.col("n") > 0)).get((f, month), {}) for f, r in items}
+    return _volume_verdicts(forces, month, baseline_months, minimum_months, history, now)
+
+
+def _volume_description(baseline_months: int) -> str:
+    return f"each offence group's monthly count is inside its normal range (XmR limits over up to {baseline_months} previous loaded months)"
+
+
+def _not_checked(baseline_months: int, why: str) -> CheckResult:
+    return CheckResult("volume.within_normal_range", None, _volume_description(baseline_months), "warning", True, 0, 0, "not checked: " + why)
+
+
+def _index(month: str) -> int:
+    """A ``YYYY-MM`` month's index, as `etl.core.periods.month_index_expr` makes it."""
+    return int(month[:4]) * 12 + int(month[5:7]) - 1
+
+
+def _group_sums(counts: pl.DataFrame) -> dict[tuple[str, str], dict[str, int]]:
+    """(force, month) -> offence group -> count, for every force-month with a row in ``counts`` (force_id, month,
+    hocr_code, n): each group of the offence groups definitions its codes belong to that month, and every code
+    (in a group or not) as `ALL_RECORDED`."""
+    rows = counts.select("force_id", "month", pl.col("hocr_code").cast(pl.Utf8), pl.col("n").cast(pl.Int64))
+    groups = load_offence_groups().membership
+    in_group = (
+        rows.with_columns(_month_index("month").alias("idx"))
+        .join(groups, left_on="hocr_code", right_on="code")
+        .filter((pl.col("idx") >= pl.col("from_index")) & (pl.col("idx") <= pl.col("to_index")))
+        .group_by("force_id", "month", "group")
+        .agg(pl.col("n").sum())
     )
-    months = {f: list(v) for f, v in chart.group_by("force_id").agg(pl.col("idx").sort()).iter_rows()}
-    with_history = set(counts["force_id"].unique().to_list())
+    totals = rows.group_by("force_id", "month").agg(pl.col("n").sum())
+    out: dict[tuple[str, str], dict[str, int]] = {(f, m): {ALL_RECORDED: n} for f, m, n in zip(*(totals[c].to_list() for c in ("force_id", "month", "n")))}
+    for f, m, g, n in zip(*(in_group[c].to_list() for c in ("force_id", "month", "group", "n"))):
+        out[(f, m)][g] = n
+    return out
+
+
+def _sums_of(frame: pl.DataFrame, memo: dict) -> dict[tuple[str, str], dict[str, int]]:
+    """`_group_sums` of a frame of `key_index.count_rows` rows (those of n > 0, as `key_index.monthly_counts` counts
+    them), made once per frame (kept in ``memo`` with the frame: a batch's months read the same frames)."""
+    at = ("group sums", id(frame))
+    kept = memo.get(at)
+    if kept is not None and kept[0] is frame:
+        return kept[1]
+    sums = _group_sums(frame.filter(pl.col("n") > 0))
+    memo[at] = (frame, sums)
+    return sums
+
+
+def _history_sums(got: key_index.CountLookup, memo: dict) -> dict[str, dict[str, dict[str, int]]]:
+    """force -> month -> offence group -> count of the months `key_index.monthly_counts` found (a month with a row)."""
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for frame, pairs in got.parts:
+        if not pairs:
+            continue
+        sums = _sums_of(frame, memo)
+        for pair in pairs:
+            found = sums.get(pair)
+            if found is None:
+                continue
+            mine = out.setdefault(pair[0], {})
+            into = mine.get(pair[1])
+            if into is None:
+                mine[pair[1]] = dict(found)
+            else:  # rows of the force-month in two frames: counted together
+                for g, n in found.items():
+                    into[g] = into.get(g, 0) + n
+    return out
+
+
+def _volume_verdicts(
+    forces: list[str], month: str, baseline_months: int, minimum_months: int, history: dict[str, dict[str, dict[str, int]]], now: dict[str, dict[str, int]]
+) -> dict[str, CheckResult]:
+    """The verdicts of `volume_checks`: ``history`` force -> month -> offence group -> count of every month of the
+    force with a count (a loaded month's recorded rows), ``now`` force -> offence group -> count this month.
+
+    Each force's chart months are its latest ``baseline_months`` months with a count before this one; each group
+    any of them or this month has is charted over them, 0 in a month without it (one XmR query for all forces)."""
+    check, desc = "volume.within_normal_range", _volume_description(baseline_months)
+    idx = _index(month)
+    out: dict[str, CheckResult] = {}
+    months: dict[str, list[int]] = {}
+    past: dict[str, dict[int, dict[str, int]]] = {}
     for f in forces:
-        if f not in with_history:
-            out[f] = CheckResult(check, None, desc, "warning", True, 0, 0, "not checked: no history loaded yet")
-        elif len(months.get(f, [])) < minimum_months:
-            out[f] = CheckResult(
-                check, None, desc, "warning", True, 0, 0, f"not checked: {len(months.get(f, []))} previous month(s) loaded, {minimum_months} needed"
-            )
-    todo = [(f, r) for f, r in items if f not in out]
+        if not history.get(f):
+            out[f] = _not_checked(baseline_months, "no history loaded yet")
+            continue
+        past[f] = {_index(m): sums for m, sums in history[f].items()}
+        before = sorted(i for i in past[f] if i < idx)
+        months[f] = before[-baseline_months:] if baseline_months > 0 else []
+        if len(months[f]) < minimum_months:
+            out[f] = _not_checked(baseline_months, f"{len(months[f])} previous month(s) loaded, {minimum_months} needed")
+    todo = [f for f in forces if f not in out]
     if not todo:
         return out
-    # one lazy query from here to the judged points (a few milliseconds, whatever the number of forces)
-    chart_l = chart.lazy().filter(pl.col("force_id").is_in([f for f, _ in todo]))
-    history_l = history.lazy().join(chart_l, on=["force_id", "idx"], how="semi")
-    current = (
-        pl.concat([r.clean.lazy().select(pl.lit(f, pl.Utf8).alias("force_id"), "status", "hocr_code") for f, r in todo])
-        .filter(pl.col("status") == "recorded")
-        .group_by("force_id", "hocr_code")
-        .agg(pl.len().cast(pl.Int64).alias("n"))
-        .with_columns(pl.lit(idx, pl.Int32).alias("idx"))
+    points: dict[str, list] = {"force_id": [], "group": [], "idx": [], "n": []}
+    current: dict[str, list] = {"force_id": [], "group": [], "n": []}
+    for f in todo:
+        chart, this = [past[f][i] for i in months[f]], now.get(f, {})
+        for g in sorted(set(this).union(*chart)):
+            points["force_id"] += [f] * len(chart)
+            points["group"] += [g] * len(chart)
+            points["idx"] += months[f]
+            points["n"] += [sums.get(g, 0) for sums in chart]
+            current["force_id"].append(f)
+            current["group"].append(g)
+            current["n"].append(this.get(g, 0))
+    schema = {"force_id": pl.Utf8, "group": pl.Utf8, "idx": pl.Int32, "n": pl.Int64}
+    limits = xmr.limits(pl.DataFrame(points, schema=schema), ["force_id", "group"], "n", "idx", no_range="unknown")
+    judged = (
+        pl.DataFrame(current, schema={k: schema[k] for k in current})
+        .join(limits, on=["force_id", "group"])
+        .select("force_id", "group", "n", "lower", "upper", xmr.outside(pl.col("n")).alias("outside"))
     )
-    cols = ["force_id", "idx", "hocr_code", "n"]
-    both = pl.concat([history_l.select(cols), current.select(cols)])
-    groups = load_offence_groups().membership.lazy()
-    in_group = both.join(groups, left_on="hocr_code", right_on="code").filter((pl.col("idx") >= pl.col("from_index")) & (pl.col("idx") <= pl.col("to_index")))
-    series = pl.concat(
-        [
-            in_group.group_by("force_id", "group", "idx").agg(pl.col("n").sum()),
-            both.group_by("force_id", "idx")
-            .agg(pl.col("n").sum())
-            .with_columns(pl.lit("all_recorded_crime").alias("group"))
-            .select("force_id", "group", "idx", "n"),
-        ]
-    )
-    # every group a force has, in every chart month and this one (a month without the group counts 0)
-    grid = (
-        series.select("force_id", "group")
-        .unique()
-        .join(
-            pl.concat(
-                [
-                    chart_l.select("force_id", pl.col("idx").cast(pl.Int32)),
-                    pl.LazyFrame({"force_id": [f for f, _ in todo]}).with_columns(pl.lit(idx, pl.Int32).alias("idx")),
-                ]
-            ),
-            on="force_id",
-        )
-    )
-    series = grid.join(series, on=["force_id", "group", "idx"], how="left").with_columns(pl.col("n").fill_null(0)).sort("force_id", "group", "idx")
-    limits = cast(pl.LazyFrame, xmr.limits(cast(pl.DataFrame, series.filter(pl.col("idx") != idx)), ["force_id", "group"], "n", "idx", no_range="unknown"))
-    now = series.filter(pl.col("idx") == idx).join(limits, on=["force_id", "group"])
-    judged = now.with_columns(xmr.outside(pl.col("n")).alias("outside")).collect()
-    judged_groups = dict(judged.group_by("force_id").agg(pl.len()).iter_rows())
-    outside_all = judged.filter(pl.col("outside")).sort("force_id", "group")
-    outside_by_force = {f: rows for (f,), rows in outside_all.partition_by("force_id", as_dict=True).items()} if outside_all.height else {}
-    for f, _ in todo:
-        n_groups = int(judged_groups.get(f, 0))
-        outside = outside_by_force.get(f)
+    judged_groups: dict[str, int] = {}
+    outside_by_force: dict[str, list[tuple[str, int, float, float]]] = {}
+    for f, g, n, lower, upper, outside in sorted(judged.iter_rows()):  # by force and group
+        judged_groups[f] = judged_groups.get(f, 0) + 1
+        if outside:
+            outside_by_force.setdefault(f, []).append((g, n, lower, upper))
+    for f in todo:
+        n_groups = judged_groups.get(f, 0)
+        outside_rows = outside_by_force.get(f, [])
         span = f"{Month(months[f][0])}..{Month(months[f][-1])}, {len(months[f])} months"
-        if outside is None or outside.height == 0:
+        if not outside_rows:
             out[f] = CheckResult(check, None, desc, "warning", True, 0, n_groups, f"all {n_groups} groups inside their XmR limits ({span})")
             continue
-        parts = [f"{r['group']}: {r['n']} vs normal range {_limit(r['lower'])}-{_limit(r['upper'])}" for r in outside.iter_rows(named=True)]
-        detail = f"{outside.height} group(s) outside their normal range in {month} (XmR over {span}): " + "; ".join(parts)
-        out[f] = CheckResult(check, None, desc, "warning", False, outside.height, n_groups, detail)
+        parts = [f"{g}: {n} vs normal range {_limit(lower)}-{_limit(upper)}" for g, n, lower, upper in outside_rows]
+        detail = f"{len(outside_rows)} group(s) outside their normal range in {month} (XmR over {span}): " + "; ".join(parts)
+        out[f] = CheckResult(check, None, desc, "warning", False, len(outside_rows), n_groups, detail)
     return out
 
 

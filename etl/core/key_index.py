@@ -97,6 +97,13 @@ def _label(value: str, name: str) -> pl.Expr:
     return pl.lit(value).cast(pl.Categorical).alias(name)
 
 
+def key_bounds(clean: pl.DataFrame | pl.LazyFrame, column: str) -> tuple[str | None, str | None]:
+    """The smallest and largest non-null key of a force-month's column, as text ((None, None) without one)."""
+    key = pl.col(column).cast(pl.Utf8)
+    lo, hi = clean.lazy().select(key.min().alias("lo"), key.max().alias("hi")).collect().row(0)
+    return lo, hi
+
+
 def count_rows(extract: str, force: str, month: str, clean: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     """The volume counts of one force-month: recorded rows by offence code, and the row marking it counted."""
     counts = clean.lazy().filter(pl.col("status") == "recorded").group_by(pl.col("hocr_code").cast(pl.Utf8)).agg(pl.len().cast(pl.Int64).alias("n")).collect()
@@ -198,16 +205,36 @@ def index_writes(
 
 @dataclass
 class Pending:
-    """Force-months validated earlier in a multi-month batch, not committed yet: (extract, force, month) -> clean rows."""
+    """Force-months validated earlier in a multi-month batch, not committed yet: (extract, force, month) -> clean rows.
+
+    It lives as long as the batch, which holds the warehouse from its first month's checks to its one commit, so the
+    committed tables cannot change under it: ``memo`` keeps what the checks of one month read of them (index file lists,
+    count files, the loaded months) and made of it, for the batch's later months (`etl.core.cross_month`). What a
+    month's checks make of its own rows (its counts, its key range) is noted (`note_counts`, `note_bounds`) and
+    taken up once the month is added, instead of being made again from the same rows."""
 
     clean: dict[tuple[str, str, str], pl.DataFrame] = field(default_factory=dict)
     published: list[pl.DataFrame] = field(default_factory=list)  # published statistics workbooks the earlier months load
+    memo: dict = field(default_factory=dict)
     _keys: dict[tuple[str, str, str, str], pl.DataFrame] = field(default_factory=dict)  # (extract, force, month, column) -> key
     _counts: dict[tuple[str, str, str], pl.DataFrame] = field(default_factory=dict)  # (extract, force, month) -> count_rows
     _bounds: dict[tuple[str, str, str, str], tuple[str | None, str | None]] = field(default_factory=dict)
+    _noted: dict[tuple, tuple[object, object]] = field(default_factory=dict)  # what was made of a month's rows before it was added
 
     def add(self, extract: str, force: str, month: str, clean: pl.DataFrame) -> None:
         self.clean[(extract, force, month)] = clean
+
+    def note_counts(self, extract: str, force: str, month: str, clean: pl.DataFrame | pl.LazyFrame, counts: pl.DataFrame) -> None:
+        """``counts``: `count_rows` of ``clean``, to be `counts` once ``clean`` is added for the force-month."""
+        self._noted[("counts", extract, force, month)] = (clean, counts)
+
+    def note_bounds(self, extract: str, force: str, month: str, column: str, clean: pl.DataFrame | pl.LazyFrame, bounds: tuple[str | None, str | None]) -> None:
+        """``bounds``: the smallest and largest key of ``clean``'s column, to be `bounds` once ``clean`` is added."""
+        self._noted[("bounds", extract, force, month, column)] = (clean, bounds)
+
+    def _taken(self, kind: str, at: tuple, clean: object) -> object | None:
+        noted = self._noted.get((kind, *at))
+        return noted[1] if noted is not None and noted[0] is clean else None
 
     def keys(self, extract: str, force: str, month: str, column: str) -> pl.DataFrame:
         """The force-month's distinct non-null keys of a column (made once)."""
@@ -221,15 +248,18 @@ class Pending:
         """The smallest and largest key of the force-month (None, None without one; made once)."""
         at = (extract, force, month, column)
         if at not in self._bounds:
-            k = self.keys(extract, force, month, column)["key"]
-            self._bounds[at] = (k.min(), k.max()) if k.len() else (None, None)  # type: ignore[assignment]
+            clean = self.clean[(extract, force, month)]
+            taken = self._taken("bounds", at, clean)
+            self._bounds[at] = taken if taken is not None else key_bounds(clean, column)  # type: ignore[assignment]
         return self._bounds[at]
 
     def counts(self, extract: str, force: str, month: str) -> pl.DataFrame:
         """The force-month's `count_rows` (made once)."""
         k = (extract, force, month)
         if k not in self._counts:
-            self._counts[k] = count_rows(extract, force, month, self.clean[k])
+            clean = self.clean[k]
+            taken = self._taken("counts", k, clean)
+            self._counts[k] = taken if taken is not None else count_rows(extract, force, month, clean)  # type: ignore[assignment]
         return self._counts[k]
 
     def pairs(self, extract: str, forces: Iterable[str]) -> set[tuple[str, str]]:
@@ -297,54 +327,114 @@ def lookup_keys(
 
     ``loaded``: the extract's loaded (force, month) pairs of the keys' forces, from the audit trail (any the
     index lacks is indexed from the curated table); ``pending``: force-months of the batch that replace the
-    committed ones; ``skip_months``: force -> months not wanted (e.g. the month being checked)."""
+    committed ones (its ``memo`` keeps the index's file list, the files read and the force-months indexed again
+    for the batch's later months); ``skip_months``: force -> months not wanted (e.g. the month being checked)."""
     name = indexed_name(extract, column)
-    forces = sorted(keys["force_id"].unique().to_list())
+    memo = pending.memo if pending is not None else {}
+    bounds = force_bounds(keys)  # the keys' forces, each with its smallest and largest key
+    forces = sorted(bounds)
     skip = skip_months or {}
     replaced = pending.pairs(extract, forces) if pending else set()
-    files = wh.files(KEY_INDEX)
-    mine = pl.DataFrame(schema={"path": pl.Utf8, "force_id": pl.Utf8, "month": pl.Utf8, "lo": pl.Utf8, "hi": pl.Utf8})
-    if files is not None and files.height and "partition.indexed" in files.columns:
-        mine = files.filter((pl.col("partition.indexed") == name) & pl.col("partition.force_id").is_in(forces)).select(
-            "path",
-            pl.col("partition.force_id").alias("force_id"),
-            pl.col("partition.month").alias("month"),
-            pl.col("min.key").cast(pl.Utf8).alias("lo") if "min.key" in files.columns else pl.lit(None, pl.Utf8).alias("lo"),
-            pl.col("max.key").cast(pl.Utf8).alias("hi") if "max.key" in files.columns else pl.lit(None, pl.Utf8).alias("hi"),
-        )
-    indexed = set(mine.select("force_id", "month").iter_rows())
-    wanted = {(f, m) for f, m in loaded if f in set(forces)}
+    mine = _index_files(wh, name, forces, memo)
+    indexed = {(f, m) for _, f, m, _, _ in mine}
+    wanted = {(f, m) for f, m in loaded if f in bounds}
     missing = {p for p in wanted - indexed - replaced if p[1] not in skip.get(p[0], set())}
     rebuilt = pl.DataFrame(schema=KEY_SCHEMA)
     parts: list[pl.DataFrame] = []
     if missing:
-        rows = _curated_pairs(wh, extract, missing, [column])
-        if rows is not None:
-            groups = {(f, m): g for (f, m), g in rows.partition_by("force_id", "month", as_dict=True).items()} if rows.height else {}
-            rebuilt = pl.concat(
-                [key_rows(extract, column, f, m, groups.get((f, m), pl.DataFrame(schema={column: rows.schema[column]}))) for f, m in sorted(missing)]
-            )
+        made = _indexed_again(wh, extract, column, missing, memo)
+        if made is not None:
+            rebuilt = pl.concat(made)
             parts.append(rebuilt.select("force_id", "key", "month"))
-    usable = mine.join(_pairs_frame(replaced | {(f, m) for f, ms in skip.items() for m in ms}), on=["force_id", "month"], how="anti")
-    paths = _files_holding(usable, keys)
+    gone = replaced | {(f, m) for f, ms in skip.items() for m in ms}
+    near = [row for row in mine if (row[1], row[2]) not in gone and _meets(row[3], row[4], bounds.get(row[1]))]
+    paths = _files_holding(pl.DataFrame(near, schema=_FILE_SCHEMA, orient="row"), keys) if near else []
     for path, force, month in paths:
-        parts.append(
-            pl.read_parquet(path, columns=["key"], storage_options=wh.storage_options)
-            .drop_nulls()
-            .select(pl.lit(force).alias("force_id"), "key", pl.lit(month).alias("month"))
-        )
+        parts.append(_key_file(wh, path, memo).select(pl.lit(force).alias("force_id"), "key", pl.lit(month).alias("month")))
     if pending:
         ranges = [(f, m, *pending.bounds(extract, f, m, column)) for f, m, _ in pending.frames(extract, forces) if m not in skip.get(f, set())]
-        holding = pl.DataFrame(ranges, schema={"path": pl.Utf8, "month": pl.Utf8, "lo": pl.Utf8, "hi": pl.Utf8}, orient="row").with_columns(
-            pl.col("path").alias("force_id")
-        )
-        for f, _, m in _files_holding(holding, keys):  # only the pending months whose key range holds one of the keys
-            k = pending.keys(extract, f, m, column)
-            parts.append(k.select(pl.lit(f).alias("force_id"), "key", pl.lit(m).alias("month")))
+        ranges = [r for r in ranges if _meets(r[2], r[3], bounds.get(r[0]))]  # (force, month, smallest, largest key)
+        if ranges:
+            holding = pl.DataFrame(ranges, schema={"path": pl.Utf8, "month": pl.Utf8, "lo": pl.Utf8, "hi": pl.Utf8}, orient="row").with_columns(
+                pl.col("path").alias("force_id")
+            )
+            for f, _, m in _files_holding(holding, keys):  # only the pending months whose key range holds one of the keys
+                k = pending.keys(extract, f, m, column)
+                parts.append(k.select(pl.lit(f).alias("force_id"), "key", pl.lit(m).alias("month")))
     found = pl.concat(parts).drop_nulls("key") if parts else pl.DataFrame(schema={"force_id": pl.Utf8, "key": pl.Utf8, "month": pl.Utf8})
     if found.height:
         found = found.join(keys.select("force_id", "key"), on=["force_id", "key"], how="semi")
     return KeyLookup(found, rebuilt)
+
+
+_FILE_SCHEMA = {"path": pl.Utf8, "force_id": pl.Utf8, "month": pl.Utf8, "lo": pl.Utf8, "hi": pl.Utf8}
+
+
+def force_bounds(keys: pl.DataFrame) -> dict[str, tuple[str | None, str | None]]:
+    """force_id -> (smallest, largest) key of ``keys`` (force_id, key), for every force in it."""
+    if keys.height == 0:
+        return {}
+    force = keys.get_column("force_id")
+    first = force[0]
+    if first is not None and force.null_count() == 0 and bool((force == first).all()):  # one force (a force's months): no grouping
+        k = keys.get_column("key")
+        return {first: (k.min(), k.max())}  # type: ignore[dict-item]
+    agg = keys.group_by("force_id").agg(pl.col("key").min().alias("lo"), pl.col("key").max().alias("hi"))
+    return {f: (lo, hi) for f, lo, hi in agg.iter_rows()}
+
+
+def _meets(lo: str | None, hi: str | None, bounds: tuple[str | None, str | None] | None) -> bool:
+    """Whether a file's [lo, hi] key range (both known) meets a force's [smallest, largest] key (as `_files_holding` first asks)."""
+    if lo is None or hi is None or bounds is None or bounds[0] is None or bounds[1] is None:
+        return False
+    return lo <= bounds[1] and bounds[0] <= hi
+
+
+def _index_files(wh: Warehouse, name: str, forces: list[str], memo: dict) -> list[tuple[str, str, str, str | None, str | None]]:
+    """(path, force, month, smallest key, largest key) of the key_index files of ``name`` and the forces (kept in ``memo``)."""
+    at = ("key_index files", name, tuple(forces))
+    if at in memo:
+        return memo[at]
+    files = wh.files(KEY_INDEX)
+    rows: list = []
+    if files is not None and files.height and "partition.indexed" in files.columns:
+        rows = (
+            files.filter((pl.col("partition.indexed") == name) & pl.col("partition.force_id").is_in(forces))
+            .select(
+                "path",
+                pl.col("partition.force_id").alias("force_id"),
+                pl.col("partition.month").alias("month"),
+                pl.col("min.key").cast(pl.Utf8).alias("lo") if "min.key" in files.columns else pl.lit(None, pl.Utf8).alias("lo"),
+                pl.col("max.key").cast(pl.Utf8).alias("hi") if "max.key" in files.columns else pl.lit(None, pl.Utf8).alias("hi"),
+            )
+            .rows()
+        )
+    memo[at] = rows
+    return rows
+
+
+def _key_file(wh: Warehouse, path: str, memo: dict) -> pl.DataFrame:
+    """The non-null keys of a key_index file (kept in ``memo``)."""
+    at = ("key_index file", path)
+    if at not in memo:
+        memo[at] = pl.read_parquet(path, columns=["key"], storage_options=wh.storage_options).drop_nulls()
+    return memo[at]
+
+
+def _indexed_again(wh: Warehouse, extract: str, column: str, missing: set[tuple[str, str]], memo: dict) -> list[pl.DataFrame] | None:
+    """`key_rows` of loaded force-months the index lacks, made from the curated table (None without it), in
+    force-month order; each made once (kept in ``memo``)."""
+    at = ("indexed again", extract, column)
+    made: dict[tuple[str, str], pl.DataFrame] = memo.setdefault(at, {})
+    todo = missing - set(made)
+    if todo:
+        rows = _curated_pairs(wh, extract, todo, [column])
+        if rows is None:
+            return None
+        groups = {(f, m): g for (f, m), g in rows.partition_by("force_id", "month", as_dict=True).items()} if rows.height else {}
+        for f, m in todo:
+            made[(f, m)] = key_rows(extract, column, f, m, groups.get((f, m), pl.DataFrame(schema={column: rows.schema[column]})))
+    return [made[p] for p in sorted(missing)]
 
 
 def _files_holding(files: pl.DataFrame, keys: pl.DataFrame) -> list[tuple[str, str, str]]:
@@ -368,47 +458,95 @@ def _files_holding(files: pl.DataFrame, keys: pl.DataFrame) -> list[tuple[str, s
 
 @dataclass
 class CountLookup:
-    counts: pl.DataFrame  # force_id, month, hocr_code, n (recorded rows by code)
+    """What `monthly_counts` found: the counts as the frames they were read or made in (``parts``: each a frame of
+    `count_rows` rows with the (force, month) pairs of it that count), and the count rows made for loaded
+    force-months the counts lacked (to be written with the run). A frame is the same object for every month
+    of a batch that reads it, so what is made of it can be kept (`etl.core.cross_month`)."""
+
+    parts: list[tuple[pl.DataFrame, set[tuple[str, str]]]]
     rebuilt: pl.DataFrame  # volume_counts rows
+
+    @property
+    def counts(self) -> pl.DataFrame:
+        """force_id, month, hocr_code, n: the recorded rows by offence code of the pairs that count (n > 0)."""
+        frames = [f.join(_pairs_frame(pairs), on=["force_id", "month"], how="semi") for f, pairs in self.parts if pairs]
+        rows = pl.concat(frames) if frames else pl.DataFrame(schema=COUNT_SCHEMA)
+        return rows.filter(pl.col("n") > 0).select("force_id", "month", "hocr_code", "n")
 
 
 def monthly_counts(
     wh: Warehouse, extract: str, forces: list[str], first: str, before: str, loaded: set[tuple[str, str]], *, pending: Pending | None = None
 ) -> CountLookup | None:
     """Recorded rows by offence code of the forces' months in [first, before), committed (pending force-months
-    of the batch replacing theirs), or None when the extract was never loaded. Reads the count files of those
-    months only; a loaded force-month the counts lack is counted from the curated table."""
-    if wh.scan(extract) is None and not pending:
+    of the batch replacing theirs), or None when the extract was never loaded. Reads the count files that can
+    hold those months only (each once in a batch: ``pending.memo``); a loaded force-month the counts lack is
+    counted from the curated table."""
+    if not wh.has_table(extract) and not pending:
         return None
+    memo = pending.memo if pending is not None else {}
     replaced = pending.pairs(extract, forces) if pending else set()
-    files = wh.files(VOLUME_COUNTS)
-    read = pl.DataFrame(schema=COUNT_SCHEMA)
-    if files is not None and files.height:
-        lo = pl.col("min.month") if "min.month" in files.columns else pl.lit(None, pl.Utf8)
-        hi = pl.col("max.month") if "max.month" in files.columns else pl.lit(None, pl.Utf8)
-        chosen = files.filter((hi.is_null() | (hi >= first)) & (lo.is_null() | (lo < before)))["path"].to_list()
-        if chosen:
-            read = (
-                pl.scan_parquet(chosen, storage_options=wh.storage_options)
-                .filter((pl.col("extract") == extract) & pl.col("force_id").is_in(forces) & (pl.col("month") >= first) & (pl.col("month") < before))
-                .select(list(COUNT_SCHEMA))
-                .collect()
-            )
-    if replaced:
-        read = read.join(_pairs_frame(replaced), on=["force_id", "month"], how="anti")
-    counted = set(read.select("force_id", "month").unique().iter_rows())
-    wanted = {(f, m) for f, m in loaded if f in set(forces) and first <= m < before}
+    parts: list[tuple[pl.DataFrame, set[tuple[str, str]]]] = []
+    counted: set[tuple[str, str]] = set()
+    wanted_forces = set(forces)
+    for frame, pairs in _count_files(wh, extract, forces, first, before, memo):
+        use = {(f, m) for f, m in pairs if f in wanted_forces and first <= m < before and (f, m) not in replaced}
+        counted |= use
+        parts.append((frame, use))
+    wanted = {(f, m) for f, m in loaded if f in wanted_forces and first <= m < before}
     missing = wanted - counted - replaced
     rebuilt = pl.DataFrame(schema=COUNT_SCHEMA)
-    parts = [read]
     if missing:
-        rows = _curated_pairs(wh, extract, missing, ["status", "hocr_code"])
-        if rows is not None:
-            groups = {(f, m): g for (f, m), g in rows.partition_by("force_id", "month", as_dict=True).items()} if rows.height else {}
-            empty = pl.DataFrame(schema={"status": pl.Utf8, "hocr_code": pl.Utf8})
-            rebuilt = pl.concat([count_rows(extract, f, m, groups.get((f, m), empty)) for f, m in sorted(missing)])
-            parts.append(rebuilt)
+        made = _counted_again(wh, extract, missing, memo)
+        if made is not None:
+            rebuilt = pl.concat(made)
+            parts += [(frame, {pair}) for pair, frame in zip(sorted(missing), made)]
     if pending:
-        parts += [pending.counts(extract, f, m) for f, m, _ in pending.frames(extract, forces) if first <= m < before]
-    counts = pl.concat(parts).filter(pl.col("n") > 0).select("force_id", "month", "hocr_code", "n")
-    return CountLookup(counts, rebuilt)
+        parts += [(pending.counts(extract, f, m), {(f, m)}) for f, m, _ in pending.frames(extract, forces) if first <= m < before]
+    return CountLookup(parts, rebuilt)
+
+
+def _count_files(wh: Warehouse, extract: str, forces: list[str], first: str, before: str, memo: dict) -> list[tuple[pl.DataFrame, set[tuple[str, str]]]]:
+    """The volume_counts rows of the extract in the files whose months can meet [first, before), each frame with its
+    (force, month) pairs: the rows of these forces, and of any force read before. Every file is read once for a
+    force (``memo``: a file holding one of these months is always among the files chosen for them, so the
+    reads made for other months never miss one, and their other months are left to the caller)."""
+    files = wh.files(VOLUME_COUNTS)
+    if files is None or files.height == 0:
+        return []
+    if ("volume_counts files",) not in memo:
+        lo = pl.col("min.month") if "min.month" in files.columns else pl.lit(None, pl.Utf8)
+        hi = pl.col("max.month") if "max.month" in files.columns else pl.lit(None, pl.Utf8)
+        memo[("volume_counts files",)] = files.select("path", lo.alias("lo"), hi.alias("hi")).rows()
+    frames, done = memo.setdefault(("volume_counts read", extract), ([], set()))  # frames with their pairs; (path, force) read
+    unread: dict[tuple[str, ...], list[str]] = {}  # forces -> the chosen files not read for them
+    for path, lo, hi in memo[("volume_counts files",)]:
+        if (hi is None or hi >= first) and (lo is None or lo < before):
+            todo = tuple(f for f in forces if (path, f) not in done)
+            if todo:
+                unread.setdefault(todo, []).append(path)
+    for todo, paths in unread.items():
+        frame = (
+            pl.scan_parquet(paths, storage_options=wh.storage_options)
+            .filter((pl.col("extract") == extract) & pl.col("force_id").is_in(todo))
+            .select(list(COUNT_SCHEMA))
+            .collect()
+        )
+        frames.append((frame, set(frame.select("force_id", "month").unique().iter_rows())))
+        done.update((path, f) for path in paths for f in todo)
+    return frames
+
+
+def _counted_again(wh: Warehouse, extract: str, missing: set[tuple[str, str]], memo: dict) -> list[pl.DataFrame] | None:
+    """`count_rows` of loaded force-months the counts lack, made from the curated table (None without it), in
+    force-month order; each made once (kept in ``memo``)."""
+    made: dict[tuple[str, str], pl.DataFrame] = memo.setdefault(("counted again", extract), {})
+    todo = missing - set(made)
+    if todo:
+        rows = _curated_pairs(wh, extract, todo, ["status", "hocr_code"])
+        if rows is None:
+            return None
+        groups = {(f, m): g for (f, m), g in rows.partition_by("force_id", "month", as_dict=True).items()} if rows.height else {}
+        empty = pl.DataFrame(schema={"status": pl.Utf8, "hocr_code": pl.Utf8})
+        for f, m in todo:
+            made[(f, m)] = count_rows(extract, f, m, groups.get((f, m), empty))
+    return [made[p] for p in sorted(missing)]

@@ -390,21 +390,32 @@ def check_across_months(batch: ValidatedBatch, wh: Warehouse, pending: Pending |
     started = time.perf_counter()
     checked = CheckedBatch(batch.plan, batch.units, batch.shared)
     month, live = checked.month, checked.live
-    checked.previous = loaded_months(wh).filter(pl.col("force_id").is_in(checked.forces))
-    before = pending.loaded(checked.forces) if pending else None
+    # What the committed tables say is the same for every month of a multi-month batch (it holds the warehouse until
+    # its one commit): read and arranged once, kept in ``pending.memo``.
+    memo = pending.memo if pending is not None else {}
+    at = ("loaded months", tuple(checked.forces))
+    if at not in memo:
+        previous = loaded_months(wh).filter(pl.col("force_id").is_in(checked.forces))
+        by_force: dict[tuple[str, str], set[str]] = {}
+        for f, m, e in previous.select("force_id", "month", "extract").iter_rows():
+            by_force.setdefault((f, e), set()).add(m)
+        memo[at] = (previous, by_force)
+    checked.previous, committed = memo[at]
     earlier = pending.published if pending else []  # workbooks months before this one in the batch load
     pub_parts = [p for p in [wh.read_small("published_statistics"), *earlier, *[f for f, _ in checked.published]] if p is not None]
-    checked.all_published = pl.concat(pub_parts).unique() if pub_parts else None
+    seen = ("published", *(id(p) for p in pub_parts))
+    if seen not in memo or any(a is not b for a, b in zip(memo[seen][0], pub_parts)):
+        memo[seen] = (pub_parts, pl.concat(pub_parts).unique() if pub_parts else None)
+    checked.all_published = memo[seen][1]
     failing = 0
     with progress.stage("cross_month", files=sum(len(u.results) for u in live)):
         history = cross_month.prefetch(wh, month, [(u.force, r) for u in live for r in u.results], checked.previous, pending)  # type: ignore[misc]
         checked.history = history
         for u in live:
-            mine = checked.previous.filter(pl.col("force_id") == u.force)
-            if before is not None:
-                mine = pl.concat([mine, before.filter(pl.col("force_id") == u.force)])
             for r in u.results:
-                loaded = sorted(set(mine.filter(pl.col("extract") == r.contract.extract)["month"].to_list()) - {month})
+                extract = r.contract.extract
+                batch_months = {m for e, f, m in pending.clean if f == u.force and e == extract} if pending else set()
+                loaded = sorted((committed.get((u.force, extract), set()) | batch_months) - {month})
                 added = cross_month.run_checks(r, wh, u.force, month, loaded, u.results, checked.all_published, history)  # type: ignore[arg-type]
                 r.checks.extend(added)
                 failing += sum(c.passed is False for c in added)
