@@ -35,7 +35,8 @@ def code_fingerprint() -> dict:
 
     root = Path(__file__).resolve().parent.parent
     out = {}
-    for folder, pattern in (("etl", "*.py"), ("flows", "*.py"), ("contracts", "**/*.yaml"), ("expectations", "*.json")):
+    # every file of each folder, subpackages included (etl/*.py alone left out the library's packages before 2026-11-30 18:20)
+    for folder, pattern in (("etl", "**/*.py"), ("flows", "**/*.py"), ("contracts", "**/*.yaml"), ("expectations", "**/*.json")):
         h = hashlib.sha256()
         for p in sorted((root / folder).glob(pattern)):
             h.update(p.relative_to(root).as_posix().encode())
