@@ -183,14 +183,37 @@ def unchanged(wh: Warehouse, name: str, frame: pl.DataFrame, forces: list[str]) 
     and per force the same source files (by sha256) with the same numbers of rows. The rows of a file are its typed
     text, so the same file under the same column types gives the same rows, and a changed rule or file changes a
     count, a type or a sha256."""
-    lf = wh.scan(name)
-    if lf is None or any(c not in frame.columns for c in _LINEAGE):
+    if any(c not in frame.columns for c in _LINEAGE):
         return False
-    if dict(lf.collect_schema()) != dict(frame.schema):
+    summary = _committed_summary(wh, name)
+    if summary is None or summary[0] != dict(frame.schema):
         return False
-    committed = lf.filter(pl.col("force_id").is_in(forces)).group_by(_LINEAGE).agg(pl.len().alias("rows")).collect()
+    committed = summary[1].filter(pl.col("force_id").is_in(forces))
     new = frame.group_by(_LINEAGE).agg(pl.len().alias("rows"))
     return committed.sort(_LINEAGE).equals(new.select(committed.columns).sort(_LINEAGE))
+
+
+# (table cache key, committed version) -> (identity of that version's log entry, schema, rows per force and file): a
+# backfill's batch compares every month's reference files with the same committed version, so it is read once.
+_SUMMARIES: dict[tuple[str, int], tuple[tuple | None, dict, pl.DataFrame]] = {}
+
+
+def _committed_summary(wh: Warehouse, name: str) -> tuple[dict, pl.DataFrame] | None:
+    """The committed table's schema and its row counts per (force, file, sha256), kept per committed version."""
+    version = wh.committed_versions().get(name)
+    if version is None:
+        return None
+    key = (wh.cache_key(name), version)
+    identity = wh.location.identity(name, "_delta_log", f"{version:020d}.json")
+    hit = _SUMMARIES.get(key)
+    if hit is None or hit[0] != identity or identity is None:
+        lf = wh.scan(name)
+        if lf is None:
+            return None
+        for k in [k for k in _SUMMARIES if k[0] == key[0]]:
+            del _SUMMARIES[k]  # one version per table
+        hit = _SUMMARIES[key] = (identity, dict(lf.collect_schema()), lf.group_by(_LINEAGE).agg(pl.len().alias("rows")).collect())
+    return hit[1], hit[2]
 
 
 def reference_after(wh: Warehouse, name: str, new: pl.DataFrame | None) -> pl.DataFrame | None:
