@@ -38,18 +38,9 @@ DEFAULT_LEASE_SECONDS = 60.0
 
 
 def lease_seconds() -> float:
-    from etl.core.warehouse import WarehouseError
+    from etl.core.warehouse import seconds_setting  # the warehouse module imports this one
 
-    text = os.environ.get("ETL_LEASE_SECONDS")
-    if not text:
-        return DEFAULT_LEASE_SECONDS
-    try:
-        value = float(text)
-    except ValueError:
-        raise WarehouseError("ETL_LEASE_SECONDS must be a number of seconds (it is set to something else)") from None
-    if value < 3:
-        raise WarehouseError("ETL_LEASE_SECONDS must be 3 seconds or more")
-    return value
+    return seconds_setting("ETL_LEASE_SECONDS", DEFAULT_LEASE_SECONDS, 3, "3 seconds or more")
 
 
 def _precondition_failed(exc: BaseException) -> bool:

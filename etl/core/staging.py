@@ -42,7 +42,25 @@ def staging_root() -> Path:
     return Path(text) if text else Path(tempfile.gettempdir())
 
 
-class Stage:
+class _Removed:
+    """A temporary place removed by `close` or when it is garbage collected (``_finalizer`` removes it)."""
+
+    path: Any
+    storage_options: dict[str, str] | None = None  # what polars needs to read its files (None: a local folder)
+    _finalizer: weakref.finalize
+
+    def close(self) -> None:
+        self._finalizer()
+
+    @property
+    def closed(self) -> bool:
+        return not self._finalizer.alive
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.path)!r}{', closed' if self.closed else ''})"
+
+
+class Stage(_Removed):
     """A temporary folder of staged Parquet files, removed by `close`, when the stage is garbage collected
     (every frame over it gone) or when the process exits."""
 
@@ -70,24 +88,14 @@ class Stage:
             ) from exc
         return path
 
-    def close(self) -> None:
-        self._finalizer()
-
-    @property
-    def closed(self) -> bool:
-        return not self._finalizer.alive
-
-    def __repr__(self) -> str:
-        return f"Stage({str(self.path)!r}{', closed' if self.closed else ''})"
-
 
 SHARED_STAGING_ENV = "ETL_SHARED_STAGING"
 
 
-class SharedStage:
+class SharedStage(_Removed):
     """A staging area that workers on other machines can write to and the parent read from: a prefix of an object
     store (``ETL_SHARED_STAGING=s3://bucket/prefix``; one ``etl-<what>-<id>/`` prefix per stage), removed by `close`
-    or when the stage is garbage collected. Files are named by the writers (`file`); rows are written and read with
+    or when the stage is garbage collected. Files are named by the writers; rows are written and read with
     `storage_options` (`etl.core.storage`)."""
 
     def __init__(self, what: str, root: str):
@@ -97,19 +105,6 @@ class SharedStage:
         self.path = self.location.url
         self.storage_options = self.location.storage_options
         self._finalizer = weakref.finalize(self, _remove_prefix, self.location)
-
-    def file(self, name: str) -> str:
-        return self.location.child(name)
-
-    def close(self) -> None:
-        self._finalizer()
-
-    @property
-    def closed(self) -> bool:
-        return not self._finalizer.alive
-
-    def __repr__(self) -> str:
-        return f"SharedStage({self.path!r}{', closed' if self.closed else ''})"
 
 
 def _remove_prefix(location: Any) -> None:

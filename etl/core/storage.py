@@ -25,11 +25,7 @@ from urllib.parse import unquote, urlsplit
 from etl.errors import ConfigError
 
 REMOTE_SCHEMES = ("s3",)  # object stores a Location may be on (tested against an S3 API server)
-_ENV_OPTIONS = {  # environment variable -> deltalake / polars (object_store) storage option
-    "AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY": "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN": "AWS_SESSION_TOKEN",
-}
+_ENV_OPTIONS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")  # passed as storage options of the same names
 
 
 def is_remote(root: str | Path) -> bool:
@@ -44,7 +40,7 @@ def endpoint_url() -> str | None:
 
 def s3_storage_options() -> dict[str, str]:
     """deltalake's and polars' storage options for S3 from the environment (see the module docstring)."""
-    options = {key: os.environ[env] for env, key in _ENV_OPTIONS.items() if os.environ.get(env)}
+    options = {key: os.environ[key] for key in _ENV_OPTIONS if os.environ.get(key)}
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     if region:
         options["AWS_REGION"] = region

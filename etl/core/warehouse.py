@@ -166,17 +166,23 @@ class WarehouseStateError(WarehouseError):
     """The warehouse's own records are missing or unreadable; nothing was changed."""
 
 
-def lock_timeout() -> float:
-    text = os.environ.get("ETL_LOCK_TIMEOUT")
+def seconds_setting(name: str, default: float, minimum: float, at_least: str) -> float:
+    """A number of seconds from the environment variable ``name`` (``default`` when unset), refused plainly
+    (`WarehouseError`) when it is not a number or below ``minimum`` (``at_least`` says the bound in words)."""
+    text = os.environ.get(name)
     if not text:
-        return DEFAULT_LOCK_TIMEOUT
+        return default
     try:
         value = float(text)
     except ValueError:
-        raise WarehouseError("ETL_LOCK_TIMEOUT must be a number of seconds (it is set to something else)") from None
-    if value < 0:
-        raise WarehouseError("ETL_LOCK_TIMEOUT must be zero or more seconds")
+        raise WarehouseError(f"{name} must be a number of seconds (it is set to something else)") from None
+    if value < minimum:
+        raise WarehouseError(f"{name} must be {at_least}")
     return value
+
+
+def lock_timeout() -> float:
+    return seconds_setting("ETL_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT, 0, "zero or more seconds")
 
 
 def history_retention_days() -> int:

@@ -293,10 +293,8 @@ def _fetch_for(fetch: dict[str, str], source: Path, root: Path) -> tuple[tuple[s
 
 
 def _result(s: StagedResult, contract: Any, stage: Staging) -> ExtractResult:
-    options = stage.storage_options if isinstance(stage, staging.SharedStage) else None
-
     def staged(path: str, rows: int) -> pl.DataFrame:
-        return cast(pl.DataFrame, staging.StagedFrame(pl.scan_parquet(path, storage_options=options), rows, (stage,)))
+        return cast(pl.DataFrame, staging.StagedFrame(pl.scan_parquet(path, storage_options=stage.storage_options), rows, (stage,)))
 
     clean, quarantine = staged(s.clean, s.clean_rows), staged(s.quarantine, s.quarantine_rows)
     return ExtractResult(contract, s.source_file, s.sha256, s.encoding, s.month, s.force_id, s.rows_in, clean, quarantine, s.checks)
