@@ -123,13 +123,19 @@ def _custom(props: list | None) -> dict[str, Any]:
     return {p.property: p.value for p in (props or []) if p.property}
 
 
-def _schema_errors(data: dict) -> list[str]:
+@lru_cache(maxsize=1)
+def _odcs_validator() -> Any:
+    """The ODCS JSON schema's validator, built once a process (building it and resolving its references the
+    first time cost more than checking a contract)."""
     import jsonschema
 
     schema = json.loads(OpenDataContractStandard.json_schema())
-    validator = jsonschema.Draft201909Validator(schema) if "2019-09" in schema.get("$schema", "") else jsonschema.Draft7Validator(schema)
+    return jsonschema.Draft201909Validator(schema) if "2019-09" in schema.get("$schema", "") else jsonschema.Draft7Validator(schema)
+
+
+def _schema_errors(data: dict) -> list[str]:
     errors = []
-    for err in sorted(validator.iter_errors(data), key=lambda e: list(e.path)):
+    for err in sorted(_odcs_validator().iter_errors(data), key=lambda e: list(e.path)):
         where = "/".join(str(p) for p in err.path) or "(top level)"
         errors.append(f"{where}: {err.message}")
     return errors

@@ -72,6 +72,9 @@ class History:
     rebuilt_keys: list[pl.DataFrame] = field(default_factory=list)
     rebuilt_counts: list[pl.DataFrame] = field(default_factory=list)
     pending: Pending | None = None  # the months before this one in a multi-month batch
+    # (extract, force, month) -> (ids of the results counted, their volume_counts rows): counted once for the
+    # volume check, written as they are by `index_writes` when it writes the same results
+    counts: dict[tuple[str, str, str], tuple[frozenset[int], pl.DataFrame]] = field(default_factory=dict)
 
 
 class _WithPending:
@@ -165,15 +168,18 @@ def prefetch(
                     judged = volume_checks(items, month, baseline, minimum, None)
                 else:
                     history.rebuilt_counts.append(got.rebuilt)
-                    current = _current_sums(extract, month, items, memo, pending)
+                    current = _current_sums(extract, month, items, memo, pending, history)
                     judged = _volume_verdicts([f for f, _ in items], month, baseline, minimum, _history_sums(got, memo), current)
                 history.volume_checks.update({(extract, f): c for f, c in judged.items()})
     return history
 
 
-def _current_sums(extract: str, month: str, items: list[tuple[str, ExtractResult]], memo: dict, pending: Pending | None) -> dict[str, dict[str, int]]:
+def _current_sums(
+    extract: str, month: str, items: list[tuple[str, ExtractResult]], memo: dict, pending: Pending | None, history: History
+) -> dict[str, dict[str, int]]:
     """force -> offence group -> count of this month's recorded rows (`_group_sums`), from `key_index.count_rows` of
-    each force (one query for them all); with ``pending`` (a batch) the counts are noted for when the month is added."""
+    each force (one query for them all); with ``pending`` (a batch) the counts are noted for when the month is added.
+    The counts are kept in ``history.counts`` for the run's index write."""
     if len(items) == 1:
         force, r = items[0]
         counted = key_index.count_rows(extract, force, month, r.clean)
@@ -183,7 +189,9 @@ def _current_sums(extract: str, month: str, items: list[tuple[str, ExtractResult
             [r.clean.lazy().select(pl.lit(f, pl.Utf8).alias("force_id"), pl.lit(month, pl.Utf8).alias("month"), "status", "hocr_code") for f, r in items]
         )
         counted = key_index.count_rows_of(extract, rows, [(f, month) for f, _ in items])
-        by_force = {f: frame for (f,), frame in counted.partition_by("force_id", as_dict=True).items()} if pending is not None else {}
+        by_force = {f: frame for (f,), frame in counted.partition_by("force_id", as_dict=True).items()}
+    for f in by_force:
+        history.counts[(extract, f, month)] = (frozenset(id(r) for g, r in items if g == f), by_force[f])
     if pending is not None:
         for f, r in items:
             pending.note_counts(extract, f, month, r.clean, by_force[f])
@@ -229,7 +237,8 @@ def index_writes(
             contract = mine[0][2].contract
             keys += [key_index.key_rows_of(extract, column, rows, pairs, distinct=_unique_in_file(contract, column)) for column in indexed.get(extract, [])]
             if extract in counted:
-                counts.append(key_index.count_rows_of(extract, rows, pairs))
+                known = _counted(extract, mine, histories)
+                counts += known if known is not None else [key_index.count_rows_of(extract, rows, pairs)]
             continue
         for force, month, r in mine:
             keys += [key_index.key_rows(extract, column, force, month, r.clean) for column in indexed.get(extract, [])]
@@ -244,6 +253,22 @@ def index_writes(
         [k for h in histories for k in h.rebuilt_keys],
         [c for h in histories for c in h.rebuilt_counts],
     )
+
+
+def _counted(extract: str, mine: list[tuple[str, str, ExtractResult]], histories: list[History]) -> list[pl.DataFrame] | None:
+    """The volume counts of these results as the volume check counted them (`_current_sums`), when it counted
+    exactly these results of every force-month; None when any is missing."""
+    wanted: dict[tuple[str, str, str], set[int]] = {}
+    for f, m, r in mine:
+        wanted.setdefault((extract, f, m), set()).add(id(r))
+    known = {k: v for h in histories for k, v in h.counts.items()}
+    out = []
+    for k, ids in wanted.items():
+        hit = known.get(k)
+        if hit is None or hit[0] != ids:
+            return None
+        out.append(hit[1])
+    return out
 
 
 def _unique_in_file(contract: Contract, column: str) -> bool:
