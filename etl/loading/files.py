@@ -15,9 +15,10 @@ from etl.core.validation import FileFailure
 from etl.loading.sources import shown
 
 
-def read_file(path: Path, source: Path) -> RawExtract | FileFailure:
+def read_file(path: Path, source: Path, data: bytes | None = None) -> RawExtract | FileFailure:
+    """The extract at ``path`` (``data``: its bytes, already read), or the `FileFailure` saying why it cannot be read."""
     try:
-        return read_extract(path)
+        return read_extract(path, data)
     except ExtractError as exc:
         return FileFailure(shown(path, source), exc.reason, exc.message)
 

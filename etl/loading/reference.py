@@ -31,20 +31,39 @@ from etl.loading.sources import PUBLISHED_FOLDER, REFERENCE_FOLDER, present, sho
 REFERENCE_EXTRACTS = ("population", "external_statistics", "cdi_audit")  # loaded whole for the forces they cover, on every run
 
 
+# (areas.csv, sha256 of its bytes) -> force_id -> npu list: a backfill, or a process loading month after month,
+# reads the same areas lists every month (one per force folder); a changed file is another key, a failing
+# file is never kept.
+_AREAS: dict[tuple[str, str], dict[str, list[str]]] = {}
+_AREAS_MAX = 512
+
+
 def read_areas(root: Path, shown_from: Path | None = None) -> dict[str, list[str]] | None:
     """force_id -> npu list from ROOT/reference/areas.csv (None without one); names shown relative to ``shown_from``."""
     path = root / REFERENCE_FOLDER / "areas.csv"
     if not path.exists():
         return None
     shown_from = shown_from or root
-    raw = read_file(path, shown_from)
+    try:
+        data: bytes | None = path.read_bytes() if path.is_file() else None
+    except OSError:
+        data = None  # read_file says why
+    key = (str(path), sha256_of(data)) if data is not None else None
+    if key is not None and key in _AREAS:
+        return dict(_AREAS[key])
+    raw = read_file(path, shown_from, data)
     if isinstance(raw, FileFailure):
         raise raw
     missing = {"force_id", "npu"} - set(raw.header)
     if missing:
         raise FileFailure(shown(path, shown_from), "columns_present", f"needs columns force_id and npu (missing {', '.join(sorted(missing))})")
     grouped = raw.frame.drop_nulls(["force_id", "npu"]).group_by("force_id").agg(pl.col("npu").unique().sort())
-    return {r["force_id"]: r["npu"] for r in grouped.iter_rows(named=True)}
+    areas = {r["force_id"]: r["npu"] for r in grouped.iter_rows(named=True)}
+    if key is not None:
+        if len(_AREAS) >= _AREAS_MAX:
+            _AREAS.clear()
+        _AREAS[key] = areas
+    return dict(areas)
 
 
 def has_own_areas(root: Path) -> bool:
