@@ -501,6 +501,44 @@ def check_month(contract: Contract, frame: pl.DataFrame | pl.LazyFrame, month: M
     return result
 
 
+def _infer_forces(contract: Contract, frames: dict[int, pl.DataFrame]) -> dict[int, str | None]:
+    """`infer_force` of several files in one query (file -> its most frequent force, the first in order on a tie)."""
+    col = contract.force_column
+    if not col or not frames or any(col not in f.columns for f in frames.values()):
+        return {i: infer_force(contract, f) for i, f in frames.items()}
+    counts = (
+        pl.concat([f.lazy().select(pl.lit(i, pl.Int32).alias(_FILE), pl.col(col)) for i, f in frames.items()])
+        .drop_nulls(col)
+        .group_by(_FILE, col)
+        .len()
+        .sort([_FILE, "len", col], descending=[False, True, False])
+        .unique(_FILE, keep="first")
+        .collect()
+    )
+    top = dict(counts.select(_FILE, col).iter_rows())
+    return {i: top.get(i) for i in frames}
+
+
+def _outside_month(contract: Contract, frames: dict[int, pl.DataFrame], inputs: list[ExtractInput]) -> dict[int, int]:
+    """Per file, its rows dated outside its month (`check_month`'s rule), in one query for all the files."""
+    col = contract.month_column
+    if not col or not frames:
+        return {}
+    parts = []
+    for i, f in frames.items():
+        month = inputs[i].ctx.month
+        assert month is not None
+        nxt = month + 1
+        d = _temporal(contract.column(col)).cast(pl.Date)
+        parts.append(
+            f.lazy()
+            .select(pl.lit(i, pl.Int32).alias(_FILE), d.alias("d"))
+            .filter((pl.col("d") < pl.date(month.year, month.month, 1)) | (pl.col("d") >= pl.date(nxt.year, nxt.month, 1)))
+        )
+    counted = pl.concat(parts).group_by(_FILE).len().collect()
+    return dict(counted.iter_rows())
+
+
 @dataclass
 class ExtractInput:
     """One file of a batch: the extract as read, its context and its name as shown to users."""
@@ -548,16 +586,22 @@ def validate_extracts(contract: Contract, inputs: list[ExtractInput], *, spill: 
         if message:
             outcomes[i] = FileFailure(item.path, "columns_present", message)
             continue
-        frame = item.raw.frame.select([pl.col(src).alias(dst) for src, dst in rename.items()] + [pl.col(ROW_NUMBER)])
-        forces[i] = item.ctx.force_id or infer_force(contract, frame)
-        if item.ctx.month is not None:
-            try:
-                mc = check_month(contract, frame, item.ctx.month, item.path)
-            except FileFailure as exc:
-                outcomes[i] = exc.with_traceback(None)  # its frames would keep the file's rows alive
-                continue
-            if mc:
-                month_checks[i] = mc
+        frames[i] = item.raw.frame.select([pl.col(src).alias(dst) for src, dst in rename.items()] + [pl.col(ROW_NUMBER)])
+    inferred = _infer_forces(contract, {i: f for i, f in frames.items() if not inputs[i].ctx.force_id})
+    outside = _outside_month(contract, {i: f for i, f in frames.items() if inputs[i].ctx.month is not None}, inputs)
+    for i, frame in list(frames.items()):
+        item = inputs[i]
+        forces[i] = item.ctx.force_id or inferred.get(i)
+        if item.ctx.month is not None and contract.month_column:
+            if outside.get(i):
+                try:
+                    check_month(contract, frame, item.ctx.month, item.path)  # says where and when
+                except FileFailure as exc:
+                    outcomes[i] = exc.with_traceback(None)  # its frames would keep the file's rows alive
+                    del frames[i]
+                    continue
+            col = contract.month_column
+            month_checks[i] = CheckResult(f"{col}.in_extract_month", col, f"every {col} must be inside {item.ctx.month}", "error", True, 0, frame.height)
         frames[i] = frame.with_columns(pl.lit(i, pl.Int32).alias(_FILE), pl.lit(forces[i], pl.Utf8).alias(_FORCE))
     if not frames:
         return outcomes  # type: ignore[return-value]

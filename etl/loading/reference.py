@@ -207,9 +207,19 @@ def unchanged(wh: Warehouse, name: str, frame: pl.DataFrame, forces: list[str]) 
     summary = _committed_summary(wh, name)
     if summary is None or summary[0] != dict(frame.schema):
         return False
-    committed = summary[1].filter(pl.col("force_id").is_in(forces))
+    committed = summary[1]
+    seen = _COMPARED.get((wh.cache_key(name), name))
+    if seen is not None and seen[0] is committed and seen[1] is frame:
+        return seen[2]  # the months of a batch record the same reference rows: compared once
     new = frame.group_by(_LINEAGE).agg(pl.len().alias("rows"))
-    return committed.sort(_LINEAGE).equals(new.select(committed.columns).sort(_LINEAGE))
+    same = committed.filter(pl.col("force_id").is_in(forces)).sort(_LINEAGE).equals(new.select(committed.columns).sort(_LINEAGE))
+    _COMPARED[(wh.cache_key(name), name)] = (committed, frame, same)
+    return same
+
+
+# (table cache key, table) -> (the committed summary, the frame, whether they matched): the last comparison,
+# by identity - a batch's months hand the same frame against the same committed version
+_COMPARED: dict[tuple[str, str], tuple[pl.DataFrame, pl.DataFrame, bool]] = {}
 
 
 # (table cache key, committed version) -> (identity of that version's log entry, schema, rows per force and file): a
