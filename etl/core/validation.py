@@ -1031,17 +1031,10 @@ def _quarantine_frame(raw: RawExtract, per_row: pl.DataFrame, lineage: dict, con
     """
     if contract is None:
         contract = _quarantine_contract(lineage)
-    header = raw.header
-    markers = _redaction_markers(header, contract)
-    fields = [
-        pl.col(h) if markers[h] is None else pl.when(pl.col(h).is_null()).then(pl.lit(None, pl.Utf8)).otherwise(pl.lit(markers[h], pl.Utf8)).alias(h)
-        for h in header
-    ]
+    if per_row.height == 0 and not raw.malformed:
+        return _NO_QUARANTINE
     rows = raw.frame.join(per_row, on=ROW_NUMBER, how="inner").select(
-        pl.col(ROW_NUMBER),
-        pl.col("failed_checks"),
-        pl.col("failure_detail"),
-        pl.struct(fields).struct.json_encode().alias("record"),
+        pl.col(ROW_NUMBER), pl.col("failed_checks"), pl.col("failure_detail"), _record(tuple(raw.header), contract).alias("record")
     )
     if raw.malformed:
         bad = pl.DataFrame(
@@ -1054,8 +1047,34 @@ def _quarantine_frame(raw: RawExtract, per_row: pl.DataFrame, lineage: dict, con
             schema={ROW_NUMBER: pl.Int64, "failed_checks": pl.Utf8, "failure_detail": pl.Utf8, "record": pl.Utf8},
         )
         rows = pl.concat([rows, bad])
-    out = rows.with_columns([pl.lit(v, dtype=QUARANTINE_SCHEMA[k]).alias(k) for k, v in lineage.items()])
-    return out.select([pl.col(k).cast(t) for k, t in QUARANTINE_SCHEMA.items()]).sort(ROW_NUMBER)
+    lineage_columns = [pl.lit(v, dtype=QUARANTINE_SCHEMA[k]).alias(k) for k, v in lineage.items()]
+    return (
+        rows.select([pl.col(k).cast(t) for k, t in QUARANTINE_SCHEMA.items() if k not in lineage] + lineage_columns)
+        .select(list(QUARANTINE_SCHEMA))
+        .sort(ROW_NUMBER)
+    )
+
+
+_NO_QUARANTINE = pl.DataFrame(schema=QUARANTINE_SCHEMA)
+# (header, contract) -> the quarantine record expression (every file of a force has the same header)
+_RECORDS: dict[tuple[tuple[str, ...], int], tuple[Contract, pl.Expr]] = {}
+
+
+def _record(header: tuple[str, ...], contract: Contract) -> pl.Expr:
+    """The row as a JSON object of its header's columns, a redacted column's value replaced by its marker."""
+    hit = _RECORDS.get((header, id(contract)))
+    if hit is not None and hit[0] is contract:
+        return hit[1]
+    markers = _redaction_markers(list(header), contract)
+    fields = [
+        pl.col(h) if markers[h] is None else pl.when(pl.col(h).is_null()).then(pl.lit(None, pl.Utf8)).otherwise(pl.lit(markers[h], pl.Utf8)).alias(h)
+        for h in header
+    ]
+    expr = pl.struct(fields).struct.json_encode()
+    if len(_RECORDS) >= 256:
+        _RECORDS.clear()
+    _RECORDS[(header, id(contract))] = (contract, expr)
+    return expr
 
 
 _POLARS_TYPES: dict[str, pl.DataType | type[pl.DataType]] = {
