@@ -1057,10 +1057,10 @@ def _quarantine_frame(raw: RawExtract, per_row: pl.DataFrame, lineage: dict, con
 
 _NO_QUARANTINE = pl.DataFrame(schema=QUARANTINE_SCHEMA)
 # (header, contract) -> the quarantine record expression (every file of a force has the same header)
-_RECORDS: dict[tuple[tuple[str, ...], int], tuple[Contract, pl.Expr]] = {}
+_RECORDS: dict[tuple[tuple[str, ...], int], tuple[Contract | None, pl.Expr]] = {}
 
 
-def _record(header: tuple[str, ...], contract: Contract) -> pl.Expr:
+def _record(header: tuple[str, ...], contract: Contract | None) -> pl.Expr:
     """The row as a JSON object of its header's columns, a redacted column's value replaced by its marker."""
     hit = _RECORDS.get((header, id(contract)))
     if hit is not None and hit[0] is contract:
