@@ -277,3 +277,19 @@ def test_reference_files_are_validated_again_only_when_their_bytes_change(region
     runs = _table(wh, "audit_runs").filter(pl.col("month") == "2019-02").sort("commit_seq")
     files = [json.loads(s) for s in runs["source_files"].to_list()]
     assert all(any(f["file"].endswith("reference/population.csv") for f in fs) for fs in files)  # recorded in every run
+
+
+def test_forces_told_by_the_rows_of_a_batch_are_each_file_alone() -> None:
+    """`_infer_forces` (one query for a batch's files) gives what `infer_force` gives each file: the most frequent
+    force, the first in order on a tie, nulls not counted, None for a file of empty force values."""
+    from etl.core.validation import _infer_forces, infer_force
+
+    contract = load_contract("recorded_crime")
+    frames = {
+        0: pl.DataFrame({"force_id": ["b", "a", "b", None, None, None]}),
+        1: pl.DataFrame({"force_id": ["z", "y", "y", "z"]}),  # a tie: the first in order
+        3: pl.DataFrame({"force_id": [None, None]}, schema={"force_id": pl.Utf8}),
+        4: pl.DataFrame({"force_id": ["only"]}),
+    }
+    assert _infer_forces(contract, frames) == {i: infer_force(contract, f) for i, f in frames.items()} == {0: "b", 1: "y", 3: None, 4: "only"}
+    assert _infer_forces(contract, {}) == {}

@@ -203,3 +203,29 @@ def test_loaded_months_read_incrementally_equal_a_full_read(tmp_path: Path) -> N
         assert loaded_months(wh).equals(seen[-1]), m  # read whole
     assert seen[-1].filter(pl.col("extract") == "recorded_crime").height == 2 * 4
     assert loaded_months(wh, "crime_outcomes")["month"].unique().sort().to_list() == MONTHS[:4]
+
+
+@pytest.mark.parametrize("how", ["backfill", "month by month"])
+def test_volume_counts_equal_a_recount_of_the_curated_rows(tmp_path: Path, how: str) -> None:
+    """The index rows are the counts the volume check made (`cross_month._counted`), or a fresh count: either
+    way, every force-month's recorded rows by offence code as the curated table holds them."""
+    source = _region(tmp_path / "src")
+    for k, m in enumerate(MONTHS[:4]):  # some rows cancelled: only recorded rows count
+        _month(source, "beta", m, [crime(f"BX{m}-{j}", f"{m}-0{j + 1}", "8N", status="cancelled", force="beta") for j in range(k + 1)], n=15)
+    wh = Warehouse(tmp_path / "wh")
+    if how == "backfill":
+        pipeline.backfill(source, MONTHS[0], MONTHS[-1], wh.root, measures=False)
+    else:
+        for m in MONTHS:
+            pipeline.load_source_month(source, m, wh.root, compute=False)
+    _month(source, "alpha", "2019-02", [crime("A2019-06-001", "2019-02-12", "8N", force="alpha")])  # a month loaded again, changed
+    pipeline.load_source_month(source, "2019-02", wh.root, compute=False)
+    recount = (
+        wh.read("recorded_crime").filter(pl.col("status") == "recorded").group_by("force_id", "month", "hocr_code").agg(pl.len().cast(pl.Int64).alias("n"))
+    )
+    counts = wh.read("volume_counts")
+    written = counts.filter(pl.col("hocr_code").is_not_null()).select("force_id", "month", "hocr_code", "n")
+    assert _same(written, recount)
+    markers = counts.filter(pl.col("hocr_code").is_null())
+    assert sorted(markers.select("force_id", "month").rows()) == sorted((f, m) for f in ("alpha", "beta") for m in MONTHS)
+    assert markers["n"].to_list() == [0] * markers.height
