@@ -396,11 +396,6 @@ def _not_checked(baseline_months: int, why: str) -> CheckResult:
     return CheckResult("volume.within_normal_range", None, _volume_description(baseline_months), "warning", True, 0, 0, "not checked: " + why)
 
 
-def _index(month: str) -> int:
-    """A ``YYYY-MM`` month's index, as `etl.core.periods.month_index_expr` makes it."""
-    return int(month[:4]) * 12 + int(month[5:7]) - 1
-
-
 def _group_sums(counts: pl.DataFrame) -> dict[tuple[str, str], dict[str, int]]:
     """(force, month) -> offence group -> count, for every force-month with a row in ``counts`` (force_id, month,
     hocr_code, n): each group of the offence groups definitions its codes belong to that month, and every code
@@ -463,7 +458,7 @@ def _volume_verdicts(
     Each force's chart months are its latest ``baseline_months`` months with a count before this one; each group
     any of them or this month has is charted over them, 0 in a month without it (one XmR query for all forces)."""
     check, desc = "volume.within_normal_range", _volume_description(baseline_months)
-    idx = _index(month)
+    idx = Month.parse(month).index
     out: dict[str, CheckResult] = {}
     months: dict[str, list[int]] = {}
     past: dict[str, dict[int, dict[str, int]]] = {}
@@ -471,7 +466,7 @@ def _volume_verdicts(
         if not history.get(f):
             out[f] = _not_checked(baseline_months, "no history loaded yet")
             continue
-        past[f] = {_index(m): sums for m, sums in history[f].items()}
+        past[f] = {Month.parse(m).index: sums for m, sums in history[f].items()}
         before = sorted(i for i in past[f] if i < idx)
         months[f] = before[-baseline_months:] if baseline_months > 0 else []
         if len(months[f]) < minimum_months:

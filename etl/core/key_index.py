@@ -29,7 +29,7 @@ rows of those force-months are set aside and the pending rows used instead.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -270,12 +270,6 @@ class Pending:
         wanted = set(forces)
         return [(f, m, c) for (e, f, m), c in self.clean.items() if e == extract and f in wanted]
 
-    def loaded(self, forces: Iterable[str]) -> pl.DataFrame:
-        """force_id, month, extract of the pending force-months of these forces (as `loaded_months` gives them)."""
-        wanted = set(forces)
-        rows = sorted({(f, m, e) for e, f, m in self.clean if f in wanted})
-        return pl.DataFrame(rows, schema={"force_id": pl.Utf8, "month": pl.Utf8, "extract": pl.Utf8}, orient="row")
-
     def __bool__(self) -> bool:
         return bool(self.clean)
 
@@ -342,7 +336,7 @@ def lookup_keys(
     rebuilt = pl.DataFrame(schema=KEY_SCHEMA)
     parts: list[pl.DataFrame] = []
     if missing:
-        made = _indexed_again(wh, extract, column, missing, memo)
+        made = _made_again(wh, KEY_INDEX, extract, [column], missing, memo, lambda f, m, rows: key_rows(extract, column, f, m, rows))
         if made is not None:
             rebuilt = pl.concat(made)
             parts.append(rebuilt.select("force_id", "key", "month"))
@@ -421,22 +415,6 @@ def _key_file(wh: Warehouse, path: str, memo: dict) -> pl.DataFrame:
     return memo[at]
 
 
-def _indexed_again(wh: Warehouse, extract: str, column: str, missing: set[tuple[str, str]], memo: dict) -> list[pl.DataFrame] | None:
-    """`key_rows` of loaded force-months the index lacks, made from the curated table (None without it), in
-    force-month order; each made once (kept in ``memo``)."""
-    at = ("indexed again", extract, column)
-    made: dict[tuple[str, str], pl.DataFrame] = memo.setdefault(at, {})
-    todo = missing - set(made)
-    if todo:
-        rows = _curated_pairs(wh, extract, todo, [column])
-        if rows is None:
-            return None
-        groups = {(f, m): g for (f, m), g in rows.partition_by("force_id", "month", as_dict=True).items()} if rows.height else {}
-        for f, m in todo:
-            made[(f, m)] = key_rows(extract, column, f, m, groups.get((f, m), pl.DataFrame(schema={column: rows.schema[column]})))
-    return [made[p] for p in sorted(missing)]
-
-
 def _files_holding(files: pl.DataFrame, keys: pl.DataFrame) -> list[tuple[str, str, str]]:
     """(path, force, month) of the index files whose [smallest, largest] key range holds a key of their force:
     first the files whose range meets the force's own [smallest, largest] key (with keys numbered in sequence,
@@ -496,7 +474,7 @@ def monthly_counts(
     missing = wanted - counted - replaced
     rebuilt = pl.DataFrame(schema=COUNT_SCHEMA)
     if missing:
-        made = _counted_again(wh, extract, missing, memo)
+        made = _made_again(wh, VOLUME_COUNTS, extract, ["status", "hocr_code"], missing, memo, lambda f, m, rows: count_rows(extract, f, m, rows))
         if made is not None:
             rebuilt = pl.concat(made)
             parts += [(frame, {pair}) for pair, frame in zip(sorted(missing), made)]
@@ -536,17 +514,25 @@ def _count_files(wh: Warehouse, extract: str, forces: list[str], first: str, bef
     return frames
 
 
-def _counted_again(wh: Warehouse, extract: str, missing: set[tuple[str, str]], memo: dict) -> list[pl.DataFrame] | None:
-    """`count_rows` of loaded force-months the counts lack, made from the curated table (None without it), in
-    force-month order; each made once (kept in ``memo``)."""
-    made: dict[tuple[str, str], pl.DataFrame] = memo.setdefault(("counted again", extract), {})
+def _made_again(
+    wh: Warehouse,
+    table: str,
+    extract: str,
+    columns: list[str],
+    missing: set[tuple[str, str]],
+    memo: dict,
+    make: Callable[[str, str, pl.DataFrame], pl.DataFrame],
+) -> list[pl.DataFrame] | None:
+    """The ``table`` rows (``make`` of a force-month's curated ``columns``) of loaded force-months the index lacks,
+    made from the curated table (None without it), in force-month order; each made once (kept in ``memo``)."""
+    made: dict[tuple[str, str], pl.DataFrame] = memo.setdefault(("made again", table, extract, *columns), {})
     todo = missing - set(made)
     if todo:
-        rows = _curated_pairs(wh, extract, todo, ["status", "hocr_code"])
+        rows = _curated_pairs(wh, extract, todo, columns)
         if rows is None:
             return None
         groups = {(f, m): g for (f, m), g in rows.partition_by("force_id", "month", as_dict=True).items()} if rows.height else {}
-        empty = pl.DataFrame(schema={"status": pl.Utf8, "hocr_code": pl.Utf8})
+        empty = rows.select(columns).clear()
         for f, m in todo:
-            made[(f, m)] = count_rows(extract, f, m, groups.get((f, m), empty))
+            made[(f, m)] = make(f, m, groups.get((f, m), empty))
     return [made[p] for p in sorted(missing)]
