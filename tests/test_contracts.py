@@ -1,5 +1,6 @@
 """Contracts: ODCS documents parsed with the standard's model, linted with the project's rules, rendered."""
 
+import re
 import shutil
 
 import pytest
@@ -79,3 +80,14 @@ def test_contracts_cli(tmp_path, monkeypatch):
     monkeypatch.setenv("ETL_CONTRACTS_DIR", str(cdir))
     r = runner.invoke(app, ["contracts", "lint"])
     assert r.exit_code == 1 and "MAJOR.MINOR.PATCH" in r.output
+
+
+def test_a_contract_that_is_not_json_is_checked_against_the_schema_all_the_same(tmp_path):
+    """jsonschema-rs refuses a document holding a value JSON has no type for (an unquoted YAML date); the
+    contract is still checked value by value and the message says where, as for any other wrong type."""
+    source = (contracts_dir() / "population.yaml").read_text()
+    assert "version: " in source
+    path = tmp_path / "population.yaml"
+    path.write_text(re.sub(r"(?m)^version: .*$", "version: 2020-01-01", source, count=1))
+    with pytest.raises(ContractError, match=r"not a valid ODCS document:\n  version: datetime.date\(2020, 1, 1\) is not of type 'string'"):
+        parse_contract(path)

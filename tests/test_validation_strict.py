@@ -306,10 +306,10 @@ def test_a_malformed_contract_is_a_contract_error_and_a_lint_finding(tmp_path, o
     [
         ("logicalType: integer", "logicalType: decimal", "logicalType"),
         ("logicalType: string", "logicalType: time", "logicalType 'time' is not supported"),
-        (STATUS_ENUM, "        enum: recorded\n", "enum: 'recorded' is not of type 'array'"),
-        (STATUS_ENUM, "        enum:\n          - {description: no value}\n", "'value' is a required property"),
-        ("{minimum: 0, maximum: 120}", "{minimum: zero, maximum: 120}", "'zero' is not of type 'number'"),
-        ("version: 1.0.0", "version: 1.0", "version: 1.0 is not of type 'string'"),
+        (STATUS_ENUM, "        enum: recorded\n", 'enum: "recorded" is not of type "array"'),
+        (STATUS_ENUM, "        enum:\n          - {description: no value}\n", '"value" is a required property'),
+        ("{minimum: 0, maximum: 120}", "{minimum: zero, maximum: 120}", '"zero" is not of type "number"'),
+        ("version: 1.0.0", "version: 1.0", 'version: 1.0 is not of type "string"'),
     ],
 )
 def test_odcs_level_mistakes_are_contract_errors_too(tmp_path, old, new, fragment):
