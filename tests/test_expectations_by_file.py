@@ -143,3 +143,49 @@ def test_zones_skip_files_that_cannot_share_a_key(tmp_path: Path, suite: Path, m
     assert {k for k, _ in read} == {("g", "n")}
     assert len(read) == 2 + 3  # the second file and the first; the third and the two before it
     assert _results(run_expectations(warehouse, commit=False)) == _whole(warehouse, monkeypatch)
+
+
+CODED = {
+    "name": "refs",
+    "meta": {"table": "refs", "description": "a reference column only uniqueness and null checks name: GX sees numbers"},
+    "expectations": [
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "r"}},
+        {"type": "expect_column_values_to_be_unique", "kwargs": {"column": "r"}},
+        {"type": "expect_compound_columns_to_be_unique", "kwargs": {"column_list": ["g", "r"]}},
+    ],
+}
+
+
+@pytest.mark.parametrize("repeat", [False, True])
+def test_values_sharing_a_hash_never_make_a_repeat(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, repeat: bool) -> None:
+    """GX is given a hash of each reference (`_codes`). Two references sharing one would look like a repeat, so a
+    frame where a uniqueness check finds one is validated again with exact numbers: the results are those of
+    the values, whether or not every value shares a hash."""
+    monkeypatch.setattr(E, "BY_FILE_MIN_ROWS", 0)
+    folder = tmp_path / "suites"
+    folder.mkdir()
+    (folder / "refs.json").write_text(json.dumps(CODED), encoding="utf-8")
+    monkeypatch.setenv("ETL_EXPECTATIONS_DIR", str(folder))
+    assert E._code_safe(CODED["expectations"], ["g", "r", "month"]) >= {"g", "r"}
+    warehouse = tmp_path / "wh"
+    wh = Warehouse(warehouse)
+    rows = [("x", f"R{i}") for i in range(6)] + [("y", None)] + ([("y", "R2")] if repeat else [])
+    frame = pl.DataFrame(rows, schema={"g": pl.Utf8, "r": pl.Utf8}, orient="row").with_columns(pl.lit("2019-01").alias("month"))
+    with wh.run():
+        wh.commit("load-2019-01", [Write("refs", frame, "month = '2019-01'")], {"run_id": "load-2019-01", "kind": "load", "month": "2019-01"})
+
+    exact: list[bool] = []
+    codes = E._codes
+    monkeypatch.setattr(E, "_codes", lambda columns, ex: exact.append(ex) or codes(columns, ex))
+    honest = _results(run_expectations(warehouse, commit=False))
+    by_check = {c: (p, f, n) for c, p, f, n in honest}
+    assert by_check["expect_column_values_to_not_be_null(r)"] == (False, 1, 8 if repeat else 7)
+    assert by_check["expect_column_values_to_be_unique(r)"] == ((False, 2, 8) if repeat else (True, 0, 7))
+    assert by_check["expect_compound_columns_to_be_unique(g,r)"] == (True, 0, 8 if repeat else 7)
+    assert exact == ([False, True] if repeat else [False])  # exact numbers only where a repeat was found
+
+    (warehouse / E.BY_FILE_FOLDER / "refs.json").unlink()
+    exact.clear()
+    monkeypatch.setattr(E, "_hashed", lambda c: pl.when(pl.col(c).is_null()).then(None).otherwise(pl.lit(7, pl.Int64)).alias(c))  # every value one hash
+    assert _results(run_expectations(warehouse, commit=False)) == honest
+    assert exact == [False, True]

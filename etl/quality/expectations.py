@@ -511,12 +511,16 @@ def _code_safe(expectations: list[dict], columns: list[str]) -> set[str]:
     return safe
 
 
-def _to_pandas(frame: pl.DataFrame, categorical_ok: set[str], code_ok: set[str] = frozenset()):  # type: ignore[assignment]
-    """The frame as pandas: text columns of ``code_ok`` as numbers (`_code_safe`), other repetitive text
-    columns as categoricals (a third of the memory); results are the same for the expectations allowed."""
-    coded = [c for c in frame.columns if c in code_ok and frame.schema[c] == pl.String]
+def _coded(frame: pl.DataFrame, code_ok: set[str]) -> list[str]:
+    return [c for c in frame.columns if c in code_ok and frame.schema[c] == pl.String]
+
+
+def _to_pandas(frame: pl.DataFrame, categorical_ok: set[str], code_ok: set[str] = frozenset(), exact: bool = False):  # type: ignore[assignment]
+    """The frame as pandas: text columns of ``code_ok`` as numbers (`_code_safe`, `_codes`), other repetitive
+    text columns as categoricals (a third of the memory); results are the same for the expectations allowed."""
+    coded = _coded(frame, code_ok)
     if coded:
-        frame = frame.with_columns(_codes(frame, coded))
+        frame = frame.with_columns(_codes(coded, exact))
     text = [c for c in frame.columns if c in categorical_ok and c not in coded and frame.schema[c] == pl.String]
     if text and frame.height >= 1000:
         distinct = frame.select(pl.col(text).n_unique()).row(0, named=True)
@@ -526,16 +530,31 @@ def _to_pandas(frame: pl.DataFrame, categorical_ok: set[str], code_ok: set[str] 
     return frame.to_pandas()
 
 
-def _codes(frame: pl.DataFrame, columns: list[str]) -> list[pl.Expr]:
-    """A number per distinct value of each column, nulls kept: a 53-bit hash (exact in the float64 pandas makes of a
-    column with nulls) where it gives as many distinct numbers as there are distinct values - no two values share one -
-    else the value's rank."""
-    hashed = {c: pl.when(pl.col(c).is_null()).then(None).otherwise(pl.col(c).hash(seed=20190401) // 2048).alias(c) for c in columns}
-    counts = frame.select(
-        *(pl.col(c).n_unique().alias(f"v{k}") for k, c in enumerate(columns)), *(e.n_unique().alias(f"h{k}") for k, e in enumerate(hashed.values()))
-    )
-    row = counts.row(0, named=True)
-    return [hashed[c] if row[f"v{k}"] == row[f"h{k}"] else pl.col(c).rank("dense").alias(c) for k, c in enumerate(columns)]
+def _codes(columns: list[str], exact: bool) -> list[pl.Expr]:
+    """A number per distinct value of each column, nulls kept: a 53-bit hash of the value (exact in the float64
+    pandas makes of a column with nulls), or with ``exact`` the value's dense rank.
+
+    Two values may share a hash. That can only make a uniqueness expectation find repeats that are not there,
+    never hide one (and the null checks see the same nulls), so a frame on which one finds any repeat in a
+    hashed column is validated again with exact numbers (`_Runner.run`): results are always those of the
+    values themselves, and the common case - no repeats - costs a hash instead of a count of distinct text."""
+    if exact:
+        return [pl.col(c).rank("dense").alias(c) for c in columns]
+    return [_hashed(c) for c in columns]
+
+
+def _hashed(column: str) -> pl.Expr:
+    return pl.when(pl.col(column).is_null()).then(None).otherwise(pl.col(column).hash(seed=20190401) // 2048).alias(column)
+
+
+def _repeats_in(result, coded: list[str]) -> bool:
+    """Whether a uniqueness expectation on any of the ``coded`` columns found a repeat (or failed) in ``result``."""
+    for r in result.results:
+        cfg = r.expectation_config
+        if cfg.type in UNIQUE_KEY and set(UNIQUE_KEY[cfg.type](cfg.kwargs)) & set(coded):
+            if not r.success or (r.result or {}).get("unexpected_count"):
+                return True
+    return False
 
 
 @contextmanager
@@ -598,14 +617,18 @@ class _Runner:
             sub = ExpectationSuite(name=self.suite.name, expectations=marked, meta=self.suite.meta)
             seen = 0
             for flt in p.filters:
-                frame = (lf.select(p.columns) if flt is None else lf.select(p.columns).filter(flt)).collect(engine="streaming")
+                part = lf.select(p.columns) if flt is None else lf.select(p.columns).filter(flt)
+                frame = part.collect(engine="streaming")
                 if frame.height == 0 and flt is not None:
                     continue
                 seen += frame.height
+                coded = _coded(frame, self.code_ok)
                 pdf = _to_pandas(frame, self.categorical_ok, self.code_ok)
                 del frame
                 result = _validate(self.batch_def, pdf, sub)
                 del pdf
+                if coded and _repeats_in(result, coded):  # perhaps two values sharing a hash: exact numbers (`_codes`)
+                    result = _validate(self.batch_def, _to_pandas(part.collect(engine="streaming"), self.categorical_ok, self.code_ok, exact=True), sub)
                 self.partitions += 1
                 if self.meta is None:
                     self.meta, self.batch_id = dict(result.meta), result.batch_id
