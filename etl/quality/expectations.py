@@ -371,8 +371,9 @@ def _partition_filters(lf: pl.LazyFrame, key: list[str], rows: int) -> list[pl.E
 
 def _plan(lf: pl.LazyFrame, expectations: list[dict], columns: list[str], rows: int) -> list[_Pass]:
     """How to validate the suite: passes over the table, each split into partitions."""
-    if rows <= CHUNK_ROWS:
-        return [_Pass(list(range(len(expectations))), columns, [None])]
+    if rows <= CHUNK_ROWS:  # one pass, reading only the columns the expectations name
+        needed = set().union(*(_columns_of(e, columns) for e in expectations))
+        return [_Pass(list(range(len(expectations))), [c for c in columns if c in needed], [None])]
     whole: list[int] = []
     row_wise: list[int] = []
     keyed: dict[tuple[str, ...], list[int]] = {}
