@@ -422,11 +422,14 @@ class _SchemaBuilder:
         return checks
 
     def prepare(self, frame: pl.DataFrame) -> pl.DataFrame:
-        """The batch frame with the helper columns the file-dependent rules read (row order kept)."""
+        """The batch frame with the helper columns the file-dependent rules read (row order kept). Only the
+        key columns are joined: a join of the whole frame gathers every column of its many chunks (a file
+        each), four times the time."""
+        columns = []
         for helper, table in self.helpers.items():
-            key = [c for c in table.columns if c not in (_FILE, helper)]
-            frame = frame.join(table, on=[_FILE, *key], how="left", maintain_order="left")
-        return frame
+            on = [_FILE, *(c for c in table.columns if c not in (_FILE, helper))]
+            columns.append(frame.select(on).join(table, on=on, how="left", maintain_order="left").get_column(helper))
+        return frame.with_columns(columns) if columns else frame
 
     def build(self) -> pa.DataFrameSchema:
         columns = {}
