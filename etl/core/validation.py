@@ -648,8 +648,8 @@ def _judge(contract: Contract, builder: _SchemaBuilder, schema: pa.DataFrameSche
     """Run the row rules over ``batch`` (the renamed text columns, row_number and the helper columns of the files in it)."""
     failures, rule_errors = _run_rules(builder, schema, builder.prepare(batch).drop(ROW_NUMBER))
     # failures: index (position in the batch), rule id -> the file and row number they belong to
-    position = batch.select(pl.int_range(pl.len()).cast(pl.Int64).alias("index"), pl.col(_FILE), pl.col(ROW_NUMBER))
-    failed = failures.join(position, on="index", how="left")
+    at = failures.get_column("index")
+    failed = failures.with_columns(batch.get_column(_FILE).gather(at), batch.get_column(ROW_NUMBER).gather(at))
     fail_counts = failed.group_by(_FILE, "rule").agg(pl.col("index").n_unique().alias("n"))
     counts = {(r[_FILE], r["rule"]): r["n"] for r in fail_counts.iter_rows(named=True)}
     detail_map = {rid: f"{info.column or 'row'}: {info.category}" for rid, info in builder.rules.items()}
@@ -666,7 +666,7 @@ def _judge(contract: Contract, builder: _SchemaBuilder, schema: pa.DataFrameSche
         .drop("rules")
     )
     per_row_by_file = per_row.partition_by(_FILE, as_dict=True, include_key=False) if per_row.height else {}
-    passed = batch.filter(~pl.int_range(pl.len(), dtype=pl.Int64).is_in(failures["index"].unique().implode())) if failures.height else batch
+    passed = batch.filter(~pl.int_range(pl.len(), dtype=pl.Int64).is_in(at.unique().implode())) if failures.height else batch
     typed = _typed(contract, passed)
     lost = _lost_values(contract, passed, typed)  # must never find anything
     typed_by_file = typed.partition_by(_FILE, as_dict=True, include_key=False) if len(files) > 1 else {(i,): typed.drop(_FILE) for i in files}
