@@ -3,6 +3,7 @@
 import json
 
 import polars as pl
+import pyarrow as pa
 import pytest
 from deltalake import write_deltalake
 
@@ -134,15 +135,20 @@ def test_time_travel_shows_what_a_table_said(loaded, source, warehouse):
     assert any(h.get("run_id") == last_run for h in loaded.history("recorded_crime"))
 
 
-def test_categorical_columns_are_written_as_text_slice_by_slice(tmp_path, monkeypatch):
+@pytest.mark.parametrize("slice_rows", [3, 100])
+def test_categorical_columns_are_written_as_text_slice_by_slice(tmp_path, monkeypatch, slice_rows):
     """The key index holds its partition columns as categories in memory; the table gets text, the same rows,
-    also when the rows are written in several slices."""
+    whether the rows are written in several slices (a stream) or in one (a table)."""
     from deltalake import DeltaTable
 
     import etl.core.warehouse as warehouse_module
     from etl.core.warehouse import Write
 
-    monkeypatch.setattr(warehouse_module, "WRITE_SLICE_ROWS", 3)
+    monkeypatch.setattr(warehouse_module, "WRITE_SLICE_ROWS", slice_rows)
+    assert isinstance(
+        warehouse_module._arrow(pl.DataFrame({"c": ["x"] * 7}).with_columns(pl.col("c").cast(pl.Categorical))),
+        pa.RecordBatchReader if slice_rows < 7 else pa.Table,
+    )
     frame = pl.DataFrame({"force_id": ["a"] * 4 + ["b"] * 3, "key": [f"k{i}" for i in range(7)]}).with_columns(pl.col("force_id").cast(pl.Categorical))
     wh = Warehouse(tmp_path / "w")
     wh.commit("run-1", [Write("key_index", frame, None, ("force_id",))], {"run_id": "run-1", "kind": "load", "outcome": "loaded"})
