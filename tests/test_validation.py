@@ -194,3 +194,21 @@ def test_outcome_not_before_its_crime(tmp_path):
     r = validate_extract(load_contract("crime_outcomes"), read_extract(p), ValidationContext(month=MARCH, force_id="f", lookups={"recorded_crime": lookup}))
     assert dict(zip(r.quarantine["row_number"], r.quarantine["failed_checks"])) == {3: "outcome_date_not_before_recorded_date", 4: "outcome_type.range"}
     assert r.clean["outcome_type"].to_list() == [1, 8]
+
+
+def test_a_helper_column_takes_the_chunks_of_the_batch_frame():
+    """`_chunked_like`: a column joined for the rules is cut into the frame's chunks (a file each), values and
+    order unchanged, so that adding it does not make polars copy every column of the batch into one chunk."""
+    import polars as pl
+
+    from etl.core.validation import _chunked_like
+
+    frame = pl.concat([pl.DataFrame({"a": [f"{i}-{j}" for j in range(n)], "b": [j for j in range(n)]}) for i, n in enumerate((3, 1, 4))], rechunk=False)
+    column = pl.Series("h", [True, None, False, True, True, None, False, True])
+    cut = _chunked_like(frame, column)
+    assert cut.chunk_lengths() == [3, 1, 4] and cut.equals(column)
+    joined = frame.with_columns(cut)
+    assert joined.n_chunks("all") == [3, 3, 3] and joined.drop("a").n_chunks("all") == [3, 3]
+    ragged = frame.with_columns(pl.Series("b", range(8)))  # its columns' chunks differ: left as it is
+    assert _chunked_like(ragged, column).chunk_lengths() == [8]
+    assert _chunked_like(frame.rechunk(), column).chunk_lengths() == [8]

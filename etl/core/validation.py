@@ -26,6 +26,7 @@ appear in messages; a failure is described by its value category.
 from __future__ import annotations
 
 import difflib
+import itertools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -423,12 +424,13 @@ class _SchemaBuilder:
 
     def prepare(self, frame: pl.DataFrame) -> pl.DataFrame:
         """The batch frame with the helper columns the file-dependent rules read (row order kept). Only the
-        key columns are joined: a join of the whole frame gathers every column of its many chunks (a file
-        each), four times the time."""
+        key columns are joined, and each helper column is cut into the frame's chunks (a file each): a join of
+        the whole frame, or a column of one chunk beside many, makes polars copy every column into one chunk
+        (most of the time of the rules of a batch of many files)."""
         columns = []
         for helper, table in self.helpers.items():
             on = [_FILE, *(c for c in table.columns if c not in (_FILE, helper))]
-            columns.append(frame.select(on).join(table, on=on, how="left", maintain_order="left").get_column(helper))
+            columns.append(_chunked_like(frame, frame.select(on).join(table, on=on, how="left", maintain_order="left").get_column(helper)))
         return frame.with_columns(columns) if columns else frame
 
     def build(self) -> pa.DataFrameSchema:
@@ -439,6 +441,18 @@ class _SchemaBuilder:
             columns[c.name] = pa.Column(pl.Utf8, checks=self.column_checks(c), nullable=not c.required, required=True)
             self.compiled.column(c.name, required=c.required)
         return pa.DataFrameSchema(columns, checks=self.frame_checks(), strict=False, name=self.contract.id)
+
+
+def _chunked_like(frame: pl.DataFrame, column: pl.Series) -> pl.Series:
+    """COLUMN (as long as FRAME) in the chunks of FRAME's first column, when FRAME's columns share one layout
+    (slices: nothing is copied); as it is otherwise."""
+    if not frame.width:
+        return column
+    lengths = frame.to_series(0).chunk_lengths()
+    if len(lengths) <= 1 or any(s.chunk_lengths() != lengths for s in frame.iter_columns()):
+        return column
+    offsets = [0, *itertools.accumulate(lengths)]
+    return pl.concat([column.slice(a, b - a) for a, b in zip(offsets, offsets[1:])], rechunk=False)
 
 
 # --------------------------------------------------------------------------------------------------
