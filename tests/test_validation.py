@@ -196,19 +196,24 @@ def test_outcome_not_before_its_crime(tmp_path):
     assert r.clean["outcome_type"].to_list() == [1, 8]
 
 
-def test_a_helper_column_takes_the_chunks_of_the_batch_frame():
-    """`_chunked_like`: a column joined for the rules is cut into the frame's chunks (a file each), values and
-    order unchanged, so that adding it does not make polars copy every column of the batch into one chunk."""
+def test_the_columns_of_a_batch_frame_share_its_chunks():
+    """`_aligned`, `_cut`: a batch frame's columns all take the chunks of its first column (a file each), values and
+    order unchanged - the constant columns ``pl.concat`` gives in one chunk, a helper column joined for the rules -
+    so that a query on it does not make polars copy every column into one chunk first."""
     import polars as pl
 
-    from etl.core.validation import _chunked_like
+    from etl.core.validation import _aligned, _cut, _layout
 
-    frame = pl.concat([pl.DataFrame({"a": [f"{i}-{j}" for j in range(n)], "b": [j for j in range(n)]}) for i, n in enumerate((3, 1, 4))], rechunk=False)
+    files = [
+        pl.DataFrame({"a": [f"{i}-{j}" for j in range(n)], "b": list(range(n))}).with_columns(pl.lit(f"f{i}").alias("force")) for i, n in enumerate((3, 1, 4))
+    ]
+    batch = pl.concat(files, how="vertical")
+    aligned = _aligned(batch)
+    assert aligned.equals(batch) and aligned.n_chunks("all") == [3, 3, 3] and _layout(aligned) == [3, 1, 4]
+    assert aligned.drop("a").n_chunks("all") == [3, 3]  # a query keeps the chunks: nothing was copied
     column = pl.Series("h", [True, None, False, True, True, None, False, True])
-    cut = _chunked_like(frame, column)
+    cut = _cut(column, _layout(aligned))
     assert cut.chunk_lengths() == [3, 1, 4] and cut.equals(column)
-    joined = frame.with_columns(cut)
-    assert joined.n_chunks("all") == [3, 3, 3] and joined.drop("a").n_chunks("all") == [3, 3]
-    ragged = frame.with_columns(pl.Series("b", range(8)))  # its columns' chunks differ: left as it is
-    assert _chunked_like(ragged, column).chunk_lengths() == [8]
-    assert _chunked_like(frame.rechunk(), column).chunk_lengths() == [8]
+    other = pl.concat([column.slice(0, 5), column.slice(5, 3)], rechunk=False)  # chunked another way
+    assert _cut(other, [3, 1, 4]).chunk_lengths() == [3, 1, 4] and _cut(other, [3, 1, 4]).equals(column)
+    assert _cut(column, [8]).chunk_lengths() == [8] and _aligned(batch.rechunk()).n_chunks("all") == [1, 1, 1]

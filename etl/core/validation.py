@@ -425,12 +425,12 @@ class _SchemaBuilder:
     def prepare(self, frame: pl.DataFrame) -> pl.DataFrame:
         """The batch frame with the helper columns the file-dependent rules read (row order kept). Only the
         key columns are joined, and each helper column is cut into the frame's chunks (a file each): a join of
-        the whole frame, or a column of one chunk beside many, makes polars copy every column into one chunk
-        (most of the time of the rules of a batch of many files)."""
+        the whole frame, or a column of one chunk beside many (`_aligned`), makes polars copy every column
+        into one chunk."""
         columns = []
         for helper, table in self.helpers.items():
             on = [_FILE, *(c for c in table.columns if c not in (_FILE, helper))]
-            columns.append(_chunked_like(frame, frame.select(on).join(table, on=on, how="left", maintain_order="left").get_column(helper)))
+            columns.append(_cut(frame.select(on).join(table, on=on, how="left", maintain_order="left").get_column(helper), _layout(frame)))
         return frame.with_columns(columns) if columns else frame
 
     def build(self) -> pa.DataFrameSchema:
@@ -443,16 +443,28 @@ class _SchemaBuilder:
         return pa.DataFrameSchema(columns, checks=self.frame_checks(), strict=False, name=self.contract.id)
 
 
-def _chunked_like(frame: pl.DataFrame, column: pl.Series) -> pl.Series:
-    """COLUMN (as long as FRAME) in the chunks of FRAME's first column, when FRAME's columns share one layout
-    (slices: nothing is copied); as it is otherwise."""
-    if not frame.width:
+def _layout(frame: pl.DataFrame) -> list[int]:
+    """The chunk lengths of FRAME's first column (a batch frame: a chunk per file)."""
+    return frame.to_series(0).chunk_lengths() if frame.width else []
+
+
+def _cut(column: pl.Series, lengths: list[int]) -> pl.Series:
+    """COLUMN (``sum(lengths)`` long) in chunks of ``lengths``: slices of it, nothing copied (but a column of another
+    layout of several chunks, put in one first)."""
+    if len(lengths) <= 1 or column.chunk_lengths() == lengths:
         return column
-    lengths = frame.to_series(0).chunk_lengths()
-    if len(lengths) <= 1 or any(s.chunk_lengths() != lengths for s in frame.iter_columns()):
-        return column
+    whole = column.rechunk() if column.n_chunks() > 1 else column
     offsets = [0, *itertools.accumulate(lengths)]
-    return pl.concat([column.slice(a, b - a) for a, b in zip(offsets, offsets[1:])], rechunk=False)
+    return pl.concat([whole.slice(a, b - a) for a, b in zip(offsets, offsets[1:])], rechunk=False)
+
+
+def _aligned(frame: pl.DataFrame) -> pl.DataFrame:
+    """FRAME with every column in the chunks of its first column. polars copies every column of a frame whose
+    columns are chunked differently into one chunk before any query on it - most of the time of the rules of a
+    batch of many files, whose constant columns (a file's force) come out of ``pl.concat`` in one chunk."""
+    lengths = _layout(frame)
+    odd = [c for c in frame.iter_columns() if c.chunk_lengths() != lengths]
+    return frame.with_columns(_cut(c, lengths) for c in odd) if odd and len(lengths) > 1 else frame
 
 
 # --------------------------------------------------------------------------------------------------
@@ -625,7 +637,7 @@ def validate_extracts(contract: Contract, inputs: list[ExtractInput], *, spill: 
 
     builder = _SchemaBuilder(contract, [item.ctx if i in frames else ValidationContext() for i, item in enumerate(inputs)], forces)
     schema = builder.build()
-    batch = pl.concat(list(frames.values()), how="vertical") if len(frames) > 1 else next(iter(frames.values()))
+    batch = _aligned(pl.concat(list(frames.values()), how="vertical")) if len(frames) > 1 else next(iter(frames.values()))
     judged = _judge(contract, builder, schema, batch, list(frames))
     for i, frame in frames.items():
         item = inputs[i]
