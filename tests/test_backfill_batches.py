@@ -88,7 +88,7 @@ def test_batched_backfill_equals_month_by_month(month_by_month, tmp_path: Path, 
     assert _reports(report) == _reports(expected)
     assert [(r.month, r.outcome) for r in report.months if r.outcome != "loaded"] == [("2019-01", "failed"), ("2019-03", "missing")]
     # 14 months loaded in batches (one commit each) and the measures
-    assert commits[:-1] == ([5, 4, 5] if months == "5" else [11, 3])
+    assert commits[:-1] == ([5, 4, 5] if months == "5" else [7, 7]), commits  # 12: 15 months in two batches of 8 and 7
     got, want = _tables(tmp_path / "wh"), _tables(one_by_one)
     for table in want:
         assert got[table].equals(want[table]), table
@@ -140,13 +140,29 @@ def test_batches_follow_the_size_and_month_limits(tmp_path: Path, monkeypatch: p
     plans = [plan_source_month(source, m) for m in ("2019-01", "2019-02", "2019-03", "2019-04")]
     assert [len(g) for g in batches.batch_plans(plans)] == [4]
     monkeypatch.setenv("ETL_BATCH_MONTHS", "3")
-    assert [len(g) for g in batches.batch_plans(plans)] == [3, 1]
+    assert [len(g) for g in batches.batch_plans(plans)] == [2, 2]  # two batches, the months shared out evenly (not 3 + 1)
+    monkeypatch.setenv("ETL_BATCH_MONTHS", "1")
+    assert [len(g) for g in batches.batch_plans(plans)] == [1, 1, 1, 1]
+    monkeypatch.setenv("ETL_BATCH_MONTHS", "24")
     size = batches.plan_bytes(plans[0])
     monkeypatch.setenv("ETL_BATCH_MB", str(2.5 * size / 1e6))
     assert [len(g) for g in batches.batch_plans(plans)] == [2, 2]
+    assert [g[0].month for g in batches.batch_plans(plans)] == [plans[0].month, plans[2].month]  # in order
     monkeypatch.setenv("ETL_BATCH_MONTHS", "many")
     with pytest.raises(Exception, match="ETL_BATCH_MONTHS must be a number"):
         batches.batch_plans(plans)
+
+
+def test_batches_share_the_months_out_evenly_within_the_size_limit() -> None:
+    """`_even`: as many batches as filling each in turn takes, months shared out evenly - unless an even batch
+    would go over the size limit (a big month), then filled in turn; a month bigger than the limit is alone."""
+    plans = list(range(10))
+    assert [len(g) for g in batches._even(plans, [1] * 10, 4, 100)] == [4, 3, 3]  # filled: 4 + 4 + 2
+    assert [len(g) for g in batches._even(plans, [1] * 9 + [50], 24, 58)] == [5, 5]  # filled: 9 + 1; the even second holds 54
+    assert [len(g) for g in batches._even(plans, [1] * 9 + [50], 24, 52)] == [9, 1]  # 54 would be over the limit
+    assert [len(g) for g in batches._even(plans, [10] * 10, 24, 35)] == [3, 3, 2, 2]  # filled: 3 + 3 + 3 + 1
+    assert [len(g) for g in batches._even(plans, [99] + [1] * 9, 24, 50)] == [1, 9]  # the big month alone, first
+    assert batches._even(plans, [1] * 10, 4, 100)[1] == [4, 5, 6]
 
 
 def test_a_region_backfill_in_batches_equals_one_force_at_a_time(tmp_path: Path) -> None:

@@ -20,13 +20,15 @@ the commit is all or nothing. Anything else going wrong (not a month's data) mak
 months one by one instead, so a month that can be loaded is never lost because another could not.
 
 `batch_plans` groups months: at most ``ETL_BATCH_MONTHS`` months (default 24) and ``ETL_BATCH_MB`` of
-files (default 64: a national month, ~60 MB, loads alone; a force's month is a few MB).
+files (default 64: a national month, ~60 MB, loads alone; a force's month is a few MB), the months
+shared out evenly between as few batches as those limits allow.
 
 One reason to change: how several months are loaded together.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
@@ -78,20 +80,46 @@ def plan_bytes(plan: SourcePlan) -> int:
 
 def batch_plans(plans: list[SourcePlan]) -> list[list[SourcePlan]]:
     """Consecutive plans grouped into batches of at most ETL_BATCH_MONTHS months and ETL_BATCH_MB of files
-    (a plan bigger than that is a batch of its own)."""
+    (a plan bigger than that is a batch of its own), as even as those limits allow: as many batches as filling
+    each in turn takes, but of months shared out evenly (24 + 1 months become 13 + 12: a month loaded alone
+    pays a whole commit and a read of the reference data)."""
     months = int(_setting("ETL_BATCH_MONTHS", DEFAULT_BATCH_MONTHS))
     budget = _setting("ETL_BATCH_MB", DEFAULT_BATCH_MB) * 1e6
+    sizes = [plan_bytes(p) for p in plans]
     out: list[list[SourcePlan]] = []
+    start = 0
+    for end in range(1, len(plans) + 1):  # each run of plans of one source, batched on its own
+        if end == len(plans) or plans[end].source != plans[start].source:
+            out += _even(plans[start:end], sizes[start:end], months, budget)
+            start = end
+    return out
+
+
+def _filled(sizes: list[int], months: int, budget: float) -> list[int]:
+    """The batch lengths of filling each batch in turn up to the limits."""
+    lengths: list[int] = []
     size = 0.0
-    for plan in plans:
-        n = plan_bytes(plan)
-        if out and len(out[-1]) < months and size + n <= budget and out[-1][0].source == plan.source:
-            out[-1].append(plan)
+    for n in sizes:
+        if lengths and lengths[-1] < months and size + n <= budget:
+            lengths[-1] += 1
             size += n
         else:
-            out.append([plan])
+            lengths.append(1)
             size = n
-    return out
+    return lengths
+
+
+def _even(plans: list[SourcePlan], sizes: list[int], months: int, budget: float) -> list[list[SourcePlan]]:
+    filled = _filled(sizes, months, budget)
+    k, n = len(filled), len(plans)
+    even = [n // k + (1 if i < n % k else 0) for i in range(k)]  # never longer than `months`: k >= n / months
+    lengths = filled
+    if even != filled:
+        at = [0, *itertools.accumulate(even)]
+        if all(sum(sizes[a:b]) <= budget or b - a == 1 for a, b in zip(at, at[1:])):
+            lengths = even
+    at = [0, *itertools.accumulate(lengths)]
+    return [plans[a:b] for a, b in zip(at, at[1:])]
 
 
 ReadAndValidate = Callable[[list[stages.Batch], Warehouse], list[stages.ValidatedBatch]]
