@@ -173,6 +173,8 @@ def test_areas_reference_list(tmp_path):
     r = validate(p, areas={"test-force": ["N1", "N2"]})
     assert r.quarantine["failed_checks"].to_list() == ["npu.reference_list"]
     assert validate(p).rows_quarantined == 0  # no areas file: any npu
+    twice = validate(p, areas={"test-force": ["N1", "N2", "N1"]})  # a caller's list with an area twice: the same verdicts, no row repeated
+    assert (twice.clean.height, twice.quarantine["failed_checks"].to_list()) == (3, ["npu.reference_list"])
 
 
 def test_outcome_not_before_its_crime(tmp_path):

@@ -320,9 +320,8 @@ class _SchemaBuilder:
             return []
         ref = c.reference_list
         helper = f"__listed_{n}"
-        self.helpers[helper] = pl.DataFrame({_FILE: [i for i, _ in pairs], n: [v for _, v in pairs]}, schema={_FILE: pl.Int32, n: pl.Utf8}).with_columns(
-            pl.lit(True).alias(helper)
-        )
+        listed = pl.DataFrame({_FILE: [i for i, _ in pairs], n: [v for _, v in pairs]}, schema={_FILE: pl.Int32, n: pl.Utf8})
+        self.helpers[helper] = listed.unique().with_columns(pl.lit(True).alias(helper))  # an area listed twice must not repeat rows
         rid = f"{n}.reference_list"
         self.applies[rid] = files
         in_scope = pl.col(_FILE).is_in(sorted(files))
@@ -428,9 +427,10 @@ class _SchemaBuilder:
         the whole frame, or a column of one chunk beside many (`_aligned`), makes polars copy every column
         into one chunk."""
         columns = []
+        layout = _layout(frame)
         for helper, table in self.helpers.items():
             on = [_FILE, *(c for c in table.columns if c not in (_FILE, helper))]
-            columns.append(_cut(frame.select(on).join(table, on=on, how="left", maintain_order="left").get_column(helper), _layout(frame)))
+            columns.append(_cut(frame.select(on).join(table, on=on, how="left", maintain_order="left").get_column(helper), layout))
         return frame.with_columns(columns) if columns else frame
 
     def build(self) -> pa.DataFrameSchema:

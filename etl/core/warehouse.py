@@ -264,8 +264,6 @@ def _arrow(frame: Any) -> Any:
     if not cats:
         return frame.to_arrow()
     as_text = [pl.col(n).cast(pl.Utf8) for n in cats]
-    if frame.height <= WRITE_SLICE_ROWS:  # one slice: as a table (delta-rs pulling it from a Python stream took twice as long)
-        return frame.with_columns(as_text).to_arrow()
     schema = frame.head(0).with_columns(as_text).to_arrow().schema
 
     def batches() -> Iterator[pa.RecordBatch]:

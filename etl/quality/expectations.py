@@ -516,10 +516,10 @@ def _coded(frame: pl.DataFrame, code_ok: set[str]) -> list[str]:
     return [c for c in frame.columns if c in code_ok and frame.schema[c] == pl.String]
 
 
-def _to_pandas(frame: pl.DataFrame, categorical_ok: set[str], code_ok: set[str] = frozenset(), exact: bool = False):  # type: ignore[assignment]
-    """The frame as pandas: text columns of ``code_ok`` as numbers (`_code_safe`, `_codes`), other repetitive
-    text columns as categoricals (a third of the memory); results are the same for the expectations allowed."""
-    coded = _coded(frame, code_ok)
+def _to_pandas(frame: pl.DataFrame, categorical_ok: set[str], coded: list[str], exact: bool = False):
+    """The frame as pandas: its ``coded`` text columns (`_coded`) as numbers (`_code_safe`, `_codes`), other
+    repetitive text columns as categoricals (a third of the memory); results are the same for the expectations
+    allowed."""
     if coded:
         frame = frame.with_columns(_codes(coded, exact))
     text = [c for c in frame.columns if c in categorical_ok and c not in coded and frame.schema[c] == pl.String]
@@ -536,9 +536,10 @@ def _codes(columns: list[str], exact: bool) -> list[pl.Expr]:
     pandas makes of a column with nulls), or with ``exact`` the value's dense rank.
 
     Two values may share a hash. That can only make a uniqueness expectation find repeats that are not there,
-    never hide one (and the null checks see the same nulls), so a frame on which one finds any repeat in a
-    hashed column is validated again with exact numbers (`_Runner.run`): results are always those of the
-    values themselves, and the common case - no repeats - costs a hash instead of a count of distinct text."""
+    never hide one (and the null checks see the same nulls). So where one finds any repeat in a hashed column,
+    the frame's distinct values and hashes are counted (`_hashes_exact`) and, only if two values share a hash,
+    it is validated again with exact numbers (`_Runner.run`): results are always those of the values
+    themselves, and the common case - no repeats - costs a hash instead of a count of distinct text."""
     if exact:
         return [pl.col(c).rank("dense").alias(c) for c in columns]
     return [_hashed(c) for c in columns]
@@ -546,6 +547,15 @@ def _codes(columns: list[str], exact: bool) -> list[pl.Expr]:
 
 def _hashed(column: str) -> pl.Expr:
     return pl.when(pl.col(column).is_null()).then(None).otherwise(pl.col(column).hash(seed=20190401) // 2048).alias(column)
+
+
+def _hashes_exact(frame: pl.DataFrame, coded: list[str]) -> bool:
+    """Whether no two values of any ``coded`` column of ``frame`` share a hash (`_hashed`): as many distinct
+    hashes as distinct values."""
+    counts = frame.select(
+        [pl.col(c).n_unique().alias(f"v{i}") for i, c in enumerate(coded)] + [_hashed(c).n_unique().alias(f"h{i}") for i, c in enumerate(coded)]
+    ).row(0)
+    return counts[: len(coded)] == counts[len(coded) :]
 
 
 def _repeats_in(result, coded: list[str]) -> bool:
@@ -624,12 +634,15 @@ class _Runner:
                     continue
                 seen += frame.height
                 coded = _coded(frame, self.code_ok)
-                pdf = _to_pandas(frame, self.categorical_ok, self.code_ok)
+                pdf = _to_pandas(frame, self.categorical_ok, coded)
                 del frame
                 result = _validate(self.batch_def, pdf, sub)
                 del pdf
-                if coded and _repeats_in(result, coded):  # perhaps two values sharing a hash: exact numbers (`_codes`)
-                    result = _validate(self.batch_def, _to_pandas(part.collect(engine="streaming"), self.categorical_ok, self.code_ok, exact=True), sub)
+                if coded and _repeats_in(result, coded):  # a repeat, or two values sharing a hash (`_codes`)?
+                    frame = part.collect(engine="streaming")
+                    if not _hashes_exact(frame, coded):
+                        result = _validate(self.batch_def, _to_pandas(frame, self.categorical_ok, coded, exact=True), sub)
+                    del frame
                 self.partitions += 1
                 if self.meta is None:
                     self.meta, self.batch_id = dict(result.meta), result.batch_id
