@@ -174,6 +174,40 @@ def test_a_batch_reads_each_committed_file_once_and_answers_as_a_fresh_look_up(t
     assert repeats == [("2019-05", [("early", "E2018-02-b1", "2018-02")])]  # a committed month's reference found
 
 
+def test_a_batch_counted_ahead_gives_the_volume_verdicts_and_counts_of_each_month_counted_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`count_ahead` counts every month of a batch in one query before the months are checked in turn: each month's
+    volume verdict and counts are those it gets counted on its own, and no month is counted again - unless its rows
+    are not the ones counted ahead."""
+    source = _source(tmp_path / "src") / "early"
+    wh = Warehouse(tmp_path / "wh")
+    monkeypatch.setenv("ETL_BATCH_MONTHS", "6")
+    pipeline.backfill(source, "2018-01", "2019-02", wh.root, measures=False)
+    months = ["2019-03", "2019-04", "2019-05", "2019-06"]
+    validated = {m: _validated(source, wh, m) for m in months}
+    changed = validated["2019-05"][0][1]
+    counted_alone: list[str] = []
+    alone = key_index.count_rows
+    monkeypatch.setattr(key_index, "count_rows", lambda e, f, m, clean: counted_alone.append(m) or alone(e, f, m, clean))
+    ahead, fresh = Pending(), Pending()
+    cross_month.count_ahead(ahead, [(f, m, r) for m in months for f, r in validated[m]])  # type: ignore[misc]
+    changed.clean = changed.clean.head(10)  # type: ignore[attr-defined]  # May's rows are not those counted ahead
+    committed = loaded_months(wh)
+    for month in months:
+        items = validated[month]
+        with wh.snapshot():
+            got = cross_month.prefetch(wh, month, items, committed, ahead)  # type: ignore[arg-type]
+            want = cross_month.prefetch(wh, month, items, committed, fresh)  # type: ignore[arg-type]
+        assert {k: c.__dict__ for k, c in got.volume_checks.items()} == {k: c.__dict__ for k, c in want.volume_checks.items()}, month
+        assert [("XmR" in c.detail, c.passed) for c in got.volume_checks.values()] == [(True, month != "2019-05")], month  # May: its 10 rows judged
+        assert got.counts.keys() == want.counts.keys() == {("recorded_crime", "early", month)}
+        for k, (ids, frame) in want.counts.items():
+            assert got.counts[k][0] == ids and frame.sort(frame.columns).equals(got.counts[k][1].sort(frame.columns)), month
+        for pending in (ahead, fresh):
+            for force, r in items:
+                pending.add(r.contract.extract, force, month, r.clean)  # type: ignore[attr-defined]
+    assert counted_alone == ["2019-03", "2019-04", "2019-05", "2019-05", "2019-06"]  # the fresh batch's four, and May's changed rows
+
+
 def test_what_a_month_made_of_its_rows_is_used_only_for_those_rows() -> None:
     clean = pl.DataFrame({"crime_ref": ["b", "a", None], "status": ["recorded"] * 3, "hocr_code": ["28E", "8N", "8N"]})
     other = clean.with_columns(pl.lit("z").alias("crime_ref"))

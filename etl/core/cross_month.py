@@ -174,13 +174,41 @@ def prefetch(
     return history
 
 
+def count_ahead(pending: Pending, items: list[tuple[str, str, ExtractResult]]) -> None:
+    """The volume counts of every (force, month, result) of a batch whose extract has a volume check, made in one
+    query per extract before the months are checked in turn (`key_index.count_rows_of`) and noted in ``pending``
+    with each result's rows: `_current_sums` takes them up instead of counting each month on its own, and makes
+    the offence-group sums of all the batch's months at once."""
+    by_extract: dict[str, list[tuple[str, str, ExtractResult]]] = {}
+    for f, m, r in items:
+        if any(spec.get("check") == "volume_vs_history" for spec in declared(r.contract)):
+            by_extract.setdefault(r.contract.extract, []).append((f, m, r))
+    for extract, mine in by_extract.items():
+        pairs = [(f, m) for f, m, _ in mine]
+        if len(set(pairs)) < len(pairs):  # two results of one force-month: each is counted when it is checked
+            continue
+        rows = pl.concat(
+            [r.clean.lazy().select(pl.lit(f, pl.Utf8).alias("force_id"), pl.lit(m, pl.Utf8).alias("month"), "status", "hocr_code") for f, m, r in mine]
+        )
+        whole = key_index.count_rows_of(extract, rows, pairs)
+        each = whole.partition_by("force_id", "month", as_dict=True)
+        for f, m, r in mine:
+            pending.note_batch_counts(extract, f, m, r.clean, each[(f, m)], whole)
+
+
 def _current_sums(
     extract: str, month: str, items: list[tuple[str, ExtractResult]], memo: dict, pending: Pending | None, history: History
 ) -> dict[str, dict[str, int]]:
     """force -> offence group -> count of this month's recorded rows (`_group_sums`), from `key_index.count_rows` of
     each force (one query for them all); with ``pending`` (a batch) the counts are noted for when the month is added.
-    The counts are kept in ``history.counts`` for the run's index write."""
-    if len(items) == 1:
+    The counts are kept in ``history.counts`` for the run's index write. In a batch whose counts were made
+    ahead (`count_ahead`) they are taken from there."""
+    ahead = [pending.batch_counts(extract, f, month, r.clean) for f, r in items] if pending is not None else []
+    known = [a for a in ahead if a is not None]
+    if ahead and len(known) == len(ahead):
+        by_force = {f: a[0] for (f, _), a in zip(items, known, strict=True)}
+        counted = known[0][1]  # every month of the batch: its sums are made once (`_sums_of`)
+    elif len(items) == 1:
         force, r = items[0]
         counted = key_index.count_rows(extract, force, month, r.clean)
         by_force = {force: counted}

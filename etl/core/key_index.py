@@ -232,6 +232,16 @@ class Pending:
         """``bounds``: the smallest and largest key of ``clean``'s column, to be `bounds` once ``clean`` is added."""
         self._noted[("bounds", extract, force, month, column)] = (clean, bounds)
 
+    def note_batch_counts(self, extract: str, force: str, month: str, clean: pl.DataFrame | pl.LazyFrame, counts: pl.DataFrame, whole: pl.DataFrame) -> None:
+        """``counts`` as `note_counts`, made before the checks with those of every force-month of the batch
+        (``whole``, `cross_month.count_ahead`)."""
+        self._noted[("batch counts", extract, force, month)] = (clean, (counts, whole))
+        self.note_counts(extract, force, month, clean, counts)
+
+    def batch_counts(self, extract: str, force: str, month: str, clean: pl.DataFrame | pl.LazyFrame) -> tuple[pl.DataFrame, pl.DataFrame] | None:
+        """(the force-month's `count_rows`, the batch's) as `note_batch_counts` noted them for ``clean``; None if not."""
+        return self._taken("batch counts", (extract, force, month), clean)  # type: ignore[return-value]
+
     def _taken(self, kind: str, at: tuple, clean: object) -> object | None:
         noted = self._noted.get((kind, *at))
         return noted[1] if noted is not None and noted[0] is clean else None

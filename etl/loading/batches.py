@@ -37,7 +37,7 @@ from dataclasses import replace
 
 import polars as pl
 
-from etl.core import progress, staging
+from etl.core import cross_month, progress, staging
 from etl.core.key_index import KEY_INDEX, VOLUME_COUNTS, Pending
 from etl.core.warehouse import Warehouse, Write
 from etl.errors import ConfigError
@@ -169,6 +169,7 @@ def _load_together(plans: list[SourcePlan], wh: Warehouse, read_validate: ReadAn
         )
         validated = _references(read_validate(batches, wh), wh)
         pending = Pending()
+        cross_month.count_ahead(pending, [(u.force, v.month, r) for v in validated for u in v.live for r in u.results])  # type: ignore[misc]
         checked: list[stages.CheckedBatch] = []
         for v in validated:
             if not v.live:
