@@ -12,10 +12,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 
 from etl.core.periods import months_between
 from etl.core.warehouse import Warehouse
+from etl.loading import files
 from etl.loading.batches import batch_plans, load_months
 from etl.loading.landing import is_landing_url, load_month_from
 from etl.loading.refresh import refresh_measures
@@ -51,7 +53,7 @@ def backfill(
                 if on_month:
                     on_month(rep)
         return finish_backfill(reports, warehouse, first, last, measures, started)
-    reports.extend(load_range(source, first, last, lambda group: load_months(group, wh), force_id=force_id, on_month=on_month))
+    reports.extend(load_range(source, first, last, lambda group: load_months(group, wh), force_id=force_id, on_month=on_month, read_ahead=True))
     return finish_backfill(reports, warehouse, first, last, measures, started)
 
 
@@ -63,10 +65,13 @@ def load_range(
     *,
     force_id: str | None = None,
     on_month: Callable[[MonthReport], None] | None = None,
+    read_ahead: bool = False,
 ) -> list[MonthReport]:
     """Every month from first to last of a local source, in order: planned, grouped into batches
     (`batch_plans`) and each batch given to ``load`` (one commit: `load_months`, or the Prefect flow's task
-    around it); a month that cannot be planned (missing, two files of one extract) is reported in its place."""
+    around it); a month that cannot be planned (missing, two files of one extract) is reported in its place.
+    ``read_ahead`` (when ``load`` reads the files in this thread): the next batch's files are read while a batch
+    is written (`files.reading_ahead`)."""
     items: list[SourcePlan | MonthReport] = []
     for m in months_between(first, last):
         try:
@@ -84,13 +89,19 @@ def load_range(
     plans = [i for i in items if isinstance(i, SourcePlan)]
     unplanned = {i.month: i for i in items if isinstance(i, MonthReport)}
     done_until = ""
-    for group in batch_plans(plans):
-        last_month = str(group[-1].month)
-        by_month = [(str(p.month), reps) for p, reps in zip(group, load(group))]
-        by_month += [(m, [unplanned[m]]) for m in unplanned if done_until < m < last_month]  # months without a plan, in their place
-        for _, reps in sorted(by_month, key=lambda x: x[0]):
-            emit(reps)
-        done_until = last_month
+    groups = batch_plans(plans)
+    with files.reading_ahead() if read_ahead else nullcontext() as ahead:
+        for k, group in enumerate(groups):
+            if ahead is not None:
+                ahead.queue(
+                    [(path, p.source) for p in groups[k + 1] for u in p.units for _, path in u.files if path is not None] if k + 1 < len(groups) else []
+                )
+            last_month = str(group[-1].month)
+            by_month = [(str(p.month), reps) for p, reps in zip(group, load(group))]
+            by_month += [(m, [unplanned[m]]) for m in unplanned if done_until < m < last_month]  # months without a plan, in their place
+            for _, reps in sorted(by_month, key=lambda x: x[0]):
+                emit(reps)
+            done_until = last_month
     for month in sorted(m for m in unplanned if m > done_until):
         emit([unplanned[month]])
     return reports

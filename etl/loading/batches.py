@@ -41,7 +41,7 @@ from etl.core import cross_month, progress, staging
 from etl.core.key_index import KEY_INDEX, VOLUME_COUNTS, Pending
 from etl.core.warehouse import Warehouse, Write
 from etl.errors import ConfigError
-from etl.loading import stages
+from etl.loading import files, stages
 from etl.loading.reference import REFERENCE_EXTRACTS, References, has_own_reference
 from etl.loading.results import LoadFailed, MonthReport
 from etl.loading.sources import SourcePlan
@@ -191,6 +191,7 @@ def _load_together(plans: list[SourcePlan], wh: Warehouse, read_validate: ReadAn
         month = f"{checked[0].month}..{checked[-1].month}"
         progress.emit("before_commit", run_ids=[u.run_id for u in live], month=month)
         started = time.perf_counter()
+        files.start_reading_ahead()  # a backfill's next batch read while this one is written (`files.reading_ahead`)
         with progress.stage("write", rows=sum(w.frame.height for w in merged)):
             wh.commit(",".join(u.run_id for u in live), merged, runs, checks)
         log.info("runs of %s: %d force-month(s) of %d month(s) committed in %.2f s", month, len(live), len(checked), time.perf_counter() - started)
