@@ -156,3 +156,38 @@ def test_categorical_columns_are_written_as_text_slice_by_slice(tmp_path, monkey
     got = pl.read_delta(str(tmp_path / "w" / "key_index")).sort("key")
     assert got.schema["force_id"] == pl.Utf8
     assert got.select("force_id", "key").rows() == frame.with_columns(pl.col("force_id").cast(pl.Utf8)).rows()
+
+
+def test_a_commit_writes_two_tables_at_once_and_a_failed_one_rolls_back_every_table_once_none_is_writing(tmp_path, monkeypatch):
+    """The tables of a commit are written two at a time (`Warehouse._write_tables`). When one write fails, the commit
+    waits for the one still writing, then rolls every table back: nothing is left ahead of the committed state."""
+    import threading
+    import time
+
+    import etl.core.warehouse as warehouse_module
+    from etl.core.warehouse import Write
+
+    wh = Warehouse(tmp_path / "w")
+    first = {t: pl.DataFrame({"k": [1, 2], "t": [t, t]}) for t in ("fails", "slow", "third")}
+    wh.commit("run-1", [Write(t, f) for t, f in first.items()], {"run_id": "run-1", "kind": "load", "outcome": "loaded"})
+    threads: dict[str, str] = {}
+    real = warehouse_module.Warehouse._write
+
+    def write(self, w, run_id):
+        threads[w.table] = threading.current_thread().name
+        if w.table == "slow":
+            time.sleep(0.5)  # still writing when the other fails
+        if w.table == "fails" and run_id == "run-2":
+            raise OSError("disk full")
+        return real(self, w, run_id)
+
+    monkeypatch.setattr(warehouse_module.Warehouse, "_write", write)
+    wh.commit("run-x", [Write(t, f) for t, f in first.items()], {"run_id": "run-x", "kind": "load", "outcome": "loaded"})
+    assert threads["slow"] != threads["fails"] and {n.split("_")[0] for n in threads.values()} == {"table-write"}
+    before = {t: wh.read(t).sort("k") for t in first}
+    more = {t: pl.DataFrame({"k": [3], "t": [t]}) for t in first}
+    with pytest.raises(OSError, match="disk full"):
+        wh.commit("run-2", [Write(t, f) for t, f in more.items()], {"run_id": "run-2", "kind": "load", "outcome": "loaded"})
+    again = Warehouse(tmp_path / "w")
+    assert again._uncommitted() == {}  # the slow write ended before the rollback, and was rolled back with the others
+    assert {t: again.read(t).sort("k").equals(before[t]) for t in first} == {t: True for t in first}

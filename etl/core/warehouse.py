@@ -27,6 +27,10 @@ are refused (`WarehouseStateError`) rather than guessed at.
 Loading a force-month replaces exactly that force-month (a Delta overwrite with a predicate), so a
 re-run of a month leaves the same table contents.
 
+A commit writes its tables ``WRITE_THREADS`` at a time (each table's writes in order): the Delta writer
+works on one core and lets go of the interpreter while it writes. Every write ends (or is cancelled before
+it starts) before the commit goes on, or rolls back when one fails.
+
 The commit keeps its cost flat as the warehouse grows: every table gets a Delta checkpoint each
 ``CHECKPOINT_EVERY`` versions (opening a table replays at most that many log entries, where it would
 replay every commit since the last checkpoint Delta writes on its own every 100), and the tables every
@@ -61,6 +65,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +97,7 @@ _LEGACY_RUN_ID = re.compile(r"^(load|measures|expectations|recovery)-\d{8}T\d{6}
 DEFAULT_LOCK_TIMEOUT = 1800.0  # seconds a run waits for the warehouse (ETL_LOCK_TIMEOUT overrides)
 DEFAULT_HISTORY_RETENTION_DAYS = 3650  # days of Delta history every table keeps (ETL_HISTORY_RETENTION_DAYS overrides)
 RETENTION_PROPERTIES = ("delta.logRetentionDuration", "delta.deletedFileRetentionDuration")
+WRITE_THREADS = 2  # tables a commit writes at once (`Warehouse._write_tables`)
 LOCK_REPORT_EVERY = 5.0  # seconds between "waiting for the warehouse" reports
 LEASE_POLL = 0.5  # seconds between attempts to take a warehouse lease on an object store
 
@@ -781,6 +787,41 @@ class Warehouse:
         self._checkpoint(w.table, version)
         return version
 
+    def _write_tables(self, writes: list[Write], run_id: str) -> dict[str, int]:
+        """Each write (`_write`), ``WRITE_THREADS`` tables at a time and each table's writes in order: table ->
+        its version after them. Returns, or raises the first failure, only once no write is running (those not
+        started are cancelled). The fault points are reached in this thread, in the order of the writes."""
+        by_table: dict[str, list[Write]] = {}
+        for w in writes:
+            by_table.setdefault(w.table, []).append(w)
+
+        def write_table(table_writes: list[Write]) -> int:
+            version = -1
+            for w in table_writes:
+                version = self._write(w, run_id)
+            return version
+
+        if WRITE_THREADS < 2 or len(by_table) < 2:
+            out = {}
+            for table, table_writes in by_table.items():
+                fault_point("commit.before_write")
+                out[table] = write_table(table_writes)
+                fault_point("commit.after_write")
+            return out
+        pool = ThreadPoolExecutor(max_workers=WRITE_THREADS, thread_name_prefix="table-write")
+        try:
+            futures = {}
+            for table, table_writes in by_table.items():
+                fault_point("commit.before_write")
+                futures[table] = pool.submit(write_table, table_writes)
+            out = {}
+            for table, future in futures.items():
+                out[table] = future.result()
+                fault_point("commit.after_write")
+            return out
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
     def _checkpoint(self, table: str, version: int) -> None:
         """A Delta checkpoint of the version just written when CHECKPOINT_EVERY versions have passed since
         the table's last one (it adds no version: readers replay the log from it instead of from the start
@@ -888,16 +929,9 @@ class Warehouse:
                     version = self._ensure_retention(table, run_id)
                     if version is not None:
                         versions[table] = version
-                for w in writes:
-                    fault_point("commit.before_write")
-                    versions[w.table] = self._write(w, run_id)
-                    fault_point("commit.after_write")
                 if checks is not None and checks.height:
-                    fault_point("commit.before_write")
-                    versions[AUDIT_CHECKS] = self._write(
-                        Write(AUDIT_CHECKS, checks.select([pl.col(k).cast(t) for k, t in AUDIT_CHECKS_SCHEMA.items()])), run_id
-                    )
-                    fault_point("commit.after_write")
+                    writes = [*writes, Write(AUDIT_CHECKS, checks.select([pl.col(k).cast(t) for k, t in AUDIT_CHECKS_SCHEMA.items()]))]
+                versions.update(self._write_tables(writes, run_id))
                 for table in COMPACTED:
                     compacted = self._compact(table, run_id) if table in versions else None
                     if compacted is not None:
