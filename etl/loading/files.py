@@ -4,7 +4,8 @@
 A backfill reads the next batch's files ahead (`reading_ahead`, `ReadAhead`): while a batch is written
 (the Delta writer works on one core), a thread reads the files of the batch after it. A file read ahead is
 used only if it has the same size and modification time when its batch reads it; otherwise, or when the
-thread had not reached it yet, it is read then, as always.
+thread had not reached it yet, it is read then, as always. It holds one more batch's files in memory (a
+batch is at most ``ETL_BATCH_MB`` of files, `etl.loading.batches`).
 
 One reason to change: how files are read for a load (threads, reading ahead, what a read failure becomes).
 """
