@@ -89,15 +89,16 @@ def test_a_file_the_thread_had_not_reached_is_read_in_its_turn(tmp_path: Path, m
     assert sorted(reads) == [(f"{MONTHS[0]}/recorded_crime.csv", "read-ahead_0"), (f"{MONTHS[1]}/recorded_crime.csv", "MainThread")]
 
 
+@pytest.mark.parametrize("months", ["1", "2"])  # a month per commit (a national source's months), or several
 def test_a_backfill_reads_each_file_once_some_ahead_and_loads_what_reading_in_turn_loads(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reads: list[tuple[str, str]]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reads: list[tuple[str, str]], months: str
 ) -> None:
     source = _source(tmp_path / "src")
-    monkeypatch.setenv("ETL_BATCH_MONTHS", "2")
+    monkeypatch.setenv("ETL_BATCH_MONTHS", months)
     ahead = pipeline.backfill(source, MONTHS[0], MONTHS[-1], tmp_path / "ahead", measures=False)
     by_thread = {t for _, t in reads}
     assert sorted(n for n, _ in reads) == sorted(f"{m}/recorded_crime.csv" for m in MONTHS)  # each file once
-    assert "read-ahead_0" in by_thread and by_thread - {"read-ahead_0"}  # batches 2 and 3 read ahead, the first not
+    assert "read-ahead_0" in by_thread and by_thread - {"read-ahead_0"}  # the batches after the first read ahead, the first not
     monkeypatch.setattr(files, "reading_ahead", lambda: pytest.fail("not read ahead here"))
     report = backfill_module.load_range(source, MONTHS[0], MONTHS[-1], lambda group: backfill_module.load_months(group, Warehouse(tmp_path / "turn")))
     assert [r.outcome for r in report] == [r.outcome for r in ahead.months] == ["loaded"] * 5

@@ -501,6 +501,7 @@ def commit(batch: CheckedBatch, writes: Writes, wh: Warehouse) -> list[MonthRepo
     started = time.perf_counter()
     month, live = batch.month, batch.live
     progress.emit("before_commit", run_ids=[u.run_id for u in live], month=month)
+    files.start_reading_ahead()  # a backfill's next batch read while this one is written (`files.reading_ahead`)
     with progress.stage("write", rows=sum(w.frame.height for w in writes.writes)):
         wh.commit(",".join(u.run_id for u in live), writes.writes, writes.runs, writes.checks)
     loaded = {u.run_id: _loaded_report(u, run, month) for u, run in zip(live, writes.runs)}
