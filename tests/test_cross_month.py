@@ -53,6 +53,8 @@ def test_crime_reference_loaded_in_two_months(history):
     # nothing lost: both copies are loaded
     rc = wh.read("recorded_crime")
     assert rc.filter(pl.col("crime_ref") == "2019-02-b1")["month"].sort().to_list() == ["2019-02", "2019-05"]
+    may_refs = rc.filter(pl.col("month") == "2019-05")["crime_ref"]
+    assert c["rows_checked"] == may_refs.n_unique() == may_refs.len()  # distinct in a file (the contract's rule): counted
     may = next(m for m in report.months if m.month == "2019-05")
     assert any("already loaded in: 2019-02" in w for w in may.warnings)
     assert all(checks_for(wh, m, "crime_ref.not_in_other_months")["passed"].to_list() == [True] for m in ("2019-04", "2019-06"))

@@ -229,3 +229,18 @@ def test_volume_counts_equal_a_recount_of_the_curated_rows(tmp_path: Path, how: 
     markers = counts.filter(pl.col("hocr_code").is_null())
     assert sorted(markers.select("force_id", "month").rows()) == sorted((f, m) for f in ("alpha", "beta") for m in MONTHS)
     assert markers["n"].to_list() == [0] * markers.height
+
+
+def test_distinct_rows_of_one_force_month_and_of_several() -> None:
+    from etl.core.key_index import distinct_rows
+
+    cols = ["indexed", "force_id", "month"]
+    one = pl.DataFrame({"indexed": ["r.c"] * 3, "force_id": ["a"] * 3, "month": ["2019-01"] * 3, "key": ["x", "y", None]})
+    assert distinct_rows(one, cols).rows() == [("r.c", "a", "2019-01")]
+    two = one.with_columns(pl.Series("month", ["2019-01", "2019-02", "2019-01"]))
+    assert sorted(distinct_rows(two, cols).rows()) == [("r.c", "a", "2019-01"), ("r.c", "a", "2019-02")]
+    with_null = one.with_columns(pl.Series("force_id", ["a", None, "a"]))  # a null is a value of its own
+    assert sorted(distinct_rows(with_null, cols).rows(), key=str) == [("r.c", "a", "2019-01"), ("r.c", None, "2019-01")]
+    assert distinct_rows(one.clear(), cols).height == 0
+    as_categories = two.with_columns(pl.col(c).cast(pl.Categorical) for c in cols)
+    assert sorted(distinct_rows(as_categories, cols).rows()) == sorted(distinct_rows(two, cols).rows())

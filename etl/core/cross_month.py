@@ -364,10 +364,12 @@ def key_in_other_months(result: ExtractResult, force: str, month: str, column: s
     """``earlier``: the force's committed rows of other months whose key is among this month's (column, month)."""
     desc = f"a {column} of this month was not already loaded in another month"
     clean = result.clean
+    # values the contract keeps distinct within a file (a force-month's) are counted, not told apart
+    distinct = pl.col(column).count() if _unique_in_file(result.contract, column) else pl.col(column).drop_nulls().n_unique()
     if isinstance(clean, pl.DataFrame):  # rows held: counted in place, no query to plan
-        n_keys = clean.get_column(column).drop_nulls().n_unique()
+        n_keys = int(clean.select(distinct).item())
     else:
-        n_keys = int(clean.lazy().select(pl.col(column).drop_nulls().n_unique()).collect(engine="streaming").item())
+        n_keys = int(clean.lazy().select(distinct).collect(engine="streaming").item())
     if earlier is None or n_keys == 0 or earlier.height == 0:
         return CheckResult(f"{column}.not_in_other_months", column, desc, "warning", True, 0, n_keys)
     dup_keys = earlier[column].n_unique()

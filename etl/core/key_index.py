@@ -149,8 +149,18 @@ def replace_predicate(column: str, rows: Iterable[tuple[str, str, str]]) -> str:
     return " OR ".join(clauses)
 
 
+def distinct_rows(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    """The distinct rows of ``frame``'s ``columns``. The index rows of one force-month have a single value in
+    each: then its first row, found by counting each column's values instead of a pass of ``unique`` (a
+    ten-year backfill asks this of 240 such frames)."""
+    part = frame.select(columns)
+    if part.height and all(n == 1 for n in part.select(pl.all().n_unique()).row(0)):
+        return part.head(1)
+    return part.unique()
+
+
 def _triples(frame: pl.DataFrame, column: str) -> set[tuple[str, str, str]]:
-    return set(frame.select(column, "force_id", "month").unique().iter_rows())
+    return set(distinct_rows(frame, [column, "force_id", "month"]).iter_rows())
 
 
 def _index_write(

@@ -38,7 +38,7 @@ from dataclasses import replace
 import polars as pl
 
 from etl.core import cross_month, progress, staging
-from etl.core.key_index import KEY_INDEX, VOLUME_COUNTS, Pending
+from etl.core.key_index import KEY_INDEX, VOLUME_COUNTS, Pending, distinct_rows
 from etl.core.warehouse import Warehouse, Write
 from etl.errors import ConfigError
 from etl.loading import files, stages
@@ -222,7 +222,7 @@ def _overlapping(writes: list[Write]) -> bool:
     """Whether two of an index table's writes hold rows of the same (indexed column or extract, force, month):
     each write's rows are distinct, so only then can the merged rows repeat."""
     parts = [c for c in writes[0].frame.columns if c in ("indexed", "extract")] + ["force_id", "month"]
-    each = [w.frame.select(parts).unique() for w in writes]
+    each = [distinct_rows(w.frame, parts) for w in writes]
     return pl.concat(each).unique().height < sum(e.height for e in each)
 
 
