@@ -45,12 +45,18 @@ def test_monthly_flow_loads_and_a_bad_month_fails_cleanly(prefect, tmp_path):
 def test_backfill_flow_loads_batches_as_the_local_backfill_does(prefect, tmp_path, monkeypatch):
     """The Prefect backfill of a folder loads its months in batches (one load-months task per batch): the
     same month reports, in month order, and the same tables as `etl.loading.backfill` without Prefect."""
+    import threading
+
     from prefect import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     from etl.flows.monthly import backfill as backfill_flow
+    from etl.loading import files
     from etl.loading.backfill import backfill as backfill_local
 
+    reads: list[str] = []  # the thread of every file read: the flow's tasks read the next batch ahead too
+    real = files.read_extract
+    monkeypatch.setattr(files, "read_extract", lambda path, data=None: reads.append(threading.current_thread().name) or real(path, data))
     monkeypatch.setenv("ETL_BATCH_MONTHS", "3")
     source = tmp_path / "s"
     write_population(source, {2019: 100_000})
@@ -60,6 +66,7 @@ def test_backfill_flow_loads_batches_as_the_local_backfill_does(prefect, tmp_pat
 
     state = backfill_flow(str(source), "2019-01", "2019-06", str(tmp_path / "flow"), return_state=True)
     flow_result = state.result()
+    assert "read-ahead_0" in reads and len(reads) == 5 + 1  # five months' files and the population file, each once
     local = backfill_local(source, "2019-01", "2019-06", tmp_path / "local")
 
     outcomes = [(m["month"], m["outcome"]) for m in flow_result["months"]]

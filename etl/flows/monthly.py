@@ -335,7 +335,9 @@ def backfill(
 
                 reports = scale.backfill(source, first, last, warehouse, force_id, workers, dask_address)
             else:
-                loaded = load_range(source, first, last, lambda group: load_months_task(group, warehouse), force_id=force_id, on_month=on_month)
+                loaded = load_range(
+                    source, first, last, lambda group: load_months_task(group, warehouse), force_id=force_id, on_month=on_month, read_ahead=True
+                )
                 reports = [r.to_dict() for r in loaded]
         forces = sorted({r["force_id"] for r in reports if r.get("force_id")}) or None
         measures = refresh_measures_task(warehouse, forces)
